@@ -1,0 +1,690 @@
+//! `ChargePointActor`: one per connected charge point. It owns what the server knows about the
+//! station while it is online (boot info, connector statuses, open transactions, latest readings),
+//! answers its requests, and hands every sample to the station's buffer and to the live stream.
+//!
+//! The requests and replies below are the protocol-agnostic form of what a charge point says;
+//! `src/ocpp/` translates OCPP-J frames into them and back.
+
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::buffer::{BufferActor, BufferSettings, Buffered, Push, Stop};
+use crate::counters::IngestCounters;
+use crate::id::ChargePointId;
+use crate::registry::Registry;
+use crate::sample::{Measurand, Phase, Readings, Sample};
+use crate::stream::{SampleBatch, SampleStream};
+use crate::txn_ids::TransactionIds;
+use crate::writer::{StoreOp, WriteBatch};
+
+/// Identity a charge point reports when it boots; shown by the admin API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BootInfo {
+    /// `chargePointVendor`.
+    pub vendor: String,
+    /// `chargePointModel`.
+    pub model: String,
+    /// `chargePointSerialNumber`.
+    pub serial_number: Option<String>,
+    /// `chargeBoxSerialNumber`.
+    pub charge_box_serial_number: Option<String>,
+    /// `firmwareVersion`.
+    pub firmware_version: Option<String>,
+    /// `iccid` of the modem.
+    pub iccid: Option<String>,
+    /// `imsi` of the modem.
+    pub imsi: Option<String>,
+    /// `meterType` of the main meter.
+    pub meter_type: Option<String>,
+    /// `meterSerialNumber` of the main meter.
+    pub meter_serial_number: Option<String>,
+}
+
+/// A connector's state as last reported by StatusNotification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusReport {
+    /// 0 is the charge point as a whole.
+    pub connector_id: u32,
+    /// OCPP `ChargePointStatus` (Available, Charging, Faulted, ...), validated by the codec.
+    pub status: String,
+    /// OCPP `ChargePointErrorCode` (NoError, GroundFailure, ...), validated by the codec.
+    pub error_code: String,
+    /// Free-form `info`.
+    pub info: Option<String>,
+    /// When the status changed, if the charge point said.
+    pub timestamp: Option<DateTime<Utc>>,
+    /// `vendorId` of a vendor-specific error.
+    pub vendor_id: Option<String>,
+    /// `vendorErrorCode`.
+    pub vendor_error_code: Option<String>,
+}
+
+/// A request from a charge point, already decoded and checked by the protocol edge.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// BootNotification.
+    Boot(BootInfo),
+    /// Heartbeat.
+    Heartbeat,
+    /// Authorize an idTag.
+    Authorize {
+        /// The token presented at the charge point.
+        id_tag: String,
+    },
+    /// StartTransaction.
+    StartTransaction {
+        /// Connector the session runs on (1..).
+        connector_id: u32,
+        /// The token that started it.
+        id_tag: String,
+        /// Energy register at start, in Wh.
+        meter_start: i64,
+        /// When it started.
+        timestamp: DateTime<Utc>,
+        /// Reservation it consumes, if any.
+        reservation_id: Option<i32>,
+    },
+    /// StopTransaction, with its optional `transactionData` readings.
+    StopTransaction {
+        /// The id the server assigned at start.
+        transaction_id: i32,
+        /// The token that stopped it, if any.
+        id_tag: Option<String>,
+        /// Energy register at stop, in Wh.
+        meter_stop: i64,
+        /// When it stopped.
+        timestamp: DateTime<Utc>,
+        /// OCPP `Reason` (Local, Remote, EVDisconnected, ...).
+        reason: Option<String>,
+        /// Readings sent along (`transactionData`).
+        readings: Readings,
+    },
+    /// MeterValues.
+    MeterValues {
+        /// Connector the readings belong to (0 = the whole charge point).
+        connector_id: u32,
+        /// Transaction they belong to, if the charge point named one.
+        transaction_id: Option<i32>,
+        /// The readings, normalised.
+        readings: Readings,
+    },
+    /// StatusNotification.
+    StatusNotification(StatusReport),
+    /// DataTransfer from the charge point.
+    DataTransfer {
+        /// `vendorId`.
+        vendor_id: String,
+        /// `messageId`.
+        message_id: Option<String>,
+        /// `data`, verbatim.
+        data: Option<String>,
+    },
+    /// DiagnosticsStatusNotification.
+    DiagnosticsStatus {
+        /// OCPP `DiagnosticsStatus`.
+        status: String,
+    },
+    /// FirmwareStatusNotification.
+    FirmwareStatus {
+        /// OCPP `FirmwareStatus`.
+        status: String,
+    },
+}
+
+/// Whether an idTag may charge (OCPP `AuthorizationStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizationStatus {
+    /// Allowed.
+    Accepted,
+    /// Known but blocked.
+    Blocked,
+    /// Known but expired.
+    Expired,
+    /// Unknown to the server.
+    Invalid,
+    /// Already in another transaction.
+    ConcurrentTx,
+}
+
+impl AuthorizationStatus {
+    /// The OCPP spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorizationStatus::Accepted => "Accepted",
+            AuthorizationStatus::Blocked => "Blocked",
+            AuthorizationStatus::Expired => "Expired",
+            AuthorizationStatus::Invalid => "Invalid",
+            AuthorizationStatus::ConcurrentTx => "ConcurrentTx",
+        }
+    }
+}
+
+/// Outcome of a DataTransfer (OCPP `DataTransferStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataTransferStatus {
+    /// Understood and accepted.
+    Accepted,
+    /// Understood and rejected.
+    Rejected,
+    /// The message id is unknown.
+    UnknownMessageId,
+    /// The vendor id is unknown: what this server answers, as it implements no vendor extension.
+    UnknownVendorId,
+}
+
+impl DataTransferStatus {
+    /// The OCPP spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataTransferStatus::Accepted => "Accepted",
+            DataTransferStatus::Rejected => "Rejected",
+            DataTransferStatus::UnknownMessageId => "UnknownMessageId",
+            DataTransferStatus::UnknownVendorId => "UnknownVendorId",
+        }
+    }
+}
+
+/// The server's answer to a [`Request`], turned into a CALLRESULT by the protocol edge.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// BootNotification.conf: always Accepted by this server.
+    Boot {
+        /// Server time, so the charge point can set its clock.
+        current_time: DateTime<Utc>,
+        /// Heartbeat interval the charge point should use.
+        interval_secs: u32,
+    },
+    /// Heartbeat.conf.
+    Heartbeat {
+        /// Server time.
+        current_time: DateTime<Utc>,
+    },
+    /// Authorize.conf.
+    Authorize {
+        /// Verdict on the idTag.
+        status: AuthorizationStatus,
+    },
+    /// StartTransaction.conf.
+    StartTransaction {
+        /// The id assigned by the server, unique across restarts.
+        transaction_id: i32,
+        /// Verdict on the idTag.
+        status: AuthorizationStatus,
+    },
+    /// StopTransaction.conf; `status` is present when the request carried an idTag.
+    StopTransaction {
+        /// Verdict on the idTag, if one was sent.
+        status: Option<AuthorizationStatus>,
+    },
+    /// MeterValues.conf (empty).
+    MeterValues,
+    /// StatusNotification.conf (empty).
+    StatusNotification,
+    /// DataTransfer.conf.
+    DataTransfer {
+        /// Outcome.
+        status: DataTransferStatus,
+        /// Optional answer data.
+        data: Option<String>,
+    },
+    /// DiagnosticsStatusNotification.conf (empty).
+    DiagnosticsStatus,
+    /// FirmwareStatusNotification.conf (empty).
+    FirmwareStatus,
+    /// The server could not handle the request (for example no transaction id could be
+    /// allocated because Redis is down); the edge answers with a CALLERROR `InternalError`.
+    Failed(String),
+}
+
+// ---------------------------------------------------------------------------------------------
+// The actor
+// ---------------------------------------------------------------------------------------------
+
+/// Behaviour that the operator configures (`[ocpp]`).
+#[derive(Debug, Clone)]
+pub struct ChargePointSettings {
+    /// Heartbeat interval given in BootNotification.conf.
+    pub heartbeat_interval_secs: u32,
+    /// When set, only these idTags are accepted; otherwise every idTag is.
+    pub id_tag_allow_list: Option<HashSet<String>>,
+    /// Buffer limits for the station's buffer.
+    pub buffer: BufferSettings,
+}
+
+/// Everything a charge point actor needs from the rest of the system, cloned into each one.
+#[derive(Clone)]
+pub struct Services {
+    /// Settings shared by all charge points.
+    pub settings: Arc<ChargePointSettings>,
+    /// The Redis writer.
+    pub writer: Recipient<WriteBatch>,
+    /// The live sample stream.
+    pub stream: SampleStream,
+    /// Transaction id source.
+    pub transaction_ids: TransactionIds,
+    /// Connected charge points.
+    pub registry: Registry,
+    /// Shared ingest counters.
+    pub counters: Arc<IngestCounters>,
+}
+
+/// Why the server closes a session; the edge picks the WebSocket close code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// A new connection with the same id took over.
+    Replaced,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// What the actor asks of the connection that carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionCommand {
+    /// Close the connection.
+    Close(CloseReason),
+}
+
+/// The connection ended (the peer left, timed out or broke the protocol); stop and flush.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Disconnected;
+
+/// Close the session from the server side (replacement or shutdown).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Close(pub CloseReason);
+
+/// An open transaction as the actor tracks it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenTransaction {
+    /// Server-assigned id.
+    pub transaction_id: i32,
+    /// Connector it runs on.
+    pub connector_id: u32,
+    /// Token that started it.
+    pub id_tag: String,
+    /// Register at start, Wh.
+    pub meter_start: i64,
+    /// Start time.
+    pub started_at: DateTime<Utc>,
+}
+
+/// Live state of a connected charge point, for the admin API.
+#[derive(Debug, Clone)]
+pub struct ChargePointState {
+    /// The charge point.
+    pub id: ChargePointId,
+    /// Identity from the last BootNotification of this session, if any.
+    pub boot: Option<BootInfo>,
+    /// Last status per connector.
+    pub connectors: Vec<StatusReport>,
+    /// Transactions started and not yet stopped in this session.
+    pub open_transactions: Vec<OpenTransaction>,
+    /// Last message of any kind.
+    pub last_seen: DateTime<Utc>,
+    /// When this session began.
+    pub connected_since: DateTime<Utc>,
+}
+
+/// Read the live state.
+#[derive(Debug, Message)]
+#[rtype(result = "ChargePointState")]
+pub struct Snapshot;
+
+/// Read the newest sample per (connector, measurand, phase) seen in this session.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Sample>")]
+pub struct Latest;
+
+/// Read the samples still in the station's buffer.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Sample>")]
+pub struct BufferedSamples;
+
+/// Key of the latest-sample map.
+type SeriesKey = (u32, Measurand, Option<Phase>);
+
+/// See the module documentation.
+pub struct ChargePointActor {
+    /// Who this is.
+    id: ChargePointId,
+    /// This connection's number in the registry.
+    session: u64,
+    /// Shared services.
+    services: Services,
+    /// The station's buffer, started with the actor and stopped (flushed) with it.
+    buffer: Option<Addr<BufferActor>>,
+    /// Back channel to the connection.
+    connection: UnboundedSender<SessionCommand>,
+    /// From BootNotification.
+    boot: Option<BootInfo>,
+    /// Last status per connector.
+    connectors: BTreeMap<u32, StatusReport>,
+    /// Open transactions by id.
+    open_transactions: HashMap<i32, OpenTransaction>,
+    /// Newest sample per series.
+    latest: HashMap<SeriesKey, Sample>,
+    /// Last message of any kind.
+    last_seen: DateTime<Utc>,
+    /// Session start.
+    connected_since: DateTime<Utc>,
+}
+
+impl ChargePointActor {
+    /// An actor for a new session `session` of charge point `id`.
+    pub fn new(
+        id: ChargePointId,
+        session: u64,
+        services: Services,
+        connection: UnboundedSender<SessionCommand>,
+    ) -> Self {
+        let now = Utc::now();
+        ChargePointActor {
+            id,
+            session,
+            services,
+            buffer: None,
+            connection,
+            boot: None,
+            connectors: BTreeMap::new(),
+            open_transactions: HashMap::new(),
+            latest: HashMap::new(),
+            last_seen: now,
+            connected_since: now,
+        }
+    }
+
+    fn authorize(&self, id_tag: &str) -> AuthorizationStatus {
+        match &self.services.settings.id_tag_allow_list {
+            Some(allowed) if !allowed.contains(id_tag) => AuthorizationStatus::Invalid,
+            _ => AuthorizationStatus::Accepted,
+        }
+    }
+
+    fn store(&self, op: StoreOp) {
+        self.services.writer.do_send(WriteBatch {
+            charge_point: self.id.clone(),
+            samples: Vec::new(),
+            ops: vec![op],
+        });
+    }
+
+    /// Publishes readings to the live stream and the buffer, and keeps the newest per series.
+    fn ingest(&mut self, readings: Readings) {
+        let counters = &self.services.counters;
+        if !readings.rejected.is_empty() {
+            counters
+                .values_rejected
+                .fetch_add(readings.rejected.len() as u64, Ordering::Relaxed);
+            for reason in &readings.rejected {
+                log::warn!("{}: skipped a sampled value: {reason}", self.id);
+            }
+        }
+        if readings.naive_timestamps > 0 {
+            counters
+                .naive_timestamps
+                .fetch_add(u64::from(readings.naive_timestamps), Ordering::Relaxed);
+        }
+        if readings.samples.is_empty() {
+            return;
+        }
+        counters
+            .samples_received
+            .fetch_add(readings.samples.len() as u64, Ordering::Relaxed);
+        for sample in &readings.samples {
+            let key = (sample.connector_id, sample.measurand, sample.phase);
+            match self.latest.get(&key) {
+                Some(seen) if seen.timestamp > sample.timestamp => {}
+                _ => {
+                    self.latest.insert(key, sample.clone());
+                }
+            }
+        }
+        if self.services.stream.has_subscribers() {
+            self.services.stream.publish(SampleBatch {
+                charge_point: self.id.clone(),
+                samples: Arc::from(readings.samples.clone()),
+            });
+        }
+        if let Some(buffer) = &self.buffer {
+            buffer.do_send(Push(readings.samples));
+        }
+    }
+
+    /// Handles a request that needs no waiting.
+    fn answer(&mut self, request: Request) -> Reply {
+        match request {
+            Request::Boot(boot) => {
+                log::info!(
+                    "{}: booted ({} {}, firmware {}).",
+                    self.id,
+                    boot.vendor,
+                    boot.model,
+                    boot.firmware_version.as_deref().unwrap_or("unknown")
+                );
+                self.store(StoreOp::Booted(boot.clone()));
+                self.boot = Some(boot);
+                Reply::Boot {
+                    current_time: Utc::now(),
+                    interval_secs: self.services.settings.heartbeat_interval_secs,
+                }
+            }
+            Request::Heartbeat => Reply::Heartbeat {
+                current_time: Utc::now(),
+            },
+            Request::Authorize { id_tag } => Reply::Authorize {
+                status: self.authorize(&id_tag),
+            },
+            Request::StopTransaction {
+                transaction_id,
+                id_tag,
+                meter_stop,
+                timestamp,
+                reason,
+                mut readings,
+            } => {
+                let open = self.open_transactions.remove(&transaction_id);
+                if let Some(open) = &open {
+                    for sample in &mut readings.samples {
+                        sample.connector_id = open.connector_id;
+                    }
+                }
+                self.ingest(readings);
+                self.store(StoreOp::TransactionStopped {
+                    transaction_id,
+                    id_tag: id_tag.clone(),
+                    meter_stop,
+                    timestamp,
+                    reason,
+                });
+                Reply::StopTransaction {
+                    status: id_tag.as_deref().map(|tag| self.authorize(tag)),
+                }
+            }
+            Request::MeterValues { readings, .. } => {
+                self.ingest(readings);
+                Reply::MeterValues
+            }
+            Request::StatusNotification(report) => {
+                self.store(StoreOp::Status(report.clone()));
+                self.connectors.insert(report.connector_id, report);
+                Reply::StatusNotification
+            }
+            Request::DataTransfer { vendor_id, .. } => {
+                log::info!(
+                    "{}: DataTransfer from unknown vendor {vendor_id:?}.",
+                    self.id
+                );
+                Reply::DataTransfer {
+                    status: DataTransferStatus::UnknownVendorId,
+                    data: None,
+                }
+            }
+            Request::DiagnosticsStatus { status } => {
+                log::info!("{}: diagnostics status {status}.", self.id);
+                Reply::DiagnosticsStatus
+            }
+            Request::FirmwareStatus { status } => {
+                log::info!("{}: firmware status {status}.", self.id);
+                Reply::FirmwareStatus
+            }
+            // Handled asynchronously in the Handler.
+            Request::StartTransaction { .. } => Reply::Failed("unexpected".into()),
+        }
+    }
+}
+
+impl Actor for ChargePointActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let _ = ctx; // the buffer runs on this actor's arbiter, next to it
+        let buffer = BufferActor::new(
+            self.id.clone(),
+            self.services.settings.buffer.clone(),
+            self.services.writer.clone(),
+            self.services.counters.clone(),
+        )
+        .start();
+        self.buffer = Some(buffer);
+        self.store(StoreOp::Presence {
+            connected: true,
+            at: self.connected_since,
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        // The buffer flushes before it stops; its memory goes with it.
+        if let Some(buffer) = self.buffer.take() {
+            buffer.do_send(Stop);
+        }
+        self.store(StoreOp::Presence {
+            connected: false,
+            at: self.last_seen,
+        });
+        self.services.registry.unregister(&self.id, self.session);
+        log::info!("{}: disconnected.", self.id);
+    }
+}
+
+impl Message for Request {
+    type Result = Reply;
+}
+
+impl Handler<Request> for ChargePointActor {
+    type Result = ResponseActFuture<Self, Reply>;
+
+    fn handle(&mut self, request: Request, _: &mut Self::Context) -> Self::Result {
+        self.last_seen = Utc::now();
+        self.services
+            .counters
+            .messages
+            .fetch_add(1, Ordering::Relaxed);
+        let Request::StartTransaction {
+            connector_id,
+            id_tag,
+            meter_start,
+            timestamp,
+            ..
+        } = request
+        else {
+            return Box::pin(actix::fut::ready(self.answer(request)));
+        };
+        let status = self.authorize(&id_tag);
+        let ids = self.services.transaction_ids.clone();
+        Box::pin(
+            async move { ids.next().await }
+                .into_actor(self)
+                .map(move |allocated, act, _| match allocated {
+                    Ok(transaction_id) => {
+                        log::info!(
+                            "{}: transaction {transaction_id} started on connector {connector_id}.",
+                            act.id
+                        );
+                        let open = OpenTransaction {
+                            transaction_id,
+                            connector_id,
+                            id_tag: id_tag.clone(),
+                            meter_start,
+                            started_at: timestamp,
+                        };
+                        act.open_transactions.insert(transaction_id, open);
+                        act.store(StoreOp::TransactionStarted {
+                            transaction_id,
+                            connector_id,
+                            id_tag,
+                            meter_start,
+                            timestamp,
+                        });
+                        Reply::StartTransaction {
+                            transaction_id,
+                            status,
+                        }
+                    }
+                    Err(error) => {
+                        log::error!("{}: StartTransaction failed: {error}.", act.id);
+                        Reply::Failed(error.to_string())
+                    }
+                }),
+        )
+    }
+}
+
+impl Handler<Disconnected> for ChargePointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Disconnected, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Close> for ChargePointActor {
+    type Result = ();
+
+    fn handle(&mut self, Close(reason): Close, ctx: &mut Self::Context) {
+        let _ = self.connection.send(SessionCommand::Close(reason));
+        ctx.stop();
+    }
+}
+
+impl Handler<Snapshot> for ChargePointActor {
+    type Result = MessageResult<Snapshot>;
+
+    fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
+        MessageResult(ChargePointState {
+            id: self.id.clone(),
+            boot: self.boot.clone(),
+            connectors: self.connectors.values().cloned().collect(),
+            open_transactions: self.open_transactions.values().cloned().collect(),
+            last_seen: self.last_seen,
+            connected_since: self.connected_since,
+        })
+    }
+}
+
+impl Handler<Latest> for ChargePointActor {
+    type Result = MessageResult<Latest>;
+
+    fn handle(&mut self, _: Latest, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.latest.values().cloned().collect())
+    }
+}
+
+impl Handler<BufferedSamples> for ChargePointActor {
+    type Result = ResponseFuture<Vec<Sample>>;
+
+    fn handle(&mut self, _: BufferedSamples, _: &mut Self::Context) -> Self::Result {
+        let buffer = self.buffer.clone();
+        Box::pin(async move {
+            match buffer {
+                Some(buffer) => buffer.send(Buffered).await.unwrap_or_default(),
+                None => Vec::new(),
+            }
+        })
+    }
+}

@@ -1,0 +1,32 @@
+//! The protocol-agnostic core of ocpp-meter: everything between "a charge point said this" and
+//! "it is in Redis", with no HTTP, WebSocket or OCPP-J in sight.
+//!
+//! # Layout
+//!
+//! ```text
+//!  edge (src/ws.rs) --Request--> ChargePointActor --Reply--> edge
+//!                                   |  samples
+//!                                   +--> SampleStream --> subscribers (roll-ups, alerts, live feed)
+//!                                   +--> BufferActor (per station) --WriteBatch--> RedisWriter --> Redis
+//!                                   +--StoreOp (boot, status, transactions)-------> RedisWriter
+//! ```
+//!
+//! - [`sample`]: samples, OCPP 1.6 enumerations, unit normalisation.
+//! - [`charge_point`]: requests, replies and the per-connection actor.
+//! - [`buffer`]: per-station batching and de-duplication.
+//! - [`writer`]: the Redis writer (pipelines, retry, bounded backlog).
+//! - [`stream`]: fan-out of live samples.
+//! - [`registry`]: connected charge points.
+//! - [`store`]: Redis key schema, encoding and reads.
+
+pub mod buffer;
+pub mod charge_point;
+pub mod counters;
+pub mod id;
+pub mod redis_pool;
+pub mod registry;
+pub mod sample;
+pub mod store;
+pub mod stream;
+pub mod txn_ids;
+pub mod writer;

@@ -1,0 +1,198 @@
+//! Redis key names: the one place that spells them.
+//!
+//! Every per-charge-point key carries the Redis Cluster hash tag `{<charge point id>}`, so all
+//! of one charge point's keys live in the same slot: a flush can pipeline (or `MULTI`) its
+//! `APPEND`, `EXPIRE` and `HSET` to one node, and a charge point's data moves as a unit when
+//! slots are rebalanced. Charge point ids are validated before they get here (no braces), and
+//! the functions `debug_assert!` that, because a brace inside the id would change the tag.
+
+use crate::sample::Sample;
+
+/// Milliseconds in one raw chunk: chunks are per UTC hour so that a time-range read touches
+/// few keys and whole hours expire together.
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// Global set of known charge point ids; lets the admin API list charge points without `SCAN`.
+pub const CHARGE_POINTS: &str = "ocpp:charge-points";
+
+/// String counter (`INCR`) handing out transaction ids: OCPP 1.6 makes the central system
+/// choose them, and they must be unique across the whole fleet.
+pub const TRANSACTION_SEQ: &str = "ocpp:txn:seq";
+
+fn check_id(charge_point: &str) {
+    debug_assert!(
+        !charge_point.contains(['{', '}']),
+        "charge point id {charge_point:?} would break the Redis Cluster hash tag"
+    );
+}
+
+/// Raw sample chunk (string of appended blocks, see [`super::chunk`]) for one charge point and
+/// one UTC hour (`hour` = unix seconds / 3600), e.g. `ocpp:{CP42}:raw:482000`.
+pub fn raw_chunk(charge_point: &str, hour: i64) -> String {
+    check_id(charge_point);
+    format!("ocpp:{{{charge_point}}}:raw:{hour}")
+}
+
+/// Hash of a charge point's BootNotification data and connection state (vendor, model,
+/// firmware, last seen); one hash so the admin API reads it with one `HGETALL`.
+pub fn info(charge_point: &str) -> String {
+    check_id(charge_point);
+    format!("ocpp:{{{charge_point}}}:info")
+}
+
+/// Hash of connector id -> latest StatusNotification (JSON); connector 0 is the charge point.
+pub fn connectors(charge_point: &str) -> String {
+    check_id(charge_point);
+    format!("ocpp:{{{charge_point}}}:connectors")
+}
+
+/// Hash of series ([`latest_field`]) -> latest sample ([`super::chunk::encode_sample_value`]);
+/// dashboards read current values here instead of decoding the hour's chunk.
+pub fn latest(charge_point: &str) -> String {
+    check_id(charge_point);
+    format!("ocpp:{{{charge_point}}}:latest")
+}
+
+/// Sorted set of the charge point's transaction ids scored by start time (unix ms), so that
+/// "transactions of CP42 last week" is one `ZRANGE … BYSCORE`.
+pub fn transactions(charge_point: &str) -> String {
+    check_id(charge_point);
+    format!("ocpp:{{{charge_point}}}:txns")
+}
+
+/// Hash holding one transaction record. It has no charge point hash tag because
+/// StartTransaction/StopTransaction and billing look transactions up by id alone; keep it out
+/// of multi-key commands with the per-charge-point keys in Redis Cluster.
+pub fn transaction(id: i32) -> String {
+    format!("ocpp:txn:{id}")
+}
+
+/// Field of the [`latest`] hash for a sample's series, e.g. `1:Voltage:L1:Outlet` (phase `-`
+/// when absent). Context and transaction are left out so a new transaction or a
+/// Transaction.End reading overwrites, rather than adds to, the series' current value.
+pub fn latest_field(sample: &Sample) -> String {
+    format!(
+        "{}:{}:{}:{}",
+        sample.connector_id,
+        sample.measurand,
+        sample.phase.map_or("-", |p| p.as_str()),
+        sample.location
+    )
+}
+
+/// Hour index (unix seconds / 3600, floored) of the raw chunk a sample timestamp belongs to.
+pub fn hour_of_ms(timestamp_ms: i64) -> i64 {
+    timestamp_ms.div_euclid(HOUR_MS)
+}
+
+/// Unix time (seconds) at which a raw chunk should expire: retention counts from the end of the
+/// chunk's hour, so every sample is kept at least `raw_days` days. Meant for `EXPIREAT`, which
+/// (unlike `EXPIRE` with a TTL computed from "now") gives the same answer on every retry.
+pub fn raw_chunk_expires_at(hour: i64, raw_days: u32) -> i64 {
+    hour.saturating_add(1)
+        .saturating_mul(3600)
+        .saturating_add(i64::from(raw_days) * 86_400)
+}
+
+/// Hour indexes of every raw chunk that may hold samples in the half-open range
+/// `[from_ms, to_ms)`, oldest first; empty when `to_ms <= from_ms`. Readers use it to know
+/// which chunk keys to fetch without `SCAN`.
+pub fn hours_covering(from_ms: i64, to_ms: i64) -> impl Iterator<Item = i64> {
+    if to_ms <= from_ms {
+        return 0..0;
+    }
+    // `to_ms > from_ms >= i64::MIN`, so `to_ms - 1` cannot overflow; neither can `last + 1`
+    // since an hour index is far below i64::MAX.
+    let first = hour_of_ms(from_ms);
+    let last = hour_of_ms(to_ms - 1);
+    first..last + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{Location, Measurand, Phase, ReadingContext, SampleValue, Unit};
+    use chrono::DateTime;
+
+    /// The part of a key Redis Cluster hashes: between the first `{` and the next `}`.
+    fn hash_tag(key: &str) -> Option<&str> {
+        let open = key.find('{')?;
+        let close = key[open + 1..].find('}')? + open + 1;
+        Some(&key[open + 1..close])
+    }
+
+    #[test]
+    fn per_charge_point_keys_share_the_hash_tag() {
+        let keys = [
+            raw_chunk("CP42", 482_000),
+            info("CP42"),
+            connectors("CP42"),
+            latest("CP42"),
+            transactions("CP42"),
+        ];
+        for key in &keys {
+            assert!(key.starts_with("ocpp:{CP42}:"), "{key}");
+            assert_eq!(hash_tag(key), Some("CP42"));
+        }
+        assert_eq!(raw_chunk("CP42", 482_000), "ocpp:{CP42}:raw:482000");
+        assert_eq!(raw_chunk("CP-1", -1), "ocpp:{CP-1}:raw:-1");
+        assert_eq!(transaction(17), "ocpp:txn:17");
+        assert_eq!(CHARGE_POINTS, "ocpp:charge-points");
+        assert_eq!(TRANSACTION_SEQ, "ocpp:txn:seq");
+    }
+
+    #[test]
+    #[should_panic(expected = "hash tag")]
+    #[cfg(debug_assertions)]
+    fn braces_in_ids_are_caught_in_debug_builds() {
+        let _ = info("CP{1}");
+    }
+
+    #[test]
+    fn latest_field_names_the_series() {
+        let sample = Sample {
+            timestamp: DateTime::from_timestamp(0, 0).unwrap_or_default(),
+            connector_id: 1,
+            transaction_id: Some(5),
+            measurand: Measurand::Voltage,
+            phase: Some(Phase::L1N),
+            location: Location::Outlet,
+            context: ReadingContext::SamplePeriodic,
+            unit: Unit::V,
+            value: SampleValue::Number(230.0),
+        };
+        assert_eq!(latest_field(&sample), "1:Voltage:L1-N:Outlet");
+        let no_phase = Sample {
+            phase: None,
+            ..sample
+        };
+        assert_eq!(latest_field(&no_phase), "1:Voltage:-:Outlet");
+    }
+
+    #[test]
+    fn hours_covering_is_half_open() {
+        let h = HOUR_MS;
+        let hours = |from, to| hours_covering(from, to).collect::<Vec<_>>();
+        assert_eq!(hours(0, h), [0]);
+        assert_eq!(hours(0, h + 1), [0, 1]);
+        assert_eq!(hours(h - 1, h), [0]);
+        assert_eq!(hours(h, h), Vec::<i64>::new());
+        assert_eq!(hours(5, 3), Vec::<i64>::new());
+        assert_eq!(hours(10 * h + 5, 13 * h), [10, 11, 12]);
+        assert_eq!(hours(-1, 1), [-1, 0]);
+        assert_eq!(hours(i64::MIN, i64::MIN + 1).len(), 1);
+        assert_eq!(hours(i64::MAX - 1, i64::MAX).len(), 1);
+        assert!(hours_covering(i64::MIN, i64::MAX).size_hint().0 > 1);
+    }
+
+    #[test]
+    fn chunks_expire_counting_from_the_hour_end() {
+        let hour = hour_of_ms(1_700_000_000_000);
+        assert_eq!(hour, 472_222);
+        assert_eq!(
+            raw_chunk_expires_at(hour, 7),
+            (hour + 1) * 3600 + 7 * 86_400
+        );
+        assert_eq!(raw_chunk_expires_at(i64::MAX, 7), i64::MAX);
+    }
+}

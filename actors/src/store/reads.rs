@@ -1,0 +1,140 @@
+//! Reads used by the admin API. Writes belong to the writer alone; these only look.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use deadpool_redis::redis::{self, AsyncCommands};
+use deadpool_redis::Pool;
+
+use crate::sample::Sample;
+use crate::store::{chunk, keys};
+
+/// Why a read failed: Redis was unreachable or answered with an error. The API turns it into 503.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// No connection could be had.
+    #[error("Redis is unavailable: {0}")]
+    Pool(#[from] deadpool_redis::PoolError),
+    /// The command failed.
+    #[error("Redis read failed: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// Stored record of a charge point (hash `info` plus hash `connectors`).
+#[derive(Debug, Clone, Default)]
+pub struct ChargePointRecord {
+    /// Fields of the info hash (vendor, model, firmware_version, last_seen, connected, ...).
+    pub info: HashMap<String, String>,
+    /// Connector statuses as stored: connector id -> JSON document.
+    pub connectors: HashMap<String, String>,
+}
+
+/// Stored record of a transaction (hash fields as written by the writer).
+pub type TransactionRecord = HashMap<String, String>;
+
+/// Raw samples of one charge point with `from <= timestamp < to`, in storage order (callers
+/// sort and de-duplicate after merging what is still buffered).
+pub async fn samples_in_range(
+    pool: &Pool,
+    charge_point: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Sample>, ReadError> {
+    let chunk_keys: Vec<String> =
+        keys::hours_covering(from.timestamp_millis(), to.timestamp_millis())
+            .map(|hour| keys::raw_chunk(charge_point, hour))
+            .collect();
+    if chunk_keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut conn = pool.get().await?;
+    let chunks: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+        .arg(&chunk_keys)
+        .query_async(&mut conn)
+        .await?;
+    let mut samples = Vec::new();
+    for (key, bytes) in chunk_keys.iter().zip(chunks) {
+        let Some(bytes) = bytes else { continue };
+        let (decoded, error) = chunk::decode_chunk(&bytes);
+        if let Some(error) = error {
+            log::error!("{charge_point}: chunk {key} is partly unreadable: {error}");
+        }
+        samples.extend(
+            decoded
+                .into_iter()
+                .filter(|s| s.timestamp >= from && s.timestamp < to),
+        );
+    }
+    Ok(samples)
+}
+
+/// The stored newest sample per (connector, measurand, phase).
+pub async fn latest_samples(pool: &Pool, charge_point: &str) -> Result<Vec<Sample>, ReadError> {
+    let mut conn = pool.get().await?;
+    let values: HashMap<Vec<u8>, Vec<u8>> = conn.hgetall(keys::latest(charge_point)).await?;
+    Ok(values
+        .values()
+        .filter_map(|bytes| chunk::decode_sample_value(bytes))
+        .collect())
+}
+
+/// The stored record of a charge point, `None` if it was never seen.
+pub async fn charge_point(
+    pool: &Pool,
+    charge_point: &str,
+) -> Result<Option<ChargePointRecord>, ReadError> {
+    let mut conn = pool.get().await?;
+    let (info, connectors): (HashMap<String, String>, HashMap<String, String>) = redis::pipe()
+        .hgetall(keys::info(charge_point))
+        .hgetall(keys::connectors(charge_point))
+        .query_async(&mut conn)
+        .await?;
+    if info.is_empty() && connectors.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(ChargePointRecord { info, connectors }))
+}
+
+/// Ids of every charge point ever seen.
+pub async fn charge_point_ids(pool: &Pool) -> Result<Vec<String>, ReadError> {
+    let mut conn = pool.get().await?;
+    let mut ids: Vec<String> = conn.smembers(keys::CHARGE_POINTS).await?;
+    ids.sort();
+    Ok(ids)
+}
+
+/// Stored records of several charge points in one round trip, in the order of `ids`.
+pub async fn charge_points(
+    pool: &Pool,
+    ids: &[String],
+) -> Result<Vec<ChargePointRecord>, ReadError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut conn = pool.get().await?;
+    let mut pipe = redis::pipe();
+    for id in ids {
+        pipe.hgetall(keys::info(id)).hgetall(keys::connectors(id));
+    }
+    let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+    let mut records = Vec::with_capacity(ids.len());
+    let mut iter = hashes.into_iter();
+    while let (Some(info), Some(connectors)) = (iter.next(), iter.next()) {
+        records.push(ChargePointRecord { info, connectors });
+    }
+    Ok(records)
+}
+
+/// A stored transaction, `None` if unknown.
+pub async fn transaction(pool: &Pool, id: i32) -> Result<Option<TransactionRecord>, ReadError> {
+    let mut conn = pool.get().await?;
+    let record: TransactionRecord = conn.hgetall(keys::transaction(id)).await?;
+    Ok((!record.is_empty()).then_some(record))
+}
+
+/// Whether Redis answers a PING; for `/ready`.
+pub async fn ping(pool: &Pool) -> Result<(), ReadError> {
+    let mut conn = pool.get().await?;
+    redis::cmd("PING").query_async::<()>(&mut conn).await?;
+    Ok(())
+}

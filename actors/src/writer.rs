@@ -1,0 +1,529 @@
+//! `RedisWriter`: the only actor that writes to Redis. Buffers hand it whole batches; it turns
+//! everything queued into one pipeline, retries with exponential backoff while Redis is away, and
+//! keeps what it has not written (bounded) so that an outage delays writes instead of losing them.
+//!
+//! It never makes a charge point wait: `WriteBatch` returns as soon as the batch is queued.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use deadpool_redis::redis::{self, Pipeline};
+use deadpool_redis::Pool;
+use tokio::sync::oneshot;
+
+use crate::charge_point::{BootInfo, StatusReport};
+use crate::id::ChargePointId;
+use crate::sample::Sample;
+use crate::store::{chunk, keys};
+
+/// Writer tuning, from `[buffer]`, `[redis]` and `[retention]` in config.toml.
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    /// Samples kept while Redis is unreachable; past this the oldest are dropped (and counted).
+    pub max_pending_samples: usize,
+    /// Days raw sample chunks live, counted from the end of the chunk's hour.
+    pub raw_days: u32,
+    /// First retry delay after a failed pipeline.
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// Most samples one pipeline carries; more are written by the next pipeline at once.
+    pub max_samples_per_pipeline: usize,
+}
+
+/// A change to a charge point's or transaction's record; rare next to samples, but it must reach
+/// Redis through the same retrying path so that an outage loses none of it either.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreOp {
+    /// The charge point booted: store its identity.
+    Booted(BootInfo),
+    /// The charge point connected (true) or disconnected (false) at this time.
+    Presence {
+        /// Whether a session is open.
+        connected: bool,
+        /// When it changed.
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// A connector reported a status.
+    Status(StatusReport),
+    /// A transaction started.
+    TransactionStarted {
+        /// Server-assigned id.
+        transaction_id: i32,
+        /// Connector it runs on.
+        connector_id: u32,
+        /// Token that started it.
+        id_tag: String,
+        /// Register at start, Wh.
+        meter_start: i64,
+        /// Start time.
+        timestamp: chrono::DateTime<chrono::Utc>,
+    },
+    /// A transaction stopped.
+    TransactionStopped {
+        /// Server-assigned id.
+        transaction_id: i32,
+        /// Token that stopped it, if any.
+        id_tag: Option<String>,
+        /// Register at stop, Wh.
+        meter_stop: i64,
+        /// Stop time.
+        timestamp: chrono::DateTime<chrono::Utc>,
+        /// Why it stopped.
+        reason: Option<String>,
+    },
+}
+
+/// Queue samples and record changes of one charge point for writing.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct WriteBatch {
+    /// Whose data this is (every key it touches carries this id's hash tag).
+    pub charge_point: ChargePointId,
+    /// Samples to append to the raw series.
+    pub samples: Vec<Sample>,
+    /// Record changes, applied in order.
+    pub ops: Vec<StoreOp>,
+}
+
+/// Resolve once every batch queued so far is in Redis; used by shutdown. Answers `false` if the
+/// writer was stopped first.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct Drain;
+
+/// Ask for the samples of one charge point that are queued but not yet confirmed written, so
+/// reads can show them (read-your-writes while Redis is slow or away).
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Sample>")]
+pub struct PendingSamples(pub ChargePointId);
+
+/// Counters shared with `/ready` and `/metrics`; atomics so readers never wait on the actor.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Whether the last pipeline succeeded (false until the first success).
+    pub redis_up: AtomicBool,
+    /// Samples confirmed written.
+    pub samples_stored: AtomicU64,
+    /// Samples dropped because the pending bound was reached.
+    pub samples_dropped: AtomicU64,
+    /// Samples waiting to be written.
+    pub samples_pending: AtomicU64,
+    /// Pipelines that succeeded.
+    pub pipelines_ok: AtomicU64,
+    /// Pipelines that failed (each one is retried).
+    pub pipelines_failed: AtomicU64,
+    /// Redis commands sent in successful pipelines.
+    pub commands_sent: AtomicU64,
+    /// Microseconds spent in successful pipelines, for a mean latency.
+    pub pipeline_micros: AtomicU64,
+}
+
+/// See the module documentation.
+pub struct RedisWriter {
+    /// Where the batches go.
+    pool: Pool,
+    /// Limits and timings.
+    settings: WriterSettings,
+    /// Batches not yet confirmed, oldest first; the in-flight ones stay here until confirmed so
+    /// a failed pipeline simply retries them.
+    queue: VecDeque<WriteBatch>,
+    /// How many batches at the front of `queue` the current pipeline carries (0: idle).
+    in_flight: usize,
+    /// Samples in `queue`, checked against `max_pending_samples`.
+    pending_samples: usize,
+    /// Current retry delay; reset after a success.
+    backoff: Duration,
+    /// Whether a retry timer is armed (no new pipeline starts until it fires).
+    retry_armed: bool,
+    /// Chunk keys whose expiry this process has already set, so EXPIREAT goes out once per chunk
+    /// rather than once per flush. Cleared when large; re-sending it is harmless.
+    expiring_chunks: HashSet<String>,
+    /// Shutdown waiters, answered when the queue is empty.
+    drain_waiters: Vec<oneshot::Sender<bool>>,
+    /// Shared counters.
+    stats: Arc<WriterStats>,
+}
+
+/// Bound on `expiring_chunks` before it is cleared: about one hour of a 50,000 station fleet.
+const MAX_REMEMBERED_CHUNKS: usize = 100_000;
+
+impl RedisWriter {
+    /// Creates the writer; start it with `actix::Supervisor::start` so a crash restarts it with
+    /// its queue intact.
+    pub fn new(pool: Pool, settings: WriterSettings, stats: Arc<WriterStats>) -> Self {
+        let backoff = settings.retry_initial;
+        RedisWriter {
+            pool,
+            settings,
+            queue: VecDeque::new(),
+            in_flight: 0,
+            pending_samples: 0,
+            backoff,
+            retry_armed: false,
+            expiring_chunks: HashSet::new(),
+            drain_waiters: Vec::new(),
+            stats,
+        }
+    }
+
+    /// Drops the oldest not-in-flight samples until the queue is within its bound; logged as an
+    /// error because it is data loss the operator must know about.
+    fn enforce_bound(&mut self) {
+        let mut dropped = 0usize;
+        let mut index = self.in_flight;
+        while self.pending_samples > self.settings.max_pending_samples && index < self.queue.len() {
+            let batch = &mut self.queue[index];
+            let excess = self.pending_samples - self.settings.max_pending_samples;
+            let take = excess.min(batch.samples.len());
+            batch.samples.drain(..take);
+            self.pending_samples -= take;
+            dropped += take;
+            index += 1;
+        }
+        if dropped > 0 {
+            self.stats
+                .samples_dropped
+                .fetch_add(dropped as u64, Ordering::Relaxed);
+            log::error!(
+                "Redis writer dropped {dropped} samples: {} are pending, over buffer.max_pending_samples = {}.",
+                self.pending_samples,
+                self.settings.max_pending_samples
+            );
+        }
+        self.stats
+            .samples_pending
+            .store(self.pending_samples as u64, Ordering::Relaxed);
+    }
+
+    /// Starts one pipeline for the oldest queued batches unless one is running or a retry waits.
+    fn write_next(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight > 0 || self.retry_armed {
+            return;
+        }
+        if self.queue.is_empty() {
+            for waiter in self.drain_waiters.drain(..) {
+                let _ = waiter.send(true);
+            }
+            return;
+        }
+        let mut count = 0;
+        let mut samples = 0;
+        for batch in &self.queue {
+            if count > 0 && samples + batch.samples.len() > self.settings.max_samples_per_pipeline {
+                break;
+            }
+            samples += batch.samples.len();
+            count += 1;
+        }
+        let (pipe, commands) = self.build_pipeline(count);
+        self.in_flight = count;
+        let pool = self.pool.clone();
+        let started = Instant::now();
+        let work = async move {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            pipe.query_async::<()>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
+            act.finish(result, samples, commands, started.elapsed(), ctx);
+        }));
+    }
+
+    /// Encodes the first `count` batches into one pipeline; returns it with its command count.
+    fn build_pipeline(&mut self, count: usize) -> (Pipeline, u64) {
+        let mut pipe = redis::pipe();
+        let mut commands = 0u64;
+        // Group samples per chunk key so one flush is one APPEND per (charge point, hour).
+        let mut chunks: HashMap<(String, i64), Vec<&Sample>> = HashMap::new();
+        let mut latest: HashMap<String, HashMap<String, &Sample>> = HashMap::new();
+        for batch in self.queue.iter().take(count) {
+            let cp = batch.charge_point.as_str();
+            for sample in &batch.samples {
+                let hour = sample.timestamp.timestamp().div_euclid(3600);
+                chunks
+                    .entry((keys::raw_chunk(cp, hour), hour))
+                    .or_default()
+                    .push(sample);
+                let newest = latest.entry(keys::latest(cp)).or_default();
+                let field = keys::latest_field(sample);
+                match newest.get(&field) {
+                    Some(seen) if seen.timestamp > sample.timestamp => {}
+                    _ => {
+                        newest.insert(field, sample);
+                    }
+                }
+            }
+            for op in &batch.ops {
+                commands += add_op(&mut pipe, cp, op);
+            }
+        }
+        for ((key, hour), samples) in chunks {
+            let mut block = Vec::with_capacity(samples.len() * 6 + 32);
+            let owned: Vec<Sample> = samples.into_iter().cloned().collect();
+            chunk::encode_block(&owned, &mut block);
+            pipe.cmd("APPEND").arg(&key).arg(block).ignore();
+            commands += 1;
+            if !self.expiring_chunks.contains(&key) {
+                pipe.cmd("EXPIREAT")
+                    .arg(&key)
+                    .arg(keys::raw_chunk_expires_at(hour, self.settings.raw_days))
+                    .ignore();
+                commands += 1;
+                if self.expiring_chunks.len() >= MAX_REMEMBERED_CHUNKS {
+                    self.expiring_chunks.clear();
+                }
+                self.expiring_chunks.insert(key);
+            }
+        }
+        for (key, fields) in latest {
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(&key);
+            for (field, sample) in fields {
+                cmd.arg(field).arg(chunk::encode_sample_value(sample));
+            }
+            pipe.add_command(cmd).ignore();
+            commands += 1;
+        }
+        (pipe, commands)
+    }
+
+    /// Handles the outcome of a pipeline: confirm and continue, or keep and retry later.
+    fn finish(
+        &mut self,
+        result: Result<(), String>,
+        samples: usize,
+        commands: u64,
+        took: Duration,
+        ctx: &mut Context<Self>,
+    ) {
+        let count = std::mem::take(&mut self.in_flight);
+        match result {
+            Ok(()) => {
+                let mut written = 0;
+                for _ in 0..count {
+                    if let Some(batch) = self.queue.pop_front() {
+                        written += batch.samples.len();
+                    }
+                }
+                debug_assert!(written <= samples);
+                self.pending_samples -= written;
+                let stats = &self.stats;
+                if !stats.redis_up.swap(true, Ordering::Relaxed) {
+                    log::info!("Redis is reachable; the writer is writing.");
+                }
+                stats
+                    .samples_stored
+                    .fetch_add(written as u64, Ordering::Relaxed);
+                stats.pipelines_ok.fetch_add(1, Ordering::Relaxed);
+                stats.commands_sent.fetch_add(commands, Ordering::Relaxed);
+                stats
+                    .pipeline_micros
+                    .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+                stats
+                    .samples_pending
+                    .store(self.pending_samples as u64, Ordering::Relaxed);
+                self.backoff = self.settings.retry_initial;
+                self.write_next(ctx);
+            }
+            Err(error) => {
+                self.stats.pipelines_failed.fetch_add(1, Ordering::Relaxed);
+                if self.stats.redis_up.swap(false, Ordering::Relaxed) {
+                    log::warn!(
+                        "Redis write failed ({error}); keeping {} samples and retrying with backoff.",
+                        self.pending_samples
+                    );
+                } else {
+                    log::debug!("Redis write failed again ({error}).");
+                }
+                // Chunk expiry may not have been set; forget what this pipeline claimed.
+                self.expiring_chunks.clear();
+                self.retry_armed = true;
+                let delay = self.backoff;
+                self.backoff = (self.backoff * 2).min(self.settings.retry_max);
+                ctx.run_later(delay, |act, ctx| {
+                    act.retry_armed = false;
+                    act.write_next(ctx);
+                });
+            }
+        }
+    }
+}
+
+/// Appends the commands of one record change; returns how many it added.
+fn add_op(pipe: &mut Pipeline, cp: &str, op: &StoreOp) -> u64 {
+    match op {
+        StoreOp::Booted(boot) => {
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(keys::info(cp))
+                .arg("vendor")
+                .arg(&boot.vendor)
+                .arg("model")
+                .arg(&boot.model);
+            let optional = [
+                ("serial_number", &boot.serial_number),
+                ("charge_box_serial_number", &boot.charge_box_serial_number),
+                ("firmware_version", &boot.firmware_version),
+                ("iccid", &boot.iccid),
+                ("imsi", &boot.imsi),
+                ("meter_type", &boot.meter_type),
+                ("meter_serial_number", &boot.meter_serial_number),
+            ];
+            for (field, value) in optional {
+                if let Some(value) = value {
+                    cmd.arg(field).arg(value);
+                }
+            }
+            pipe.add_command(cmd).ignore();
+            pipe.cmd("SADD").arg(keys::CHARGE_POINTS).arg(cp).ignore();
+            2
+        }
+        StoreOp::Presence { connected, at } => {
+            pipe.cmd("HSET")
+                .arg(keys::info(cp))
+                .arg("connected")
+                .arg(if *connected { "1" } else { "0" })
+                .arg("last_seen")
+                .arg(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .ignore();
+            pipe.cmd("SADD").arg(keys::CHARGE_POINTS).arg(cp).ignore();
+            2
+        }
+        StoreOp::Status(status) => {
+            let value = serde_json::json!({
+                "connector_id": status.connector_id,
+                "status": status.status,
+                "error_code": status.error_code,
+                "info": status.info,
+                "timestamp": status.timestamp,
+                "vendor_id": status.vendor_id,
+                "vendor_error_code": status.vendor_error_code,
+            });
+            pipe.cmd("HSET")
+                .arg(keys::connectors(cp))
+                .arg(status.connector_id)
+                .arg(value.to_string())
+                .ignore();
+            1
+        }
+        StoreOp::TransactionStarted {
+            transaction_id,
+            connector_id,
+            id_tag,
+            meter_start,
+            timestamp,
+        } => {
+            pipe.cmd("HSET")
+                .arg(keys::transaction(*transaction_id))
+                .arg("charge_point_id")
+                .arg(cp)
+                .arg("connector_id")
+                .arg(connector_id)
+                .arg("id_tag")
+                .arg(id_tag)
+                .arg("meter_start")
+                .arg(meter_start)
+                .arg("start_time")
+                .arg(timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .ignore();
+            pipe.cmd("ZADD")
+                .arg(keys::transactions(cp))
+                .arg(timestamp.timestamp_millis())
+                .arg(transaction_id)
+                .ignore();
+            2
+        }
+        StoreOp::TransactionStopped {
+            transaction_id,
+            id_tag,
+            meter_stop,
+            timestamp,
+            reason,
+        } => {
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(keys::transaction(*transaction_id))
+                .arg("charge_point_id")
+                .arg(cp)
+                .arg("meter_stop")
+                .arg(meter_stop)
+                .arg("stop_time")
+                .arg(timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            if let Some(tag) = id_tag {
+                cmd.arg("stop_id_tag").arg(tag);
+            }
+            if let Some(reason) = reason {
+                cmd.arg("stop_reason").arg(reason);
+            }
+            pipe.add_command(cmd).ignore();
+            1
+        }
+    }
+}
+
+impl Actor for RedisWriter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Writing may already be due after a supervisor restart.
+        self.write_next(ctx);
+    }
+}
+
+impl actix::Supervised for RedisWriter {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        // The queue is kept; whatever was in flight is simply written again (reads de-duplicate).
+        log::warn!(
+            "Redis writer restarting with {} pending samples.",
+            self.pending_samples
+        );
+        self.in_flight = 0;
+        self.retry_armed = false;
+    }
+}
+
+impl Handler<WriteBatch> for RedisWriter {
+    type Result = ();
+
+    fn handle(&mut self, batch: WriteBatch, ctx: &mut Self::Context) {
+        if batch.samples.is_empty() && batch.ops.is_empty() {
+            return;
+        }
+        self.pending_samples += batch.samples.len();
+        self.queue.push_back(batch);
+        self.enforce_bound();
+        self.write_next(ctx);
+    }
+}
+
+impl Handler<Drain> for RedisWriter {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.drain_waiters.push(tx);
+        self.write_next(ctx);
+        Box::pin(async move { rx.await.unwrap_or(false) })
+    }
+}
+
+impl Handler<PendingSamples> for RedisWriter {
+    type Result = MessageResult<PendingSamples>;
+
+    fn handle(
+        &mut self,
+        PendingSamples(cp): PendingSamples,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        MessageResult(
+            self.queue
+                .iter()
+                .filter(|batch| batch.charge_point == cp)
+                .flat_map(|batch| batch.samples.iter().cloned())
+                .collect(),
+        )
+    }
+}

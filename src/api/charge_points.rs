@@ -1,0 +1,218 @@
+//! `/api/v1/charge-points`: the fleet, one charge point, its meter values and latest readings.
+
+use std::collections::{BTreeMap, HashSet};
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{json, ApiError, ApiState};
+use actors::charge_point::{BufferedSamples, ChargePointState, Latest, Snapshot};
+use actors::id::ChargePointId;
+use actors::sample::{Measurand, Phase, Sample};
+use actors::store::reads;
+use actors::writer::PendingSamples;
+
+/// Default and largest `limit` of a meter-values query.
+const DEFAULT_LIMIT: usize = 1000;
+const MAX_LIMIT: usize = 10_000;
+/// Longest range one query may span (raw data lives 7 days by default; leave room for more).
+const MAX_RANGE_DAYS: i64 = 31;
+
+/// Registers the charge point routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/charge-points", web::get().to(list))
+        .route("/charge-points/{id}", web::get().to(one))
+        .route(
+            "/charge-points/{id}/meter-values",
+            web::get().to(meter_values),
+        )
+        .route(
+            "/charge-points/{id}/meter-values/latest",
+            web::get().to(latest),
+        );
+}
+
+fn parse_id(raw: &str) -> Result<ChargePointId, ApiError> {
+    ChargePointId::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// Live state of a connected charge point, `None` when it is not connected (or just left).
+async fn live_state(state: &ApiState, id: &ChargePointId) -> Option<ChargePointState> {
+    let connection = state.registry.get(id)?;
+    connection.actor.send(Snapshot).await.ok()
+}
+
+async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let mut ids: Vec<String> = reads::charge_point_ids(&state.pool).await?;
+    let known: HashSet<String> = ids.iter().cloned().collect();
+    for (id, _) in state.registry.all() {
+        if !known.contains(id.as_str()) {
+            ids.push(id.as_str().to_owned());
+        }
+    }
+    ids.sort();
+    let records = reads::charge_points(&state.pool, &ids).await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for (id, record) in ids.iter().zip(records.iter()) {
+        let live = match ChargePointId::parse(id) {
+            Ok(id) => live_state(&state, &id).await,
+            Err(_) => None,
+        };
+        out.push(json::charge_point(id, Some(record), live.as_ref()));
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+async fn one(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let record = reads::charge_point(&state.pool, id.as_str()).await?;
+    let live = live_state(&state, &id).await;
+    if record.is_none() && live.is_none() {
+        return Err(ApiError::NotFound(format!(
+            "charge point {id} has never been seen"
+        )));
+    }
+    Ok(HttpResponse::Ok().json(json::charge_point(
+        id.as_str(),
+        record.as_ref(),
+        live.as_ref(),
+    )))
+}
+
+/// Query of `/meter-values`; all optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeQuery {
+    measurand: Option<String>,
+    connector: Option<u32>,
+    phase: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+}
+
+fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| ApiError::BadRequest(format!("{name} must be an RFC 3339 timestamp: {e}")))
+}
+
+/// Samples of a charge point that are buffered or queued for writing, so reads show them before
+/// they reach Redis. Asked before Redis is read: a sample moving on meanwhile is then found in
+/// the next place, and duplicates are removed by the caller.
+async fn unwritten(state: &ApiState, id: &ChargePointId) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    if let Some(connection) = state.registry.get(id) {
+        samples.extend(
+            connection
+                .actor
+                .send(BufferedSamples)
+                .await
+                .unwrap_or_default(),
+        );
+    }
+    samples.extend(
+        state
+            .writer
+            .send(PendingSamples(id.clone()))
+            .await
+            .unwrap_or_default(),
+    );
+    samples
+}
+
+/// Sorts oldest first and drops repeats of the same reading.
+fn sort_and_dedupe(samples: &mut Vec<Sample>) {
+    samples.sort_by_key(Sample::identity);
+    samples.dedup_by(|a, b| a.identity() == b.identity());
+}
+
+async fn meter_values(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    query: web::Query<RangeQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let measurand = match &query.measurand {
+        Some(m) => Some(Measurand::parse(m).ok_or_else(|| {
+            ApiError::BadRequest(format!("measurand {m:?} is not an OCPP 1.6 measurand"))
+        })?),
+        None => None,
+    };
+    let phase = match &query.phase {
+        Some(p) => Some(Phase::parse(p).ok_or_else(|| {
+            ApiError::BadRequest(format!("phase {p:?} is not an OCPP 1.6 phase"))
+        })?),
+        None => None,
+    };
+    let to = match &query.to {
+        Some(t) => parse_time("to", t)?,
+        None => Utc::now() + Duration::milliseconds(1),
+    };
+    let from = match &query.from {
+        Some(f) => parse_time("from", f)?,
+        None => to - Duration::hours(1),
+    };
+    if from >= to {
+        return Err(ApiError::BadRequest("from must be before to".into()));
+    }
+    if to - from > Duration::days(MAX_RANGE_DAYS) {
+        return Err(ApiError::BadRequest(format!(
+            "the range may span at most {MAX_RANGE_DAYS} days"
+        )));
+    }
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1 to {MAX_LIMIT}"
+        )));
+    }
+
+    let mut samples = unwritten(&state, &id).await;
+    samples.extend(reads::samples_in_range(&state.pool, id.as_str(), from, to).await?);
+    samples.retain(|s| {
+        s.timestamp >= from
+            && s.timestamp < to
+            && measurand.is_none_or(|m| s.measurand == m)
+            && query.connector.is_none_or(|c| s.connector_id == c)
+            && phase.is_none_or(|p| s.phase == Some(p))
+    });
+    sort_and_dedupe(&mut samples);
+    samples.truncate(limit);
+    Ok(HttpResponse::Ok().json(json!({
+        "charge_point_id": id.as_str(),
+        "from": json::time(from),
+        "to": json::time(to),
+        "samples": samples.iter().map(json::sample).collect::<Vec<_>>(),
+    })))
+}
+
+async fn latest(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let mut candidates = reads::latest_samples(&state.pool, id.as_str()).await?;
+    if let Some(connection) = state.registry.get(&id) {
+        candidates.extend(connection.actor.send(Latest).await.unwrap_or_default());
+    }
+    let mut newest: BTreeMap<(u32, Measurand, Option<Phase>), Sample> = BTreeMap::new();
+    for sample in candidates {
+        let key = (sample.connector_id, sample.measurand, sample.phase);
+        match newest.get(&key) {
+            Some(seen) if seen.timestamp >= sample.timestamp => {}
+            _ => {
+                newest.insert(key, sample);
+            }
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "charge_point_id": id.as_str(),
+        "samples": newest.values().map(json::sample).collect::<Vec<_>>(),
+    })))
+}

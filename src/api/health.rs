@@ -1,0 +1,47 @@
+//! `/health` (the process answers) and `/ready` (it can store what it accepts).
+
+use std::sync::atomic::Ordering;
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use super::ApiState;
+use actors::store::reads;
+
+/// Registers `/health` and `/ready`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ready));
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// 200 when Redis answers and the writer's backlog is under its bound; 503 with the reasons
+/// otherwise, so a load balancer or orchestrator can act on it.
+async fn ready(state: web::Data<ApiState>) -> HttpResponse {
+    let mut reasons = Vec::new();
+    let redis = reads::ping(&state.pool).await;
+    if let Err(error) = &redis {
+        reasons.push(format!("redis: {error}"));
+    }
+    let pending = state.writer_stats.samples_pending.load(Ordering::Relaxed);
+    if pending as usize >= state.max_pending_samples {
+        reasons.push(format!(
+            "writer backlog of {pending} samples reached buffer.max_pending_samples"
+        ));
+    }
+    let body = json!({
+        "status": if reasons.is_empty() { "ready" } else { "not ready" },
+        "redis": if redis.is_ok() { "up" } else { "down" },
+        "pending_samples": pending,
+        "connected_charge_points": state.registry.len(),
+        "reasons": reasons,
+    });
+    if reasons.is_empty() {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

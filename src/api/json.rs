@@ -1,0 +1,100 @@
+//! The JSON shapes of the API, in one place so every route renders a sample or a charge point
+//! the same way.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+use actors::charge_point::ChargePointState;
+use actors::sample::{Sample, SampleValue};
+use actors::store::reads::ChargePointRecord;
+
+/// RFC 3339 in UTC with milliseconds, the API's one timestamp format.
+pub fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A sample: normalised unit, numeric `value`, or `raw_value` for signed data.
+pub fn sample(s: &Sample) -> Value {
+    let mut v = json!({
+        "timestamp": time(s.timestamp),
+        "connector_id": s.connector_id,
+        "transaction_id": s.transaction_id,
+        "measurand": s.measurand.as_str(),
+        "phase": s.phase.map(|p| p.as_str()),
+        "location": s.location.as_str(),
+        "context": s.context.as_str(),
+        "unit": s.unit.as_str(),
+    });
+    match &s.value {
+        SampleValue::Number(n) => {
+            v["value"] = json!(n);
+            v["format"] = json!("Raw");
+        }
+        SampleValue::Signed(text) => {
+            v["raw_value"] = json!(text);
+            v["format"] = json!("SignedData");
+        }
+    }
+    v
+}
+
+/// A charge point from its stored record, overlaid with live state when it is connected.
+pub fn charge_point(
+    id: &str,
+    record: Option<&ChargePointRecord>,
+    live: Option<&ChargePointState>,
+) -> Value {
+    let info = |field: &str| record.and_then(|r| r.info.get(field)).cloned();
+    let mut connectors: Vec<Value> = record
+        .map(|r| {
+            r.connectors
+                .values()
+                .filter_map(|doc| serde_json::from_str::<Value>(doc).ok())
+                .map(|doc| {
+                    json!({
+                        "connector_id": doc["connector_id"],
+                        "status": doc["status"],
+                        "error_code": doc["error_code"],
+                        "info": doc["info"],
+                        "timestamp": doc["timestamp"],
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut vendor = info("vendor");
+    let mut model = info("model");
+    let mut firmware = info("firmware_version");
+    let mut serial = info("serial_number");
+    let mut last_seen = info("last_seen");
+    if let Some(live) = live {
+        if let Some(boot) = &live.boot {
+            vendor = Some(boot.vendor.clone());
+            model = Some(boot.model.clone());
+            firmware = boot.firmware_version.clone();
+            serial = boot.serial_number.clone();
+        }
+        last_seen = Some(time(live.last_seen));
+        for status in &live.connectors {
+            connectors.retain(|c| c["connector_id"] != json!(status.connector_id));
+            connectors.push(json!({
+                "connector_id": status.connector_id,
+                "status": status.status,
+                "error_code": status.error_code,
+                "info": status.info,
+                "timestamp": status.timestamp.map(time),
+            }));
+        }
+    }
+    connectors.sort_by_key(|c| c["connector_id"].as_u64().unwrap_or(u64::MAX));
+    json!({
+        "id": id,
+        "connected": live.is_some(),
+        "vendor": vendor,
+        "model": model,
+        "firmware_version": firmware,
+        "serial_number": serial,
+        "last_seen": last_seen,
+        "connectors": connectors,
+    })
+}

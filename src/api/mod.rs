@@ -1,0 +1,98 @@
+//! The admin HTTP API: JSON over HTTP, one file per resource. Errors are `{"error": "..."}` with
+//! a fitting status, so scripts can show the reason as is.
+
+mod charge_points;
+mod health;
+mod json;
+mod transactions;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
+use actors::redis_pool::Pool;
+
+use actors::counters::IngestCounters;
+use actors::registry::Registry;
+use actors::store::reads::ReadError;
+use actors::writer::{RedisWriter, WriterStats};
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Redis, for reads.
+    pub pool: Pool,
+    /// Connected charge points, for live state.
+    pub registry: Registry,
+    /// The writer, for samples not yet in Redis.
+    pub writer: Addr<RedisWriter>,
+    /// Writer health, for `/ready`.
+    pub writer_stats: Arc<WriterStats>,
+    /// Ingest counters.
+    pub counters: Arc<IngestCounters>,
+    /// `buffer.max_pending_samples`, the backlog bound `/ready` compares against.
+    pub max_pending_samples: usize,
+}
+
+/// Registers every route of the admin API.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(health::configure)
+        .service(
+            web::scope("/api/v1")
+                .configure(charge_points::configure)
+                .configure(transactions::configure),
+        )
+        .default_service(web::to(|| async {
+            error_response(StatusCode::NOT_FOUND, "no such route".to_owned())
+        }));
+}
+
+/// A JSON error body with `status`.
+pub fn error_response(status: StatusCode, message: String) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({ "error": message }))
+}
+
+/// Errors of the API handlers, each with its status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Bad query or path parameter (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such resource (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Redis could not answer (503).
+    #[error(transparent)]
+    Store(#[from] ReadError),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        error_response(self.status_code(), self.to_string())
+    }
+}
+
+/// Turns actix-web's own query/path/JSON errors into the same `{"error"}` shape.
+pub fn json_error_handlers(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::QueryConfig::default()
+            .error_handler(|err, _| ApiError::BadRequest(err.to_string()).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _| ApiError::BadRequest(err.to_string()).into()),
+    )
+    .app_data(
+        web::JsonConfig::default()
+            .error_handler(|err, _| ApiError::BadRequest(err.to_string()).into()),
+    );
+}

@@ -1,0 +1,406 @@
+//! Configuration: `config.toml`, then `OCPP_METER_<SECTION>_<KEY>` environment variables, then
+//! command-line flags, each overriding the one before. Every key has a default equal to the
+//! shipped `config.toml` (a test holds them together), carries its unit in its name, and a bad
+//! value stops the server at start with a message that names the key.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Prefix of the environment overrides.
+pub const ENV_PREFIX: &str = "OCPP_METER_";
+
+/// Why the configuration could not be used; every variant names the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file (or an override) is not valid TOML or does not fit the schema.
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    /// An environment variable names no known key.
+    #[error("unknown environment override {0}: no such configuration key")]
+    UnknownEnv(String),
+    /// A key holds a value outside its range.
+    #[error("invalid value for {key}: {reason}")]
+    Invalid {
+        /// `section.key`.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The whole configuration, one struct per `config.toml` section.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`: listeners and shutdown.
+    pub server: ServerConfig,
+    /// `[redis]`: the store.
+    pub redis: RedisConfig,
+    /// `[buffer]`: batching and the outage backlog.
+    pub buffer: BufferConfig,
+    /// `[retention]`: how long data lives.
+    pub retention: RetentionConfig,
+    /// `[ocpp]`: protocol behaviour.
+    pub ocpp: OcppConfig,
+    /// `[limits]`: protection against misbehaving peers.
+    pub limits: LimitsConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Where charge points connect (WebSocket, OCPP-J).
+    pub ws_addr: String,
+    /// Where the admin HTTP API listens.
+    pub http_addr: String,
+    /// Worker threads per listener; 0 means one per CPU core.
+    pub workers: usize,
+    /// Longest a graceful shutdown waits for buffers to reach Redis.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            ws_addr: "0.0.0.0:8080".into(),
+            http_addr: "0.0.0.0:8081".into(),
+            workers: 0,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[redis]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`, `rediss://` for TLS, or `redis+unix:///path`.
+    pub url: String,
+    /// Connections in the pool.
+    pub pool_size: usize,
+    /// Connect timeout.
+    pub connect_timeout_ms: u64,
+    /// Timeout for one command or pipeline.
+    pub response_timeout_ms: u64,
+    /// First retry delay after a failed write; doubles up to `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    /// Longest retry delay.
+    pub retry_max_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+            pool_size: 8,
+            connect_timeout_ms: 2000,
+            response_timeout_ms: 5000,
+            retry_initial_ms: 100,
+            retry_max_ms: 5000,
+        }
+    }
+}
+
+/// `[buffer]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BufferConfig {
+    /// Samples per station batch.
+    pub max_samples: usize,
+    /// Longest a sample waits before its batch is written.
+    pub max_age_secs: u64,
+    /// Samples kept while Redis is away; past this the oldest are dropped and counted.
+    pub max_pending_samples: usize,
+    /// Recent readings remembered per station to drop retried duplicates.
+    pub dedupe_window_samples: usize,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            max_samples: 100,
+            max_age_secs: 30,
+            max_pending_samples: 5_000_000,
+            dedupe_window_samples: 4096,
+        }
+    }
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Days raw samples are kept.
+    pub raw_days: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { raw_days: 7 }
+    }
+}
+
+/// `[ocpp]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OcppConfig {
+    /// Heartbeat interval given to charge points at boot.
+    pub heartbeat_interval_secs: u32,
+    /// How often the server pings an idle connection.
+    pub ping_interval_secs: u64,
+    /// A connection silent this long (no frame, no pong) is dropped.
+    pub idle_timeout_secs: u64,
+    /// idTags accepted by Authorize/StartTransaction; empty accepts every idTag.
+    pub id_tag_allow_list: Vec<String>,
+}
+
+impl Default for OcppConfig {
+    fn default() -> Self {
+        OcppConfig {
+            heartbeat_interval_secs: 300,
+            ping_interval_secs: 30,
+            idle_timeout_secs: 120,
+            id_tag_allow_list: Vec::new(),
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest WebSocket message accepted; larger ones close the connection with 1009.
+    pub max_frame_bytes: usize,
+    /// Most charge points connected at once; further upgrades get 503.
+    pub max_connections: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_frame_bytes: 65536,
+            max_connections: 100_000,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path` (or the defaults when `path` is `None`), then applies the environment.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        apply_env(&mut table, env)?;
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges that the types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn addr(key: &'static str, value: &str) -> Result<(), ConfigError> {
+            value
+                .parse::<SocketAddr>()
+                .map(|_| ())
+                .map_err(|e| ConfigError::Invalid {
+                    key,
+                    reason: format!("{value:?} is not a host:port socket address ({e})"),
+                })
+        }
+        fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be greater than 0".into(),
+                });
+            }
+            Ok(())
+        }
+        addr("server.ws_addr", &self.server.ws_addr)?;
+        addr("server.http_addr", &self.server.http_addr)?;
+        let url = &self.redis.url;
+        if !["redis://", "rediss://", "redis+unix://", "unix://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(ConfigError::Invalid {
+                key: "redis.url",
+                reason: format!("{url:?} must start with redis://, rediss:// or redis+unix://"),
+            });
+        }
+        positive("redis.pool_size", self.redis.pool_size as u64)?;
+        positive("redis.connect_timeout_ms", self.redis.connect_timeout_ms)?;
+        positive("redis.response_timeout_ms", self.redis.response_timeout_ms)?;
+        positive("redis.retry_initial_ms", self.redis.retry_initial_ms)?;
+        if self.redis.retry_max_ms < self.redis.retry_initial_ms {
+            return Err(ConfigError::Invalid {
+                key: "redis.retry_max_ms",
+                reason: "must be at least redis.retry_initial_ms".into(),
+            });
+        }
+        positive("buffer.max_samples", self.buffer.max_samples as u64)?;
+        positive("buffer.max_age_secs", self.buffer.max_age_secs)?;
+        if self.buffer.max_pending_samples < self.buffer.max_samples {
+            return Err(ConfigError::Invalid {
+                key: "buffer.max_pending_samples",
+                reason: "must be at least buffer.max_samples".into(),
+            });
+        }
+        positive("retention.raw_days", self.retention.raw_days)?;
+        positive(
+            "ocpp.heartbeat_interval_secs",
+            u64::from(self.ocpp.heartbeat_interval_secs),
+        )?;
+        positive("ocpp.ping_interval_secs", self.ocpp.ping_interval_secs)?;
+        if self.ocpp.idle_timeout_secs <= self.ocpp.ping_interval_secs {
+            return Err(ConfigError::Invalid {
+                key: "ocpp.idle_timeout_secs",
+                reason: "must be longer than ocpp.ping_interval_secs".into(),
+            });
+        }
+        if self.limits.max_frame_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_frame_bytes",
+                reason: "must be at least 1024".into(),
+            });
+        }
+        positive("limits.max_connections", self.limits.max_connections as u64)?;
+        Ok(())
+    }
+
+    /// The idTag allow-list in the form the actors use (`None`: accept all).
+    pub fn id_tag_allow_list(&self) -> Option<HashSet<String>> {
+        let list = &self.ocpp.id_tag_allow_list;
+        (!list.is_empty()).then(|| list.iter().cloned().collect())
+    }
+
+    /// `server.shutdown_timeout_secs` as a duration.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.shutdown_timeout_secs)
+    }
+}
+
+/// The sections, so `OCPP_METER_REDIS_URL` can be split into `redis` + `url` even though keys
+/// contain underscores.
+const SECTIONS: &[&str] = &["server", "redis", "buffer", "retention", "ocpp", "limits"];
+
+/// Applies `OCPP_METER_<SECTION>_<KEY>` variables. A value is read as TOML (numbers, booleans,
+/// arrays) and taken as a plain string when it is not valid TOML, so `OCPP_METER_REDIS_URL=redis://x`
+/// needs no quoting.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let rest = rest.to_ascii_lowercase();
+        let Some((section, key)) = SECTIONS.iter().find_map(|section| {
+            rest.strip_prefix(section)
+                .and_then(|r| r.strip_prefix('_'))
+                .map(|key| (*section, key.to_owned()))
+        }) else {
+            return Err(ConfigError::UnknownEnv(name));
+        };
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        let entry = table
+            .entry(section.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match entry {
+            toml::Value::Table(section_table) => {
+                section_table.insert(key, value);
+            }
+            _ => return Err(ConfigError::Parse(format!("[{section}] is not a table"))),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml")
+    }
+
+    #[test]
+    fn shipped_config_equals_the_defaults() {
+        let loaded = Config::load(Some(&shipped()), Vec::new()).unwrap();
+        assert_eq!(loaded, Config::default());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = vec![
+            (
+                "OCPP_METER_REDIS_URL".into(),
+                "redis://10.0.0.1:6380".into(),
+            ),
+            (
+                "OCPP_METER_SERVER_HTTP_ADDR".into(),
+                "127.0.0.1:9000".into(),
+            ),
+            ("OCPP_METER_BUFFER_MAX_SAMPLES".into(), "50".into()),
+            (
+                "OCPP_METER_OCPP_ID_TAG_ALLOW_LIST".into(),
+                r#"["A", "B"]"#.into(),
+            ),
+            ("UNRELATED".into(), "x".into()),
+        ];
+        let config = Config::load(Some(&shipped()), env).unwrap();
+        assert_eq!(config.redis.url, "redis://10.0.0.1:6380");
+        assert_eq!(config.server.http_addr, "127.0.0.1:9000");
+        assert_eq!(config.buffer.max_samples, 50);
+        assert_eq!(config.ocpp.id_tag_allow_list, vec!["A", "B"]);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let env = vec![("OCPP_METER_BUFFER_MAX_SAMPLES".into(), "0".into())];
+        let error = Config::load(None, env).unwrap_err().to_string();
+        assert!(error.contains("buffer.max_samples"), "{error}");
+
+        let env = vec![("OCPP_METER_SERVER_WS_ADDR".into(), "nowhere".into())];
+        let error = Config::load(None, env).unwrap_err().to_string();
+        assert!(error.contains("server.ws_addr"), "{error}");
+
+        let env = vec![("OCPP_METER_REDIS_COLOUR".into(), "blue".into())];
+        let error = Config::load(None, env).unwrap_err().to_string();
+        assert!(error.contains("colour"), "{error}");
+
+        let env = vec![("OCPP_METER_NOPE_X".into(), "1".into())];
+        let error = Config::load(None, env).unwrap_err().to_string();
+        assert!(error.contains("OCPP_METER_NOPE_X"), "{error}");
+    }
+}

@@ -1,0 +1,271 @@
+//! ocpp-meter: an OCPP 1.6J central system that collects meter values from EV charge points,
+//! buffers and stores them in Redis, and serves them over an admin HTTP API.
+//!
+//! # Layout
+//!
+//! - [`config`]: `config.toml`, environment overrides, validation.
+//! - [`ocpp`]: OCPP-J framing and the OCPP 1.6 messages, converted to and from the domain
+//!   requests of the `actors` crate.
+//! - [`ws`]: the WebSocket endpoint charge points connect to.
+//! - [`api`]: the admin HTTP API.
+//! - [`start`] / [`RunningServer`]: wiring and graceful shutdown, used by `main.rs` and by the
+//!   integration tests (which bind ephemeral ports).
+//!
+//! The protocol-agnostic core (actors, storage) lives in the `actors` crate; see its docs for
+//! the actor graph.
+
+pub mod api;
+pub mod config;
+pub mod ocpp;
+pub mod ws;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Addr, Supervisor};
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
+
+use actors::buffer::BufferSettings;
+use actors::charge_point::{ChargePointSettings, Close, CloseReason, Services};
+use actors::counters::IngestCounters;
+use actors::redis_pool::{build_pool, PoolSettings};
+use actors::registry::Registry;
+use actors::store::reads;
+use actors::stream::SampleStream;
+use actors::txn_ids::TransactionIds;
+use actors::writer::{Drain, RedisWriter, WriterSettings, WriterStats};
+
+pub use config::Config;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address from the configuration.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The Redis pool could not be built (malformed URL).
+    #[error(transparent)]
+    Redis(#[from] actors::redis_pool::PoolError),
+}
+
+/// A started server: its bound addresses and what shutdown needs.
+pub struct RunningServer {
+    /// Where charge points connect (the actual port when 0 was configured).
+    pub ws_addr: SocketAddr,
+    /// Where the admin API listens.
+    pub http_addr: SocketAddr,
+    /// Connected charge points.
+    pub registry: Registry,
+    /// Writer counters (stored, pending, dropped samples).
+    pub writer_stats: Arc<WriterStats>,
+    /// Ingest counters.
+    pub counters: Arc<IngestCounters>,
+    /// The writer, drained on shutdown.
+    writer: Addr<RedisWriter>,
+    /// The WebSocket listener.
+    ws_server: ServerHandle,
+    /// The admin listener.
+    http_server: ServerHandle,
+    /// How long shutdown waits for Redis.
+    shutdown_timeout: Duration,
+}
+
+/// What a shutdown achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Whether everything buffered reached Redis within the timeout.
+    pub drained: bool,
+    /// Samples that had not reached Redis when the timeout ran out.
+    pub samples_not_written: u64,
+}
+
+fn bind(addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).map_err(|source| StartError::Bind {
+        addr: addr.to_owned(),
+        source,
+    })
+}
+
+/// Starts the listeners and actors on the current actix system. Redis being down is not an
+/// error: the server accepts and buffers, reports not-ready, and writes once Redis is back.
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    let pool = build_pool(&PoolSettings {
+        url: config.redis.url.clone(),
+        pool_size: config.redis.pool_size,
+        connect_timeout: Duration::from_millis(config.redis.connect_timeout_ms),
+        response_timeout: Duration::from_millis(config.redis.response_timeout_ms),
+    })?;
+    if let Err(error) = reads::ping(&pool).await {
+        log::error!(
+            "Redis at {} is unreachable ({error}). Accepting charge points anyway and keeping their samples in memory until it is back.",
+            config.redis.url
+        );
+    }
+
+    let writer_stats = Arc::new(WriterStats::default());
+    let writer_settings = WriterSettings {
+        max_pending_samples: config.buffer.max_pending_samples,
+        raw_days: u32::try_from(config.retention.raw_days).unwrap_or(u32::MAX),
+        retry_initial: Duration::from_millis(config.redis.retry_initial_ms),
+        retry_max: Duration::from_millis(config.redis.retry_max_ms),
+        max_samples_per_pipeline: config.buffer.max_samples.max(1000) * 10,
+    };
+    let writer = {
+        let pool = pool.clone();
+        let stats = writer_stats.clone();
+        Supervisor::start(move |_| RedisWriter::new(pool, writer_settings, stats))
+    };
+
+    let registry = Registry::default();
+    let counters = Arc::new(IngestCounters::default());
+    let services = Services {
+        settings: Arc::new(ChargePointSettings {
+            heartbeat_interval_secs: config.ocpp.heartbeat_interval_secs,
+            id_tag_allow_list: config.id_tag_allow_list(),
+            buffer: BufferSettings {
+                max_samples: config.buffer.max_samples,
+                max_age: Duration::from_secs(config.buffer.max_age_secs),
+                dedupe_window: config.buffer.dedupe_window_samples,
+            },
+        }),
+        writer: writer.clone().recipient(),
+        stream: SampleStream::default(),
+        transaction_ids: TransactionIds::new(pool.clone()),
+        registry: registry.clone(),
+        counters: counters.clone(),
+    };
+    let ws_state = ws::WsState {
+        services,
+        settings: Arc::new(ws::WsSettings {
+            ping_interval: Duration::from_secs(config.ocpp.ping_interval_secs),
+            idle_timeout: Duration::from_secs(config.ocpp.idle_timeout_secs),
+            max_frame_bytes: config.limits.max_frame_bytes,
+            max_connections: config.limits.max_connections,
+        }),
+    };
+    let api_state = api::ApiState {
+        pool,
+        registry: registry.clone(),
+        writer: writer.clone(),
+        writer_stats: writer_stats.clone(),
+        counters: counters.clone(),
+        max_pending_samples: config.buffer.max_pending_samples,
+    };
+
+    let workers = match config.server.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let ws_listener = bind(&config.server.ws_addr)?;
+    let http_listener = bind(&config.server.http_addr)?;
+    let ws_addr = ws_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: config.server.ws_addr.clone(),
+            source,
+        })?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: config.server.http_addr.clone(),
+            source,
+        })?;
+    let shutdown_timeout = config.shutdown_timeout();
+
+    let ws_server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(ws_state.clone()))
+            .configure(ws::configure)
+    })
+    .workers(workers)
+    .backlog(4096)
+    .max_connections(config.limits.max_connections.max(1))
+    .disable_signals()
+    .shutdown_timeout(shutdown_timeout.as_secs())
+    .listen(ws_listener)
+    .map_err(|source| StartError::Bind {
+        addr: config.server.ws_addr.clone(),
+        source,
+    })?
+    .run();
+    let http_server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(api_state.clone()))
+            .configure(api::json_error_handlers)
+            .configure(api::configure)
+    })
+    .workers(workers.min(2))
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(http_listener)
+    .map_err(|source| StartError::Bind {
+        addr: config.server.http_addr.clone(),
+        source,
+    })?
+    .run();
+    let ws_handle = ws_server.handle();
+    let http_handle = http_server.handle();
+    actix_web::rt::spawn(ws_server);
+    actix_web::rt::spawn(http_server);
+    log::info!("Listening for charge points on ws://{ws_addr}/ocpp/{{id}} and for the admin API on http://{http_addr}.");
+
+    Ok(RunningServer {
+        ws_addr,
+        http_addr,
+        registry,
+        writer_stats,
+        counters,
+        writer,
+        ws_server: ws_handle,
+        http_server: http_handle,
+        shutdown_timeout,
+    })
+}
+
+impl RunningServer {
+    /// Graceful shutdown: stop accepting, close every session with 1001, let every buffer flush,
+    /// wait (up to `server.shutdown_timeout_secs`) until the writer has put everything in Redis,
+    /// then stop the listeners.
+    pub async fn shutdown(self) -> ShutdownReport {
+        self.ws_server.pause().await;
+        let sessions = self.registry.all();
+        log::info!("Shutting down: closing {} sessions.", sessions.len());
+        for (_, connection) in sessions {
+            connection.actor.do_send(Close(CloseReason::Shutdown));
+        }
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        // Sessions stop, then their buffers stop and flush; wait for both.
+        while (!self.registry.is_empty() || self.counters.open_buffers.load(Ordering::SeqCst) > 0)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let drained = matches!(
+            tokio::time::timeout(remaining, self.writer.send(Drain)).await,
+            Ok(Ok(true))
+        );
+        let not_written = self.writer_stats.samples_pending.load(Ordering::Relaxed);
+        if drained {
+            log::info!("Every buffered sample is in Redis.");
+        } else {
+            log::error!(
+                "Shutdown timed out with {not_written} samples not yet in Redis; they are lost."
+            );
+        }
+        self.ws_server.stop(false).await;
+        self.http_server.stop(true).await;
+        ShutdownReport {
+            drained,
+            samples_not_written: if drained { 0 } else { not_written },
+        }
+    }
+}

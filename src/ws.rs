@@ -1,0 +1,321 @@
+//! The WebSocket endpoint charge points connect to: id and subprotocol checks before the upgrade,
+//! then one small task per connection that reads OCPP-J frames, asks the connection's
+//! `ChargePointActor` for answers and writes them back, with ping/pong keep-alive.
+//!
+//! Built on actix-ws rather than the deprecated actix-web-actors: the session is a plain task
+//! that owns the socket, and the actor stays protocol-agnostic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, CloseCode, ProtocolError, Session};
+use tokio::sync::mpsc;
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
+
+use actors::charge_point::{
+    ChargePointActor, Close, CloseReason, Disconnected, Services, SessionCommand,
+};
+use actors::id::ChargePointId;
+use actors::registry::Connection;
+
+use crate::api::error_response;
+use crate::ocpp::{self, ErrorCode, Frame};
+
+/// The only OCPP version this server speaks.
+pub const SUBPROTOCOL: &str = "ocpp1.6";
+
+/// Connection settings, from `[ocpp]` and `[limits]`.
+#[derive(Debug, Clone)]
+pub struct WsSettings {
+    /// Ping interval.
+    pub ping_interval: Duration,
+    /// Silence after which a connection is dropped.
+    pub idle_timeout: Duration,
+    /// Largest message accepted.
+    pub max_frame_bytes: usize,
+    /// Most connections at once.
+    pub max_connections: usize,
+}
+
+/// What the WebSocket handler needs, shared by all workers.
+#[derive(Clone)]
+pub struct WsState {
+    /// Wiring into the actor core.
+    pub services: Services,
+    /// Limits and timings.
+    pub settings: Arc<WsSettings>,
+}
+
+/// Registers the OCPP endpoints: `/ocpp/{id}` and, for chargers configured with a bare base URL,
+/// `/{id}`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ocpp/{id}", web::get().to(upgrade))
+        .route("/{id}", web::get().to(upgrade));
+}
+
+/// Decodes `%XX` escapes; `None` for malformed escapes or non-UTF-8 results.
+fn percent_decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = raw.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The charge point id from the raw (still percent-encoded) request path.
+fn id_from_path(path: &str) -> Result<ChargePointId, String> {
+    let raw = path
+        .strip_prefix("/ocpp/")
+        .or_else(|| path.strip_prefix('/'))
+        .unwrap_or(path);
+    let decoded = percent_decode(raw)
+        .ok_or_else(|| "the charge point id is not valid percent-encoded UTF-8".to_owned())?;
+    ChargePointId::parse(&decoded).map_err(|e| e.to_string())
+}
+
+/// Checks the offered subprotocols: `Ok` when `ocpp1.6` is offered or none is (some chargers
+/// omit the header), `Err` with the offers when only unknown ones are.
+fn check_subprotocol(req: &HttpRequest) -> Result<(), String> {
+    let offers: Vec<String> = req
+        .headers()
+        .get_all("sec-websocket-protocol")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if offers.is_empty() || offers.iter().any(|p| p == SUBPROTOCOL) {
+        Ok(())
+    } else {
+        Err(offers.join(", "))
+    }
+}
+
+/// The upgrade handler: refuses bad ids (400), unknown subprotocols (400) and connections over
+/// the limit (503) before the upgrade, then starts the session.
+async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<WsState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let id = match id_from_path(req.uri().path()) {
+        Ok(id) => id,
+        Err(reason) => {
+            return Ok(error_response(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                reason,
+            ))
+        }
+    };
+    if let Err(offers) = check_subprotocol(&req) {
+        log::warn!("{id}: refused: it offered only unsupported subprotocols ({offers}).");
+        return Ok(error_response(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            format!(
+                "unsupported WebSocket subprotocol(s) {offers}; this server speaks {SUBPROTOCOL}"
+            ),
+        ));
+    }
+    let registry = &state.services.registry;
+    if registry.len() >= state.settings.max_connections && registry.get(&id).is_none() {
+        log::warn!("{id}: refused: limits.max_connections reached.");
+        return Ok(error_response(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too many charge points connected".to_owned(),
+        ));
+    }
+    let (response, session, stream) = actix_ws::handle_with_protocols(&req, body, &[SUBPROTOCOL])?;
+
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let session_number = registry.new_session();
+    let actor = ChargePointActor::new(
+        id.clone(),
+        session_number,
+        state.services.clone(),
+        commands_tx,
+    )
+    .start();
+    let connection = Connection {
+        session: session_number,
+        actor: actor.clone(),
+    };
+    if let Some(old) = registry.register(id.clone(), connection) {
+        log::info!("{id}: a new connection replaces the open one.");
+        old.actor.do_send(Close(CloseReason::Replaced));
+    }
+    log::info!(
+        "{id}: connected from {}.",
+        req.peer_addr().map(|a| a.to_string()).unwrap_or_default()
+    );
+    let stream = stream
+        .max_frame_size(state.settings.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(state.settings.max_frame_bytes);
+    actix_web::rt::spawn(run_session(
+        id,
+        actor,
+        session,
+        stream,
+        commands_rx,
+        state.settings.clone(),
+    ));
+    Ok(response)
+}
+
+/// How a session ended, for the log and the close frame.
+enum Ending {
+    /// The peer closed or vanished.
+    PeerLeft,
+    /// The server closes with this code and reason.
+    Close(CloseCode, &'static str),
+}
+
+/// The per-connection loop. Every frame is answered before the next is read, which is what
+/// OCPP-J asks of a charge point anyway (one outstanding CALL per direction).
+async fn run_session(
+    id: ChargePointId,
+    actor: Addr<ChargePointActor>,
+    mut session: Session,
+    mut stream: actix_ws::AggregatedMessageStream,
+    mut commands: mpsc::UnboundedReceiver<SessionCommand>,
+    settings: Arc<WsSettings>,
+) {
+    let mut ping = interval_at(
+        Instant::now() + settings.ping_interval,
+        settings.ping_interval,
+    );
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    let ending = loop {
+        tokio::select! {
+            message = stream.recv() => {
+                last_heard = Instant::now();
+                let text = match message {
+                    Some(Ok(AggregatedMessage::Text(text))) => text.to_string(),
+                    Some(Ok(AggregatedMessage::Binary(bytes))) => {
+                        // OCPP-J uses text frames; accept UTF-8 sent as binary, refuse the rest.
+                        match String::from_utf8(bytes.to_vec()) {
+                            Ok(text) => text,
+                            Err(_) => {
+                                let reply = ocpp::encode_call_error(
+                                    "-1",
+                                    ErrorCode::FormationViolation,
+                                    "binary frame is not UTF-8 JSON",
+                                );
+                                if session.text(reply).await.is_err() { break Ending::PeerLeft; }
+                                continue;
+                            }
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() { break Ending::PeerLeft; }
+                        continue;
+                    }
+                    Some(Ok(AggregatedMessage::Pong(_))) => continue,
+                    Some(Ok(AggregatedMessage::Close(_))) | None => break Ending::PeerLeft,
+                    Some(Err(ProtocolError::Overflow)) => {
+                        log::warn!("{id}: message over limits.max_frame_bytes; closing with 1009.");
+                        break Ending::Close(CloseCode::Size, "message too big");
+                    }
+                    Some(Err(ProtocolError::Io(e))) if e.to_string().contains("maximum continuation size") => {
+                        log::warn!("{id}: fragmented message over limits.max_frame_bytes; closing with 1009.");
+                        break Ending::Close(CloseCode::Size, "message too big");
+                    }
+                    Some(Err(e)) => {
+                        log::warn!("{id}: WebSocket protocol error ({e}); closing.");
+                        break Ending::Close(CloseCode::Protocol, "websocket protocol error");
+                    }
+                };
+                if let Some(reply) = answer(&id, &actor, &text).await {
+                    if session.text(reply).await.is_err() { break Ending::PeerLeft; }
+                }
+            }
+            command = commands.recv() => match command {
+                Some(SessionCommand::Close(CloseReason::Replaced)) => {
+                    break Ending::Close(CloseCode::Policy, "replaced by a new connection");
+                }
+                Some(SessionCommand::Close(CloseReason::Shutdown)) | None => {
+                    break Ending::Close(CloseCode::Away, "server shutting down");
+                }
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= settings.idle_timeout {
+                    log::info!("{id}: silent for {:?}; dropping the connection.", settings.idle_timeout);
+                    break Ending::Close(CloseCode::Away, "idle timeout");
+                }
+                if session.ping(b"").await.is_err() { break Ending::PeerLeft; }
+            }
+        }
+    };
+    if let Ending::Close(code, description) = ending {
+        let reason = actix_ws::CloseReason {
+            code,
+            description: Some(description.to_owned()),
+        };
+        let _ = session.close(Some(reason)).await;
+    }
+    actor.do_send(Disconnected);
+}
+
+/// Answers one text frame: a CALLRESULT or CALLERROR for a CALL, nothing for the charge point's
+/// own CALLRESULT/CALLERROR (answers to server-initiated calls).
+async fn answer(id: &ChargePointId, actor: &Addr<ChargePointActor>, text: &str) -> Option<String> {
+    match ocpp::decode_frame(text) {
+        Ok(Frame::Call {
+            unique_id,
+            action,
+            payload,
+        }) => match ocpp::decode_request(&action, payload) {
+            Ok(request) => match actor.send(request).await {
+                Ok(reply) => Some(ocpp::encode_reply(&unique_id, &reply)),
+                Err(e) => {
+                    log::error!("{id}: the charge point actor is gone ({e}).");
+                    Some(ocpp::encode_call_error(
+                        &unique_id,
+                        ErrorCode::InternalError,
+                        "the server could not handle the request",
+                    ))
+                }
+            },
+            Err(error) => {
+                log::warn!("{id}: {action} refused: {error}.");
+                Some(ocpp::encode_payload_error(&unique_id, &error))
+            }
+        },
+        Ok(_) => {
+            log::debug!("{id}: ignoring a response to a call this server did not make.");
+            None
+        }
+        Err(error) => {
+            log::warn!("{id}: malformed frame: {error}.");
+            Some(ocpp::encode_frame_error(&error))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_percent_decoded_and_validated() {
+        assert!(id_from_path("/ocpp/CP%201").unwrap_err().contains("' '"));
+        assert_eq!(id_from_path("/ocpp/CP%2D1").unwrap().as_str(), "CP-1");
+        assert_eq!(id_from_path("/CP7").unwrap().as_str(), "CP7");
+        assert!(id_from_path("/ocpp/a%2Fb").is_err());
+        assert!(id_from_path("/ocpp/%7Bx%7D").is_err());
+        assert!(id_from_path("/ocpp/%zz").is_err());
+        assert!(id_from_path("/ocpp/").is_err());
+    }
+}

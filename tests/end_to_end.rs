@@ -1,0 +1,168 @@
+//! The whole path over real sockets: boot -> status -> start -> meter values -> stop, read back
+//! through the admin API, against a private redis-server.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+#[actix_web::test]
+async fn a_charging_session_is_stored_and_read_back() {
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let mut cp = ChargePoint::connect(&server, "CP-E2E").await;
+    let base = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let at = |secs: i64| (base + chrono::Duration::seconds(secs)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert_eq!(cp.protocol.as_deref(), Some("ocpp1.6"));
+
+    let boot = cp.boot().await;
+    assert_eq!(boot["status"], "Accepted");
+    assert_eq!(boot["interval"], 300);
+
+    let status = cp
+        .call(
+            "StatusNotification",
+            json!({"connectorId": 1, "errorCode": "NoError", "status": "Preparing"}),
+        )
+        .await;
+    assert_eq!(status, json!({}));
+    let auth = cp.call("Authorize", json!({"idTag": "TAG1"})).await;
+    assert_eq!(auth["idTagInfo"]["status"], "Accepted");
+
+    let start = cp
+        .call(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "TAG1", "meterStart": 1000, "timestamp": at(0)}),
+        )
+        .await;
+    let txn = start["transactionId"].as_i64().expect("transaction id");
+
+    let meter = meter_values(
+        1,
+        Some(txn),
+        &at(10),
+        json!([
+            {"value": "1.5", "measurand": "Energy.Active.Import.Register", "unit": "kWh"},
+            {"value": "7.4", "measurand": "Power.Active.Import", "unit": "kW"},
+            {"value": "230.1", "measurand": "Voltage", "phase": "L1-N", "unit": "V"},
+            {"value": "16", "measurand": "Current.Import", "phase": "L1", "unit": "A"}
+        ]),
+    );
+    assert_eq!(cp.call("MeterValues", meter).await, json!({}));
+
+    let stop = cp
+        .call(
+            "StopTransaction",
+            json!({
+                "transactionId": txn, "meterStop": 1600, "timestamp": at(300),
+                "idTag": "TAG1", "reason": "Local",
+                "transactionData": [{"timestamp": at(300), "sampledValue": [
+                    {"value": "1600", "measurand": "Energy.Active.Import.Register", "context": "Transaction.End"}
+                ]}]
+            }),
+        )
+        .await;
+    assert_eq!(stop["idTagInfo"]["status"], "Accepted");
+    let heartbeat = cp.call("Heartbeat", json!({})).await;
+    assert!(heartbeat["currentTime"].is_string());
+
+    // Read back: the samples are visible at once (read-your-writes), before any flush.
+    let range = format!("from={}&to={}", at(-60), at(600));
+    let (code, body) = get(&server, &format!("/api/v1/charge-points/CP-E2E/meter-values?{range}")).await;
+    assert_eq!(code, 200, "{body}");
+    let samples = body["samples"].as_array().expect("samples");
+    assert_eq!(samples.len(), 5, "{body}");
+    let energy = &samples[0];
+    assert_eq!(energy["measurand"], "Energy.Active.Import.Register");
+    assert_eq!(energy["unit"], "Wh");
+    assert_eq!(energy["value"], 1500.0);
+    assert_eq!(energy["transaction_id"], txn);
+    assert_eq!(energy["connector_id"], 1);
+    let power = samples.iter().find(|s| s["measurand"] == "Power.Active.Import").unwrap();
+    assert_eq!(power["value"], 7400.0);
+    assert_eq!(power["unit"], "W");
+    let end = samples.last().unwrap();
+    assert_eq!(end["context"], "Transaction.End");
+    assert_eq!(end["connector_id"], 1, "transactionData takes the transaction's connector");
+
+    let (_, filtered) = get(
+        &server,
+        &format!("/api/v1/charge-points/CP-E2E/meter-values?{range}&measurand=Voltage&phase=L1-N"),
+    )
+    .await;
+    assert_eq!(filtered["samples"].as_array().unwrap().len(), 1);
+    assert_eq!(filtered["samples"][0]["value"], 230.1);
+
+    let (code, cps) = get(&server, "/api/v1/charge-points").await;
+    assert_eq!(code, 200);
+    let me = cps.as_array().unwrap().iter().find(|c| c["id"] == "CP-E2E").expect("listed");
+    assert_eq!(me["connected"], true);
+    assert_eq!(me["vendor"], "TestVendor");
+    assert_eq!(me["firmware_version"], "1.2.3");
+    assert_eq!(me["connectors"][0]["status"], "Preparing");
+
+    // The transaction record reaches Redis through the writer.
+    let txn_path = format!("/api/v1/transactions/{txn}");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            get(&server, &txn_path).await.1["state"] == "stopped"
+        })
+        .await
+    );
+    let (_, record) = get(&server, &txn_path).await;
+    assert_eq!(record["energy_wh"], 600);
+    assert_eq!(record["charge_point_id"], "CP-E2E");
+    assert_eq!(record["id_tag"], "TAG1");
+
+    // After disconnect the buffer is flushed and everything is still readable from Redis.
+    drop(cp);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            get(&server, "/api/v1/charge-points/CP-E2E").await.1["connected"] == false
+        })
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            !redis.cli(&["KEYS", "ocpp:{CP-E2E}:raw:*"]).trim().is_empty()
+        })
+        .await,
+        "the buffer was flushed to a raw chunk: {}",
+        redis.cli(&["KEYS", "*"])
+    );
+    let (_, again) = get(&server, &format!("/api/v1/charge-points/CP-E2E/meter-values?{range}")).await;
+    assert_eq!(again["samples"], body["samples"]);
+    let (_, latest) = get(&server, "/api/v1/charge-points/CP-E2E/meter-values/latest").await;
+    let latest = latest["samples"].as_array().unwrap();
+    let energy = latest
+        .iter()
+        .find(|s| s["measurand"] == "Energy.Active.Import.Register")
+        .unwrap();
+    assert_eq!(energy["value"], 1600.0, "the newest register reading wins");
+
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn transaction_ids_are_unique_across_restarts() {
+    let redis = RedisServer::start();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..2 {
+        let server = start_server(test_config(&redis)).await;
+        let mut cp = ChargePoint::connect(&server, "CP-TXN").await;
+        for _ in 0..3 {
+            let start = cp
+                .call(
+                    "StartTransaction",
+                    json!({"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": "2025-01-01T10:00:00Z"}),
+                )
+                .await;
+            assert!(seen.insert(start["transactionId"].as_i64().unwrap()));
+        }
+        drop(cp);
+        server.shutdown().await;
+    }
+    assert_eq!(seen.len(), 6);
+}
