@@ -14,7 +14,11 @@ async fn a_charging_session_is_stored_and_read_back() {
     let server = start_server(test_config(&redis)).await;
     let mut cp = ChargePoint::connect(&server, "CP-E2E").await;
     let base = chrono::Utc::now() - chrono::Duration::minutes(10);
-    let at = |secs: i64| (base + chrono::Duration::seconds(secs)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let at = |secs: i64| {
+        (base + chrono::Duration::seconds(secs))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
     assert_eq!(cp.protocol.as_deref(), Some("ocpp1.6"));
 
     let boot = cp.boot().await;
@@ -70,7 +74,11 @@ async fn a_charging_session_is_stored_and_read_back() {
 
     // Read back: the samples are visible at once (read-your-writes), before any flush.
     let range = format!("from={}&to={}", at(-60), at(600));
-    let (code, body) = get(&server, &format!("/api/v1/charge-points/CP-E2E/meter-values?{range}")).await;
+    let (code, body) = get(
+        &server,
+        &format!("/api/v1/charge-points/CP-E2E/meter-values?{range}"),
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     let samples = body["samples"].as_array().expect("samples");
     assert_eq!(samples.len(), 5, "{body}");
@@ -80,12 +88,18 @@ async fn a_charging_session_is_stored_and_read_back() {
     assert_eq!(energy["value"], 1500.0);
     assert_eq!(energy["transaction_id"], txn);
     assert_eq!(energy["connector_id"], 1);
-    let power = samples.iter().find(|s| s["measurand"] == "Power.Active.Import").unwrap();
+    let power = samples
+        .iter()
+        .find(|s| s["measurand"] == "Power.Active.Import")
+        .unwrap();
     assert_eq!(power["value"], 7400.0);
     assert_eq!(power["unit"], "W");
     let end = samples.last().unwrap();
     assert_eq!(end["context"], "Transaction.End");
-    assert_eq!(end["connector_id"], 1, "transactionData takes the transaction's connector");
+    assert_eq!(
+        end["connector_id"], 1,
+        "transactionData takes the transaction's connector"
+    );
 
     let (_, filtered) = get(
         &server,
@@ -97,7 +111,12 @@ async fn a_charging_session_is_stored_and_read_back() {
 
     let (code, cps) = get(&server, "/api/v1/charge-points").await;
     assert_eq!(code, 200);
-    let me = cps.as_array().unwrap().iter().find(|c| c["id"] == "CP-E2E").expect("listed");
+    let me = cps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "CP-E2E")
+        .expect("listed");
     assert_eq!(me["connected"], true);
     assert_eq!(me["vendor"], "TestVendor");
     assert_eq!(me["firmware_version"], "1.2.3");
@@ -126,13 +145,20 @@ async fn a_charging_session_is_stored_and_read_back() {
     );
     assert!(
         eventually(Duration::from_secs(5), || async {
-            !redis.cli(&["KEYS", "ocpp:{CP-E2E}:raw:*"]).trim().is_empty()
+            !redis
+                .cli(&["KEYS", "ocpp:{CP-E2E}:raw:*"])
+                .trim()
+                .is_empty()
         })
         .await,
         "the buffer was flushed to a raw chunk: {}",
         redis.cli(&["KEYS", "*"])
     );
-    let (_, again) = get(&server, &format!("/api/v1/charge-points/CP-E2E/meter-values?{range}")).await;
+    let (_, again) = get(
+        &server,
+        &format!("/api/v1/charge-points/CP-E2E/meter-values?{range}"),
+    )
+    .await;
     assert_eq!(again["samples"], body["samples"]);
     let (_, latest) = get(&server, "/api/v1/charge-points/CP-E2E/meter-values/latest").await;
     let latest = latest["samples"].as_array().unwrap();

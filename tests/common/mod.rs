@@ -62,7 +62,10 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if self.try_cli(&["PING"]).is_some_and(|out| out.trim() == "PONG") {
+            if self
+                .try_cli(&["PING"])
+                .is_some_and(|out| out.trim() == "PONG")
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -274,7 +277,11 @@ impl ChargePoint {
         self.send_text(&json!([2, id, action, payload]).to_string())
             .await;
         let answer = self.recv().await;
-        assert_eq!(answer[1], json!(id), "answer carries the uniqueId: {answer}");
+        assert_eq!(
+            answer[1],
+            json!(id),
+            "answer carries the uniqueId: {answer}"
+        );
         answer
     }
 
@@ -282,7 +289,11 @@ impl ChargePoint {
     /// schema, and returns the payload.
     pub async fn call(&mut self, action: &str, payload: Value) -> Value {
         let answer = self.call_frame(action, payload).await;
-        assert_eq!(answer[0], json!(3), "expected CALLRESULT to {action}, got {answer}");
+        assert_eq!(
+            answer[0],
+            json!(3),
+            "expected CALLRESULT to {action}, got {answer}"
+        );
         let payload = answer[2].clone();
         assert_valid(&format!("{action}Response"), &payload);
         payload
@@ -338,7 +349,12 @@ pub async fn get(server: &RunningServer, path: &str) -> (u16, Value) {
 }
 
 /// A MeterValues payload with one meterValue of the given sampled values.
-pub fn meter_values(connector: u32, transaction: Option<i64>, timestamp: &str, sampled: Value) -> Value {
+pub fn meter_values(
+    connector: u32,
+    transaction: Option<i64>,
+    timestamp: &str,
+    sampled: Value,
+) -> Value {
     let mut payload = json!({
         "connectorId": connector,
         "meterValue": [{"timestamp": timestamp, "sampledValue": sampled}],
