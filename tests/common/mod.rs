@@ -3,6 +3,7 @@
 //! WebSocket client and an HTTP client, and validation against the official OCPP 1.6 schemas.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed set-up should stop the test loudly
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
