@@ -563,10 +563,18 @@ impl Actor for ChargePointActor {
         if let Some(buffer) = self.buffer.take() {
             buffer.do_send(Stop);
         }
-        self.store(StoreOp::Presence {
-            connected: false,
-            at: self.last_seen,
-        });
+        // A replacement session has already recorded itself as connected; leave that be.
+        let replaced = self
+            .services
+            .registry
+            .get(&self.id)
+            .is_some_and(|c| c.session != self.session);
+        if !replaced {
+            self.store(StoreOp::Presence {
+                connected: false,
+                at: self.last_seen,
+            });
+        }
         self.services.registry.unregister(&self.id, self.session);
         log::info!("{}: disconnected.", self.id);
     }
