@@ -1,12 +1,11 @@
 //! `BufferActor`: one per connected station. It collects the station's samples and hands them to
 //! the writer in batches, so Redis sees one pipeline per `max_samples` samples instead of one
-//! write per sample, and it drops exact repeats (a charge point retrying a MeterValues).
+//! write per sample.
 //!
 //! Batch rules (after vector's batcher): the age timer starts at the first sample of a batch; a
 //! batch is closed when full, when its oldest sample reaches `max_age`, on `Flush`, and when the
 //! actor stops (disconnect or shutdown), so nothing it accepted is left behind.
 
-use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +14,7 @@ use actix::prelude::*;
 
 use crate::counters::IngestCounters;
 use crate::id::ChargePointId;
-use crate::sample::{Sample, SampleIdentity};
+use crate::sample::Sample;
 use crate::writer::WriteBatch;
 
 /// Batch limits, from `[buffer]` in config.toml.
@@ -25,7 +24,7 @@ pub struct BufferSettings {
     pub max_samples: usize,
     /// Longest a sample waits in the buffer (`buffer.max_age_secs`, default 30 s).
     pub max_age: Duration,
-    /// How many recent sample identities are remembered to drop repeats.
+    /// How many recent sample identities the station's actor remembers to drop repeats.
     pub dedupe_window: usize,
 }
 
@@ -59,10 +58,6 @@ pub struct BufferActor {
     samples: Vec<Sample>,
     /// Fires when the oldest sample of the open batch reaches `max_age`.
     age_timer: Option<SpawnHandle>,
-    /// Recent identities, for de-duplication: the set answers, the queue evicts oldest first.
-    recent: HashSet<SampleIdentity>,
-    /// Insertion order of `recent`.
-    recent_order: VecDeque<SampleIdentity>,
     /// Where full batches go.
     writer: Recipient<WriteBatch>,
     /// Shared gauges: open buffers and buffered samples.
@@ -82,28 +77,9 @@ impl BufferActor {
             samples: Vec::with_capacity(settings.max_samples),
             settings,
             age_timer: None,
-            recent: HashSet::new(),
-            recent_order: VecDeque::new(),
             writer,
             counters,
         }
-    }
-
-    /// Remembers an identity; false if it was seen recently (a repeat to drop).
-    fn first_sighting(&mut self, identity: SampleIdentity) -> bool {
-        if self.settings.dedupe_window == 0 {
-            return true;
-        }
-        if !self.recent.insert(identity) {
-            return false;
-        }
-        self.recent_order.push_back(identity);
-        if self.recent_order.len() > self.settings.dedupe_window {
-            if let Some(old) = self.recent_order.pop_front() {
-                self.recent.remove(&old);
-            }
-        }
-        true
     }
 
     /// Sends the open batch to the writer and resets the timer.
@@ -154,9 +130,6 @@ impl Handler<Push> for BufferActor {
 
     fn handle(&mut self, Push(samples): Push, ctx: &mut Self::Context) {
         for sample in samples {
-            if !self.first_sighting(sample.identity()) {
-                continue;
-            }
             if self.samples.is_empty() && self.age_timer.is_none() {
                 self.age_timer = Some(ctx.run_later(self.settings.max_age, |act, ctx| {
                     act.age_timer = None;
@@ -286,19 +259,6 @@ mod tests {
             vec![2],
             "the timer starts at the first sample"
         );
-    }
-
-    #[actix::test]
-    async fn drops_repeated_readings() {
-        let (buffer, seen) = start(100, Duration::from_secs(3600));
-        buffer.send(Push(vec![sample(0), sample(1)])).await.unwrap();
-        buffer
-            .send(Push(vec![sample(0), sample(1), sample(2)]))
-            .await
-            .unwrap();
-        buffer.send(Flush).await.unwrap();
-        actix::clock::sleep(Duration::from_millis(1)).await;
-        assert_eq!(sizes(&seen), vec![3]);
     }
 
     #[actix::test]

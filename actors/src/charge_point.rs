@@ -15,10 +15,11 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::buffer::{BufferActor, BufferSettings, Buffered, Push, Stop};
 use crate::counters::IngestCounters;
+use crate::dedupe::RecentSamples;
 use crate::id::ChargePointId;
 use crate::registry::Registry;
 use crate::sample::{Measurand, Phase, Readings, Sample};
-use crate::stream::{SampleBatch, SampleStream};
+use crate::stream::{SampleBatch, SampleStream, SessionEvent, SessionNotice};
 use crate::txn_ids::TransactionIds;
 use crate::writer::{StoreOp, WriteBatch};
 
@@ -369,6 +370,8 @@ pub struct ChargePointActor {
     open_transactions: HashMap<i32, OpenTransaction>,
     /// Newest sample per series.
     latest: HashMap<SeriesKey, Sample>,
+    /// Recently seen readings, to drop a retried MeterValues before anyone sees it twice.
+    recent: RecentSamples,
     /// Last message of any kind.
     last_seen: DateTime<Utc>,
     /// Session start.
@@ -384,6 +387,7 @@ impl ChargePointActor {
         connection: UnboundedSender<SessionCommand>,
     ) -> Self {
         let now = Utc::now();
+        let recent = RecentSamples::new(services.settings.buffer.dedupe_window);
         ChargePointActor {
             id,
             session,
@@ -394,6 +398,7 @@ impl ChargePointActor {
             connectors: BTreeMap::new(),
             open_transactions: HashMap::new(),
             latest: HashMap::new(),
+            recent,
             last_seen: now,
             connected_since: now,
         }
@@ -406,6 +411,14 @@ impl ChargePointActor {
         }
     }
 
+    fn notify(&self, event: SessionEvent) {
+        self.services.stream.publish_event(SessionNotice {
+            charge_point: self.id.clone(),
+            event,
+            at: Utc::now(),
+        });
+    }
+
     fn store(&self, op: StoreOp) {
         self.services.writer.do_send(WriteBatch {
             charge_point: self.id.clone(),
@@ -415,7 +428,7 @@ impl ChargePointActor {
     }
 
     /// Publishes readings to the live stream and the buffer, and keeps the newest per series.
-    fn ingest(&mut self, readings: Readings) {
+    fn ingest(&mut self, mut readings: Readings) {
         let counters = &self.services.counters;
         if !readings.rejected.is_empty() {
             counters
@@ -429,6 +442,13 @@ impl ChargePointActor {
             counters
                 .naive_timestamps
                 .fetch_add(u64::from(readings.naive_timestamps), Ordering::Relaxed);
+        }
+        let repeats = self.recent.retain_new(&mut readings.samples);
+        if repeats > 0 {
+            counters
+                .samples_repeated
+                .fetch_add(repeats as u64, Ordering::Relaxed);
+            log::debug!("{}: dropped {repeats} repeated readings.", self.id);
         }
         if readings.samples.is_empty() {
             return;
@@ -495,6 +515,11 @@ impl ChargePointActor {
                     }
                 }
                 self.ingest(readings);
+                self.notify(SessionEvent::TransactionStopped {
+                    transaction_id,
+                    connector_id: open.as_ref().map(|o| o.connector_id),
+                    meter_stop,
+                });
                 self.store(StoreOp::TransactionStopped {
                     transaction_id,
                     id_tag: id_tag.clone(),
@@ -512,6 +537,7 @@ impl ChargePointActor {
             }
             Request::StatusNotification(report) => {
                 self.store(StoreOp::Status(report.clone()));
+                self.notify(SessionEvent::Status(report.clone()));
                 self.connectors.insert(report.connector_id, report);
                 Reply::StatusNotification
             }
@@ -556,6 +582,7 @@ impl Actor for ChargePointActor {
             connected: true,
             at: self.connected_since,
         });
+        self.notify(SessionEvent::Connected);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -576,6 +603,7 @@ impl Actor for ChargePointActor {
             });
         }
         self.services.registry.unregister(&self.id, self.session);
+        self.notify(SessionEvent::Disconnected);
         log::info!("{}: disconnected.", self.id);
     }
 }
@@ -622,6 +650,11 @@ impl Handler<Request> for ChargePointActor {
                             started_at: timestamp,
                         };
                         act.open_transactions.insert(transaction_id, open);
+                        act.notify(SessionEvent::TransactionStarted {
+                            transaction_id,
+                            connector_id,
+                            meter_start,
+                        });
                         act.store(StoreOp::TransactionStarted {
                             transaction_id,
                             connector_id,

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 pub struct IngestCounters {
     /// OCPP requests handled.
     pub messages: AtomicU64,
-    /// Samples accepted (before de-duplication).
+    /// Readings dropped as repeats of recent ones (a retried MeterValues).
+    pub samples_repeated: AtomicU64,
+    /// Samples accepted (after de-duplication).
     pub samples_received: AtomicU64,
     /// Sampled values skipped because they could not be read.
     pub values_rejected: AtomicU64,

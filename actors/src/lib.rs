@@ -22,6 +22,7 @@
 pub mod buffer;
 pub mod charge_point;
 pub mod counters;
+pub mod dedupe;
 pub mod id;
 pub mod redis_pool;
 pub mod registry;

@@ -1,10 +1,15 @@
 //! The live sample stream: every batch a charge point reports is fanned out to the subscribers
 //! (roll-ups, alert rules, live feeds) before it is buffered, so they see it the same millisecond.
+//! Session events (connect, disconnect, status, transactions) travel beside it, for subscribers
+//! that need context (stale-data rules need to know which transactions are open) or show it.
 
 use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
 
+use chrono::{DateTime, Utc};
+
+use crate::charge_point::StatusReport;
 use crate::id::ChargePointId;
 use crate::sample::Sample;
 
@@ -18,6 +23,47 @@ pub struct SampleBatch {
     pub samples: Arc<[Sample]>,
 }
 
+/// Something that happened to a charge point's session, other than samples.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    /// A session opened.
+    Connected,
+    /// The session closed.
+    Disconnected,
+    /// A connector reported a status.
+    Status(StatusReport),
+    /// A transaction started.
+    TransactionStarted {
+        /// Server-assigned id.
+        transaction_id: i32,
+        /// Connector it runs on.
+        connector_id: u32,
+        /// Register at start, Wh.
+        meter_start: i64,
+    },
+    /// A transaction stopped.
+    TransactionStopped {
+        /// Server-assigned id.
+        transaction_id: i32,
+        /// Connector it ran on, when this session saw it start.
+        connector_id: Option<u32>,
+        /// Register at stop, Wh.
+        meter_stop: i64,
+    },
+}
+
+/// A [`SessionEvent`] of one charge point, with when the server saw it.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SessionNotice {
+    /// Whose event.
+    pub charge_point: ChargePointId,
+    /// What happened.
+    pub event: SessionEvent,
+    /// When the server saw it.
+    pub at: DateTime<Utc>,
+}
+
 /// Cloneable handle to the stream: subscribers hand over their `Recipient`, publishers call
 /// [`SampleStream::publish`]. Wired explicitly (no global broker) so the data flow is visible and
 /// every test gets its own.
@@ -25,6 +71,8 @@ pub struct SampleBatch {
 pub struct SampleStream {
     /// Current subscribers; read on every publish, written only at start-up.
     subscribers: Arc<RwLock<Vec<Recipient<SampleBatch>>>>,
+    /// Subscribers to session events.
+    event_subscribers: Arc<RwLock<Vec<Recipient<SessionNotice>>>>,
 }
 
 impl SampleStream {
@@ -43,6 +91,23 @@ impl SampleStream {
         };
         for subscriber in subscribers.iter() {
             subscriber.do_send(batch.clone());
+        }
+    }
+
+    /// Adds a subscriber to session events.
+    pub fn subscribe_events(&self, recipient: Recipient<SessionNotice>) {
+        if let Ok(mut subscribers) = self.event_subscribers.write() {
+            subscribers.push(recipient);
+        }
+    }
+
+    /// Sends a session event to every event subscriber without waiting.
+    pub fn publish_event(&self, notice: SessionNotice) {
+        let Ok(subscribers) = self.event_subscribers.read() else {
+            return;
+        };
+        for subscriber in subscribers.iter() {
+            subscriber.do_send(notice.clone());
         }
     }
 
