@@ -56,6 +56,8 @@ pub struct Config {
     pub ocpp: OcppConfig,
     /// `[limits]`: protection against misbehaving peers.
     pub limits: LimitsConfig,
+    /// `[alerts]`: default thresholds, data-quality limits and the webhook.
+    pub alerts: AlertsConfig,
 }
 
 /// `[server]`.
@@ -145,11 +147,91 @@ impl Default for BufferConfig {
 pub struct RetentionConfig {
     /// Days raw samples are kept.
     pub raw_days: u64,
+    /// Days hourly roll-ups are kept.
+    pub hourly_days: u64,
+    /// Days daily roll-ups are kept.
+    pub daily_days: u64,
+    /// Hours the real-time statistics of a charge point outlive its last message.
+    pub stats_hours: u64,
+    /// Days alert history is kept.
+    pub alerts_days: u64,
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        RetentionConfig { raw_days: 7 }
+        RetentionConfig {
+            raw_days: 7,
+            hourly_days: 30,
+            daily_days: 365,
+            stats_hours: 24,
+            alerts_days: 30,
+        }
+    }
+}
+
+/// `[alerts]`: the global default thresholds (the same document as `GET /api/v1/thresholds`),
+/// the data-quality limits, and `[alerts.webhook]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// `Power.Active.Import` above this (W, total or sum of phases) raises `high_power`.
+    pub power_max_w: f64,
+    /// `Temperature` above this (Celsius) raises `high_temperature`.
+    pub temperature_max_c: f64,
+    /// `Temperature` below this (Celsius) raises `low_temperature`.
+    pub temperature_min_c: f64,
+    /// Line-to-neutral `Voltage` below this (V) raises `voltage_out_of_range`.
+    pub voltage_min_v: f64,
+    /// Line-to-neutral `Voltage` above this (V) raises `voltage_out_of_range`.
+    pub voltage_max_v: f64,
+    /// `Current.Import` per phase above this (A) raises `high_current`.
+    pub current_max_a: f64,
+    /// An alert clears only when the reading is back inside its threshold by this percentage.
+    pub hysteresis_pct: f64,
+    /// A sample timestamped more than this far in the future raises `clock_skew`.
+    pub max_clock_skew_secs: u64,
+    /// `[alerts.webhook]`.
+    pub webhook: WebhookConfig,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            power_max_w: 50_000.0,
+            temperature_max_c: 70.0,
+            temperature_min_c: -10.0,
+            voltage_min_v: 207.0,
+            voltage_max_v: 253.0,
+            current_max_a: 80.0,
+            hysteresis_pct: 2.0,
+            max_clock_skew_secs: 300,
+            webhook: WebhookConfig::default(),
+        }
+    }
+}
+
+/// `[alerts.webhook]`: where alert notifications are POSTed as JSON.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// `http://` or `https://` URL; empty disables the webhook.
+    pub url: String,
+    /// Timeout of one delivery attempt.
+    pub timeout_ms: u64,
+    /// Notifications waiting for delivery; past this the oldest are dropped and counted.
+    pub max_queue: usize,
+    /// Longest delay between retries of a failed delivery.
+    pub retry_max_secs: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            url: String::new(),
+            timeout_ms: 5000,
+            max_queue: 10_000,
+            retry_max_secs: 60,
+        }
     }
 }
 
@@ -165,6 +247,9 @@ pub struct OcppConfig {
     pub idle_timeout_secs: u64,
     /// idTags accepted by Authorize/StartTransaction; empty accepts every idTag.
     pub id_tag_allow_list: Vec<String>,
+    /// Seconds between MeterValues a charge point is assumed to send during a transaction;
+    /// 3x this without one raises `stale_meter_data`.
+    pub meter_value_sample_interval: u64,
 }
 
 impl Default for OcppConfig {
@@ -174,6 +259,7 @@ impl Default for OcppConfig {
             ping_interval_secs: 30,
             idle_timeout_secs: 120,
             id_tag_allow_list: Vec::new(),
+            meter_value_sample_interval: 60,
         }
     }
 }
@@ -232,15 +318,6 @@ impl Config {
                     reason: format!("{value:?} is not a host:port socket address ({e})"),
                 })
         }
-        fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
-            if value == 0 {
-                return Err(ConfigError::Invalid {
-                    key,
-                    reason: "must be greater than 0".into(),
-                });
-            }
-            Ok(())
-        }
         addr("server.ws_addr", &self.server.ws_addr)?;
         addr("server.http_addr", &self.server.http_addr)?;
         let url = &self.redis.url;
@@ -290,6 +367,70 @@ impl Config {
             });
         }
         positive("limits.max_connections", self.limits.max_connections as u64)?;
+        positive("retention.hourly_days", self.retention.hourly_days)?;
+        positive("retention.daily_days", self.retention.daily_days)?;
+        positive("retention.stats_hours", self.retention.stats_hours)?;
+        positive("retention.alerts_days", self.retention.alerts_days)?;
+        positive(
+            "ocpp.meter_value_sample_interval",
+            self.ocpp.meter_value_sample_interval,
+        )?;
+        self.validate_alerts()
+    }
+
+    fn validate_alerts(&self) -> Result<(), ConfigError> {
+        let a = &self.alerts;
+        let finite = [
+            ("alerts.power_max_w", a.power_max_w),
+            ("alerts.temperature_max_c", a.temperature_max_c),
+            ("alerts.temperature_min_c", a.temperature_min_c),
+            ("alerts.voltage_min_v", a.voltage_min_v),
+            ("alerts.voltage_max_v", a.voltage_max_v),
+            ("alerts.current_max_a", a.current_max_a),
+            ("alerts.hysteresis_pct", a.hysteresis_pct),
+        ];
+        for (key, value) in finite {
+            if !value.is_finite() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be a finite number".into(),
+                });
+            }
+        }
+        let bad = |key: &'static str, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.into(),
+            })
+        };
+        if a.power_max_w <= 0.0 {
+            return bad("alerts.power_max_w", "must be greater than 0");
+        }
+        if a.current_max_a <= 0.0 {
+            return bad("alerts.current_max_a", "must be greater than 0");
+        }
+        if a.temperature_min_c >= a.temperature_max_c {
+            return bad(
+                "alerts.temperature_min_c",
+                "must be below alerts.temperature_max_c",
+            );
+        }
+        if a.voltage_min_v <= 0.0 || a.voltage_min_v >= a.voltage_max_v {
+            return bad(
+                "alerts.voltage_min_v",
+                "must be above 0 and below alerts.voltage_max_v",
+            );
+        }
+        if !(0.0..50.0).contains(&a.hysteresis_pct) {
+            return bad("alerts.hysteresis_pct", "must be at least 0 and below 50");
+        }
+        let url = &a.webhook.url;
+        if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+            return bad("alerts.webhook.url", "must be empty or an http(s):// URL");
+        }
+        positive("alerts.webhook.timeout_ms", a.webhook.timeout_ms)?;
+        positive("alerts.webhook.max_queue", a.webhook.max_queue as u64)?;
+        positive("alerts.webhook.retry_max_secs", a.webhook.retry_max_secs)?;
         Ok(())
     }
 
@@ -307,7 +448,18 @@ impl Config {
 
 /// The sections, so `OCPP_METER_REDIS_URL` can be split into `redis` + `url` even though keys
 /// contain underscores.
-const SECTIONS: &[&str] = &["server", "redis", "buffer", "retention", "ocpp", "limits"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "redis",
+    "buffer",
+    "retention",
+    "ocpp",
+    "limits",
+    "alerts",
+];
+
+/// Tables nested in a section, so `OCPP_METER_ALERTS_WEBHOOK_URL` reaches `[alerts.webhook] url`.
+const NESTED: &[(&str, &str)] = &[("alerts", "webhook")];
 
 /// Applies `OCPP_METER_<SECTION>_<KEY>` variables. A value is read as TOML (numbers, booleans,
 /// arrays) and taken as a plain string when it is not valid TOML, so `OCPP_METER_REDIS_URL=redis://x`
@@ -333,17 +485,48 @@ fn apply_env(
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(raw.clone()));
-        let entry = table
-            .entry(section.to_owned())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        match entry {
-            toml::Value::Table(section_table) => {
-                section_table.insert(key, value);
+        let nested = NESTED.iter().find_map(|(outer, inner)| {
+            (*outer == section)
+                .then(|| key.strip_prefix(inner).and_then(|k| k.strip_prefix('_')))
+                .flatten()
+                .map(|k| (*inner, k.to_owned()))
+        });
+        let mut target = table_at(table, section)?;
+        let key = match nested {
+            Some((inner, rest)) => {
+                target = table_at(target, inner)?;
+                rest
             }
-            _ => return Err(ConfigError::Parse(format!("[{section}] is not a table"))),
-        }
+            None => key,
+        };
+        target.insert(key, value);
     }
     Ok(())
+}
+
+/// Refuses 0 for keys where 0 would disable something essential or divide by zero.
+fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: "must be greater than 0".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The sub-table `name` of `table`, created when missing.
+fn table_at<'a>(
+    table: &'a mut toml::Table,
+    name: &str,
+) -> Result<&'a mut toml::Table, ConfigError> {
+    match table
+        .entry(name.to_owned())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+    {
+        toml::Value::Table(inner) => Ok(inner),
+        _ => Err(ConfigError::Parse(format!("{name} is not a table"))),
+    }
 }
 
 #[cfg(test)]
@@ -376,6 +559,11 @@ mod tests {
                 "OCPP_METER_OCPP_ID_TAG_ALLOW_LIST".into(),
                 r#"["A", "B"]"#.into(),
             ),
+            ("OCPP_METER_ALERTS_POWER_MAX_W".into(), "22000".into()),
+            (
+                "OCPP_METER_ALERTS_WEBHOOK_URL".into(),
+                "http://hooks.example/alerts".into(),
+            ),
             ("UNRELATED".into(), "x".into()),
         ];
         let config = Config::load(Some(&shipped()), env).unwrap();
@@ -383,6 +571,8 @@ mod tests {
         assert_eq!(config.server.http_addr, "127.0.0.1:9000");
         assert_eq!(config.buffer.max_samples, 50);
         assert_eq!(config.ocpp.id_tag_allow_list, vec!["A", "B"]);
+        assert_eq!(config.alerts.power_max_w, 22000.0);
+        assert_eq!(config.alerts.webhook.url, "http://hooks.example/alerts");
     }
 
     #[test]
