@@ -19,6 +19,7 @@
 //! - [`registry`]: connected charge points.
 //! - [`store`]: Redis key schema, encoding and reads.
 
+pub mod alerts;
 pub mod buffer;
 pub mod charge_point;
 pub mod counters;

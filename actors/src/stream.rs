@@ -9,6 +9,7 @@ use actix::prelude::*;
 
 use chrono::{DateTime, Utc};
 
+use crate::alerts::AlertNotice;
 use crate::charge_point::StatusReport;
 use crate::id::ChargePointId;
 use crate::sample::Sample;
@@ -73,6 +74,8 @@ pub struct SampleStream {
     subscribers: Arc<RwLock<Vec<Recipient<SampleBatch>>>>,
     /// Subscribers to session events.
     event_subscribers: Arc<RwLock<Vec<Recipient<SessionNotice>>>>,
+    /// Subscribers to alerts raised and cleared.
+    alert_subscribers: Arc<RwLock<Vec<Recipient<AlertNotice>>>>,
 }
 
 impl SampleStream {
@@ -104,6 +107,23 @@ impl SampleStream {
     /// Sends a session event to every event subscriber without waiting.
     pub fn publish_event(&self, notice: SessionNotice) {
         let Ok(subscribers) = self.event_subscribers.read() else {
+            return;
+        };
+        for subscriber in subscribers.iter() {
+            subscriber.do_send(notice.clone());
+        }
+    }
+
+    /// Adds a subscriber to alerts (event stream, webhook).
+    pub fn subscribe_alerts(&self, recipient: Recipient<AlertNotice>) {
+        if let Ok(mut subscribers) = self.alert_subscribers.write() {
+            subscribers.push(recipient);
+        }
+    }
+
+    /// Sends an alert notice to every alert subscriber without waiting.
+    pub fn publish_alert(&self, notice: AlertNotice) {
+        let Ok(subscribers) = self.alert_subscribers.read() else {
             return;
         };
         for subscriber in subscribers.iter() {
