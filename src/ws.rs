@@ -297,11 +297,32 @@ async fn answer(id: &ChargePointId, actor: &Addr<ChargePointActor>, text: &str) 
             log::debug!("{id}: ignoring a response to a call this server did not make.");
             None
         }
+        Err(error) if is_answer(text) => {
+            log::warn!("{id}: malformed answer to a server call, not answered: {error}.");
+            None
+        }
         Err(error) => {
             log::warn!("{id}: malformed frame: {error}.");
             Some(ocpp::encode_frame_error(&error))
         }
     }
+}
+
+/// Whether a message that could not be decoded starts as a CALLRESULT or CALLERROR
+/// (MessageTypeId 3 or 4). Only a CALL may be answered with a CALLERROR (OCPP-J 1.6 section
+/// 4.2.3); answering a broken answer could make both ends loop.
+fn is_answer(text: &str) -> bool {
+    let Some(rest) = text.trim_start().strip_prefix('[') else {
+        return false;
+    };
+    let rest = rest.trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+')))
+        .unwrap_or(rest.len());
+    matches!(
+        serde_json::from_str::<u8>(&rest[..end]),
+        Ok(ocpp::frame::CALL_RESULT | ocpp::frame::CALL_ERROR)
+    )
 }
 
 #[cfg(test)]
@@ -317,5 +338,18 @@ mod tests {
         assert!(id_from_path("/ocpp/%7Bx%7D").is_err());
         assert!(id_from_path("/ocpp/%zz").is_err());
         assert!(id_from_path("/ocpp/").is_err());
+    }
+
+    #[test]
+    fn broken_answers_are_told_from_broken_calls() {
+        assert!(is_answer(r#"[3,"a"]"#));
+        assert!(is_answer(r#" [ 4 , "a", 1, "d", {}]"#));
+        assert!(is_answer(r#"[3, "a", {"#));
+        assert!(!is_answer(r#"[2, "a"]"#));
+        assert!(!is_answer(r#"[34, "a"]"#));
+        assert!(!is_answer(r#"[3.5, "a"]"#));
+        assert!(!is_answer(r#"["3", "a"]"#));
+        assert!(!is_answer("{not json"));
+        assert!(!is_answer(""));
     }
 }
