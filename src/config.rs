@@ -425,7 +425,8 @@ impl Config {
             return bad("alerts.hysteresis_pct", "must be at least 0 and below 50");
         }
         let url = &a.webhook.url;
-        if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+        let http = url.starts_with("http://") || url.starts_with("https://");
+        if !url.is_empty() && !http {
             return bad("alerts.webhook.url", "must be empty or an http(s):// URL");
         }
         positive("alerts.webhook.timeout_ms", a.webhook.timeout_ms)?;
