@@ -70,72 +70,85 @@ pub struct SessionNotice {
 /// every test gets its own.
 #[derive(Clone, Default)]
 pub struct SampleStream {
-    /// Current subscribers; read on every publish, written only at start-up.
-    subscribers: Arc<RwLock<Vec<Recipient<SampleBatch>>>>,
+    /// Subscribers to sample batches.
+    subscribers: Subscribers<SampleBatch>,
     /// Subscribers to session events.
-    event_subscribers: Arc<RwLock<Vec<Recipient<SessionNotice>>>>,
+    event_subscribers: Subscribers<SessionNotice>,
     /// Subscribers to alerts raised and cleared.
-    alert_subscribers: Arc<RwLock<Vec<Recipient<AlertNotice>>>>,
+    alert_subscribers: Subscribers<AlertNotice>,
+}
+
+/// One list of recipients of `M`: read on every publish, written only at start-up.
+struct Subscribers<M: Message<Result = ()> + Send>(Arc<RwLock<Vec<Recipient<M>>>>);
+
+impl<M: Message<Result = ()> + Send> Clone for Subscribers<M> {
+    fn clone(&self) -> Self {
+        Subscribers(self.0.clone())
+    }
+}
+
+impl<M: Message<Result = ()> + Send> Default for Subscribers<M> {
+    fn default() -> Self {
+        Subscribers(Arc::default())
+    }
+}
+
+impl<M: Message<Result = ()> + Send + Clone + 'static> Subscribers<M> {
+    fn add(&self, recipient: Recipient<M>) {
+        if let Ok(mut subscribers) = self.0.write() {
+            subscribers.push(recipient);
+        }
+    }
+
+    /// Sends to every subscriber without waiting; one that has stopped is skipped (its
+    /// supervisor restarts it).
+    fn send(&self, message: M) {
+        let Ok(subscribers) = self.0.read() else {
+            return;
+        };
+        for subscriber in subscribers.iter() {
+            subscriber.do_send(message.clone());
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.read().map(|s| s.is_empty()).unwrap_or(true)
+    }
 }
 
 impl SampleStream {
     /// Adds a subscriber; it receives every batch published from now on.
     pub fn subscribe(&self, recipient: Recipient<SampleBatch>) {
-        if let Ok(mut subscribers) = self.subscribers.write() {
-            subscribers.push(recipient);
-        }
+        self.subscribers.add(recipient);
     }
 
-    /// Sends a batch to every subscriber without waiting; a subscriber that has stopped is
-    /// skipped (its supervisor restarts it).
+    /// Sends a batch to every subscriber without waiting.
     pub fn publish(&self, batch: SampleBatch) {
-        let Ok(subscribers) = self.subscribers.read() else {
-            return;
-        };
-        for subscriber in subscribers.iter() {
-            subscriber.do_send(batch.clone());
-        }
+        self.subscribers.send(batch);
     }
 
     /// Adds a subscriber to session events.
     pub fn subscribe_events(&self, recipient: Recipient<SessionNotice>) {
-        if let Ok(mut subscribers) = self.event_subscribers.write() {
-            subscribers.push(recipient);
-        }
+        self.event_subscribers.add(recipient);
     }
 
     /// Sends a session event to every event subscriber without waiting.
     pub fn publish_event(&self, notice: SessionNotice) {
-        let Ok(subscribers) = self.event_subscribers.read() else {
-            return;
-        };
-        for subscriber in subscribers.iter() {
-            subscriber.do_send(notice.clone());
-        }
+        self.event_subscribers.send(notice);
     }
 
     /// Adds a subscriber to alerts (event stream, webhook).
     pub fn subscribe_alerts(&self, recipient: Recipient<AlertNotice>) {
-        if let Ok(mut subscribers) = self.alert_subscribers.write() {
-            subscribers.push(recipient);
-        }
+        self.alert_subscribers.add(recipient);
     }
 
     /// Sends an alert notice to every alert subscriber without waiting.
     pub fn publish_alert(&self, notice: AlertNotice) {
-        let Ok(subscribers) = self.alert_subscribers.read() else {
-            return;
-        };
-        for subscriber in subscribers.iter() {
-            subscriber.do_send(notice.clone());
-        }
+        self.alert_subscribers.send(notice);
     }
 
     /// Whether anybody listens; lets publishers skip building batches nobody reads.
     pub fn has_subscribers(&self) -> bool {
-        self.subscribers
-            .read()
-            .map(|s| !s.is_empty())
-            .unwrap_or(false)
+        !self.subscribers.is_empty()
     }
 }
