@@ -16,6 +16,7 @@
 //! - [`buffer`]: per-station batching and de-duplication.
 //! - [`writer`]: the Redis writer (pipelines, retry, bounded backlog).
 //! - [`stream`]: fan-out of live samples.
+//! - [`stats`]: real-time statistics per charge point (memory, snapshot in Redis).
 //! - [`registry`]: connected charge points.
 //! - [`store`]: Redis key schema, encoding and reads.
 
@@ -28,6 +29,7 @@ pub mod id;
 pub mod redis_pool;
 pub mod registry;
 pub mod sample;
+pub mod stats;
 pub mod store;
 pub mod stream;
 pub mod txn_ids;

@@ -2,8 +2,11 @@
 //! a fitting status, so scripts can show the reason as is.
 
 mod charge_points;
+pub mod event_hub;
+mod events;
 mod health;
 mod json;
+mod stats;
 mod transactions;
 
 use std::sync::Arc;
@@ -33,6 +36,8 @@ pub struct ApiState {
     pub counters: Arc<IngestCounters>,
     /// `buffer.max_pending_samples`, the backlog bound `/ready` compares against.
     pub max_pending_samples: usize,
+    /// The live event hub, joined by `GET /api/v1/events`.
+    pub events: Addr<event_hub::EventHub>,
 }
 
 /// Registers every route of the admin API.
@@ -41,7 +46,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .configure(charge_points::configure)
-                .configure(transactions::configure),
+                .configure(transactions::configure)
+                .configure(stats::configure)
+                .configure(events::configure),
         )
         .default_service(web::to(|| async {
             error_response(StatusCode::NOT_FOUND, "no such route".to_owned())
