@@ -445,6 +445,20 @@ impl Config {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.server.shutdown_timeout_secs)
     }
+
+    /// `[alerts]` as the thresholds document the alert rules and the API use.
+    pub fn alert_thresholds(&self) -> actors::alerts::Thresholds {
+        let a = &self.alerts;
+        actors::alerts::Thresholds {
+            power_max_w: a.power_max_w,
+            temperature_max_c: a.temperature_max_c,
+            temperature_min_c: a.temperature_min_c,
+            voltage_min_v: a.voltage_min_v,
+            voltage_max_v: a.voltage_max_v,
+            current_max_a: a.current_max_a,
+            hysteresis_pct: a.hysteresis_pct,
+        }
+    }
 }
 
 /// The sections, so `OCPP_METER_REDIS_URL` can be split into `redis` + `url` even though keys

@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod config;
+pub mod notify;
 pub mod ocpp;
 pub mod ws;
 
@@ -147,6 +148,42 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         registry: registry.clone(),
         counters: counters.clone(),
     };
+    // Threshold and data-quality alerts, fed by the sample stream and the session events;
+    // the webhook (when configured) subscribes to the alerts they publish.
+    let alert_supervisor = {
+        let pool = pool.clone();
+        let stream = services.stream.clone();
+        let settings = actors::alerts::AlertSettings {
+            defaults: config.alert_thresholds(),
+            max_clock_skew_secs: config.alerts.max_clock_skew_secs,
+            stale_after: Duration::from_secs(
+                config.ocpp.meter_value_sample_interval.saturating_mul(3),
+            ),
+            retention_days: config.retention.alerts_days,
+            retry_initial: Duration::from_millis(config.redis.retry_initial_ms),
+            retry_max: Duration::from_millis(config.redis.retry_max_ms),
+        };
+        Supervisor::start(move |_| actors::alerts::AlertSupervisor::new(pool, stream, settings))
+    };
+    services
+        .stream
+        .subscribe(alert_supervisor.clone().recipient());
+    services
+        .stream
+        .subscribe_events(alert_supervisor.clone().recipient());
+    if !config.alerts.webhook.url.is_empty() {
+        let settings = notify::webhook::WebhookSettings {
+            url: config.alerts.webhook.url.clone(),
+            timeout: Duration::from_millis(config.alerts.webhook.timeout_ms),
+            max_queue: config.alerts.webhook.max_queue,
+            retry_max: Duration::from_secs(config.alerts.webhook.retry_max_secs),
+        };
+        let stats = Arc::new(notify::webhook::WebhookStats::default());
+        let webhook =
+            Supervisor::start(move |_| notify::webhook::WebhookNotifier::new(settings, stats));
+        services.stream.subscribe_alerts(webhook.recipient());
+    }
+
     // Live event stream (GET /api/v1/events): one hub, fed by the sample stream, that hands
     // each SSE client a bounded channel.
     let event_hub_counters = Arc::new(api::event_hub::EventHubCounters::default());
@@ -179,6 +216,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         writer_stats: writer_stats.clone(),
         counters: counters.clone(),
         max_pending_samples: config.buffer.max_pending_samples,
+        alerts: alert_supervisor,
         events: event_hub,
     };
 

@@ -6,7 +6,7 @@
 use actix::prelude::*;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::id::ChargePointId;
 use crate::sample::{Measurand, Phase};
@@ -166,3 +166,119 @@ impl Serialize for Alert {
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct AlertNotice(pub Alert);
+
+mod book;
+mod rules;
+mod supervisor;
+mod thresholds;
+
+pub use book::{AlertBook, Change};
+pub use rules::{above, band, below, clock_skew_checks, safety_checks, Check, Verdict};
+pub use supervisor::{
+    Acknowledge, AlertSettings, AlertSupervisor, EffectiveThresholds, GetThresholds, SetThresholds,
+};
+pub use thresholds::{ThresholdError, ThresholdSet, ThresholdSource, Thresholds};
+
+impl Severity {
+    /// Inverse of [`Severity::as_str`].
+    pub fn parse(text: &str) -> Option<Severity> {
+        [Severity::Critical, Severity::Warning]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+impl AlertState {
+    /// Inverse of [`AlertState::as_str`]; the API's `?state=` filter and stored documents.
+    pub fn parse(text: &str) -> Option<AlertState> {
+        [AlertState::Active, AlertState::Cleared]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// The stored JSON document, field by field, before its names are checked.
+#[derive(Deserialize)]
+struct AlertDoc {
+    id: String,
+    rule: String,
+    severity: String,
+    charge_point_id: String,
+    connector_id: u32,
+    measurand: Option<String>,
+    phase: Option<String>,
+    value: f64,
+    threshold: f64,
+    unit: String,
+    state: String,
+    raised_at: DateTime<Utc>,
+    cleared_at: Option<DateTime<Utc>>,
+    acknowledged_at: Option<DateTime<Utc>>,
+}
+
+/// Reads an alert back from the document [`Alert`] serialises to (Redis keeps that JSON), so
+/// active alerts survive a restart.
+impl<'de> Deserialize<'de> for Alert {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let doc = AlertDoc::deserialize(deserializer)?;
+        let unknown = |what: &str, text: &str| D::Error::custom(format!("unknown {what} {text:?}"));
+        Ok(Alert {
+            rule: Rule::parse(&doc.rule).ok_or_else(|| unknown("rule", &doc.rule))?,
+            severity: Severity::parse(&doc.severity)
+                .ok_or_else(|| unknown("severity", &doc.severity))?,
+            charge_point_id: ChargePointId::parse(&doc.charge_point_id)
+                .map_err(D::Error::custom)?,
+            measurand: match doc.measurand.as_deref() {
+                Some(m) => Some(Measurand::parse(m).ok_or_else(|| unknown("measurand", m))?),
+                None => None,
+            },
+            phase: match doc.phase.as_deref() {
+                Some(p) => Some(Phase::parse(p).ok_or_else(|| unknown("phase", p))?),
+                None => None,
+            },
+            state: AlertState::parse(&doc.state).ok_or_else(|| unknown("state", &doc.state))?,
+            id: doc.id,
+            connector_id: doc.connector_id,
+            value: doc.value,
+            threshold: doc.threshold,
+            unit: doc.unit,
+            raised_at: doc.raised_at,
+            cleared_at: doc.cleared_at,
+            acknowledged_at: doc.acknowledged_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod document_tests {
+    use super::*;
+
+    #[test]
+    fn an_alert_reads_back_from_its_json() {
+        let alert = Alert {
+            id: "abc-1".into(),
+            rule: Rule::VoltageOutOfRange,
+            severity: Severity::Critical,
+            charge_point_id: ChargePointId::parse("CP1").unwrap_or_else(|e| panic!("{e}")),
+            connector_id: 2,
+            measurand: Some(Measurand::Voltage),
+            phase: Some(Phase::L2N),
+            value: 260.5,
+            threshold: 253.0,
+            unit: "V".into(),
+            state: AlertState::Cleared,
+            raised_at: DateTime::from_timestamp(1_700_000_000, 5_000_000).unwrap_or_default(),
+            cleared_at: DateTime::from_timestamp(1_700_000_100, 0),
+            acknowledged_at: None,
+        };
+        let json = serde_json::to_string(&alert).unwrap_or_default();
+        let back: Alert = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        assert_eq!(back, alert);
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+        assert_eq!(value["rule"], "voltage_out_of_range");
+        assert_eq!(value["phase"], "L2-N");
+        assert_eq!(value["state"], "cleared");
+        assert_eq!(value["acknowledged_at"], serde_json::Value::Null);
+    }
+}

@@ -17,9 +17,11 @@
 //! - [`writer`]: the Redis writer (pipelines, retry, bounded backlog).
 //! - [`stream`]: fan-out of live samples.
 //! - [`stats`]: real-time statistics per charge point (memory, snapshot in Redis).
+//! - [`aggregator`]: hourly and daily roll-ups, merged into Redis by a Lua script.
 //! - [`registry`]: connected charge points.
 //! - [`store`]: Redis key schema, encoding and reads.
 
+pub mod aggregator;
 pub mod alerts;
 pub mod buffer;
 pub mod charge_point;

@@ -1,12 +1,14 @@
 //! The admin HTTP API: JSON over HTTP, one file per resource. Errors are `{"error": "..."}` with
 //! a fitting status, so scripts can show the reason as is.
 
+mod alerts;
 mod charge_points;
 pub mod event_hub;
 mod events;
 mod health;
 mod json;
 mod stats;
+mod thresholds;
 mod transactions;
 
 use std::sync::Arc;
@@ -38,6 +40,8 @@ pub struct ApiState {
     pub max_pending_samples: usize,
     /// The live event hub, joined by `GET /api/v1/events`.
     pub events: Addr<event_hub::EventHub>,
+    /// The alert supervisor: thresholds in force, acknowledgements of active alerts.
+    pub alerts: Addr<actors::alerts::AlertSupervisor>,
 }
 
 /// Registers every route of the admin API.
@@ -47,6 +51,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/api/v1")
                 .configure(charge_points::configure)
                 .configure(transactions::configure)
+                .configure(alerts::configure)
+                .configure(thresholds::configure)
                 .configure(stats::configure)
                 .configure(events::configure),
         )

@@ -75,6 +75,35 @@ pub fn transaction(id: i32) -> String {
     format!("ocpp:txn:{id}")
 }
 
+/// String holding one alert document (JSON), kept `retention.alerts_days` after its last
+/// change. No hash tag: alerts are looked up by id alone (acknowledge).
+pub fn alert(id: &str) -> String {
+    format!("ocpp:alert:{id}")
+}
+
+/// Sorted set of every alert id scored by `raised_at` (unix ms): the history, newest first
+/// with `ZREVRANGEBYSCORE`, trimmed to `retention.alerts_days` on every alert write.
+pub const ALERTS: &str = "ocpp:alerts";
+
+/// Set of the ids of active alerts, read at start so an incident is not raised twice across a
+/// restart.
+pub const ACTIVE_ALERTS: &str = "ocpp:alerts:active";
+
+/// Sorted set of one charge point's alert ids scored by `raised_at` (unix ms), so the
+/// `?charge_point=` filter does not walk the whole fleet's history.
+pub fn charge_point_alerts(charge_point: &str) -> String {
+    check_id(charge_point);
+    format!("ocpp:{{{charge_point}}}:alerts")
+}
+
+/// String holding the global thresholds document (JSON) set by `PUT /api/v1/thresholds`; wins
+/// over `config.toml`.
+pub const THRESHOLDS: &str = "ocpp:thresholds";
+
+/// Hash of charge point id -> thresholds document (JSON) overriding the global one; one hash so
+/// the alert supervisor loads every override with one `HGETALL` at start.
+pub const THRESHOLD_OVERRIDES: &str = "ocpp:thresholds:charge-points";
+
 /// Field of the [`latest`] hash for a sample's series, e.g. `1:Voltage:L1:Outlet` (phase `-`
 /// when absent). Context and transaction are left out so a new transaction or a
 /// Transaction.End reading overwrites, rather than adds to, the series' current value.

@@ -1,0 +1,129 @@
+//! `/api/v1/thresholds` and `/api/v1/charge-points/{id}/thresholds`: the global alert
+//! thresholds and per charge point overrides. Stored in Redis first, then handed to the alert
+//! supervisor, so what a PUT answered survives a restart.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use super::{error_response, ApiError, ApiState};
+use actors::alerts::{GetThresholds, SetThresholds, Thresholds};
+use actors::id::ChargePointId;
+use actors::store::alerts as store;
+
+/// Registers the threshold routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/thresholds", web::get().to(get_global))
+        .route("/thresholds", web::put().to(put_global))
+        .route("/charge-points/{id}/thresholds", web::get().to(get_one))
+        .route("/charge-points/{id}/thresholds", web::put().to(put_one))
+        .route(
+            "/charge-points/{id}/thresholds",
+            web::delete().to(delete_one),
+        );
+}
+
+fn parse_id(raw: &str) -> Result<ChargePointId, ApiError> {
+    ChargePointId::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// Reads and validates a whole thresholds document; the error names the field.
+fn parse_document(body: &[u8]) -> Result<Thresholds, ApiError> {
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let thresholds: Thresholds = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::BadRequest(format!("invalid thresholds document: {inner}"))
+        } else {
+            ApiError::BadRequest(format!("invalid thresholds document: {path}: {inner}"))
+        }
+    })?;
+    thresholds
+        .validate()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(thresholds)
+}
+
+fn unavailable() -> HttpResponse {
+    error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the alert supervisor is restarting; try again".to_owned(),
+    )
+}
+
+async fn effective(state: &ApiState, charge_point: Option<ChargePointId>) -> HttpResponse {
+    let scoped = charge_point.is_some();
+    match state.alerts.send(GetThresholds { charge_point }).await {
+        Ok(answer) => {
+            let mut doc = json!(answer.thresholds);
+            if scoped {
+                doc["source"] = json!(answer.source.as_str());
+            }
+            HttpResponse::Ok().json(doc)
+        }
+        Err(_) => unavailable(),
+    }
+}
+
+async fn set(
+    state: &ApiState,
+    charge_point: Option<ChargePointId>,
+    thresholds: Option<Thresholds>,
+) -> Result<HttpResponse, ApiError> {
+    match (&charge_point, &thresholds) {
+        (cp, Some(t)) => store::save_thresholds(&state.pool, cp.as_ref(), t).await?,
+        (Some(cp), None) => store::delete_override(&state.pool, cp).await?,
+        (None, None) => {}
+    }
+    if state
+        .alerts
+        .send(SetThresholds {
+            charge_point: charge_point.clone(),
+            thresholds,
+        })
+        .await
+        .is_err()
+    {
+        return Ok(unavailable());
+    }
+    Ok(effective(state, charge_point).await)
+}
+
+async fn get_global(state: web::Data<ApiState>) -> HttpResponse {
+    effective(&state, None).await
+}
+
+async fn put_global(
+    state: web::Data<ApiState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let thresholds = parse_document(&body)?;
+    set(&state, None, Some(thresholds)).await
+}
+
+async fn get_one(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    Ok(effective(&state, Some(id)).await)
+}
+
+async fn put_one(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let thresholds = parse_document(&body)?;
+    set(&state, Some(id), Some(thresholds)).await
+}
+
+async fn delete_one(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    set(&state, Some(id), None).await
+}
