@@ -69,6 +69,10 @@ pub struct RunningServer {
     pub writer_stats: Arc<WriterStats>,
     /// Ingest counters.
     pub counters: Arc<IngestCounters>,
+    /// Live event stream counters (connected SSE clients, slow ones dropped).
+    pub event_hub: Arc<api::event_hub::EventHubCounters>,
+    /// The live stream, so tests can publish what other services (alerts) would.
+    pub sample_stream: SampleStream,
     /// The writer, drained on shutdown.
     writer: Addr<RedisWriter>,
     /// The WebSocket listener.
@@ -136,6 +140,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
                 max_age: Duration::from_secs(config.buffer.max_age_secs),
                 dedupe_window: config.buffer.dedupe_window_samples,
             },
+            stats_ttl_secs: config.retention.stats_hours.saturating_mul(3600),
         }),
         writer: writer.clone().recipient(),
         stream: SampleStream::default(),
@@ -179,6 +184,22 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         services.stream.subscribe_alerts(webhook.recipient());
     }
 
+    // Live event stream (GET /api/v1/events): one hub, fed by the sample stream, that hands
+    // each SSE client a bounded channel.
+    let event_hub_counters = Arc::new(api::event_hub::EventHubCounters::default());
+    let event_hub = {
+        let counters = event_hub_counters.clone();
+        Supervisor::start(move |_| api::event_hub::EventHub::new(Default::default(), counters))
+    };
+    services.stream.subscribe(event_hub.clone().recipient());
+    services
+        .stream
+        .subscribe_events(event_hub.clone().recipient());
+    services
+        .stream
+        .subscribe_alerts(event_hub.clone().recipient());
+    let sample_stream = services.stream.clone();
+
     let ws_state = ws::WsState {
         services,
         settings: Arc::new(ws::WsSettings {
@@ -196,6 +217,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         counters: counters.clone(),
         max_pending_samples: config.buffer.max_pending_samples,
         alerts: alert_supervisor,
+        events: event_hub,
     };
 
     let workers = match config.server.workers {
@@ -261,6 +283,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         registry,
         writer_stats,
         counters,
+        event_hub: event_hub_counters,
+        sample_stream,
         writer,
         ws_server: ws_handle,
         http_server: http_handle,

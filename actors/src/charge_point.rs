@@ -19,6 +19,7 @@ use crate::dedupe::RecentSamples;
 use crate::id::ChargePointId;
 use crate::registry::Registry;
 use crate::sample::{Measurand, Phase, Readings, Sample};
+use crate::stats::{ChargePointStats, LiveStats, PERSIST_INTERVAL};
 use crate::stream::{SampleBatch, SampleStream, SessionEvent, SessionNotice};
 use crate::txn_ids::TransactionIds;
 use crate::writer::{StoreOp, WriteBatch};
@@ -255,6 +256,8 @@ pub struct ChargePointSettings {
     pub id_tag_allow_list: Option<HashSet<String>>,
     /// Buffer limits for the station's buffer.
     pub buffer: BufferSettings,
+    /// How long the statistics snapshot lives in Redis (`retention.stats_hours`), in seconds.
+    pub stats_ttl_secs: u64,
 }
 
 /// Everything a charge point actor needs from the rest of the system, cloned into each one.
@@ -342,6 +345,11 @@ pub struct Snapshot;
 #[rtype(result = "Vec<Sample>")]
 pub struct Latest;
 
+/// Read the real-time statistics of this session (counters, rates, power, open energy).
+#[derive(Debug, Message)]
+#[rtype(result = "ChargePointStats")]
+pub struct Stats;
+
 /// Read the samples still in the station's buffer.
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<Sample>")]
@@ -376,6 +384,8 @@ pub struct ChargePointActor {
     last_seen: DateTime<Utc>,
     /// Session start.
     connected_since: DateTime<Utc>,
+    /// Real-time statistics, served by [`Stats`] and snapshotted to Redis.
+    stats: LiveStats,
 }
 
 impl ChargePointActor {
@@ -401,6 +411,7 @@ impl ChargePointActor {
             recent,
             last_seen: now,
             connected_since: now,
+            stats: LiveStats::new(now),
         }
     }
 
@@ -425,6 +436,26 @@ impl ChargePointActor {
             samples: Vec::new(),
             ops: vec![op],
         });
+    }
+
+    /// Sends the statistics snapshot to Redis, when something changed since the last one (or
+    /// always, with `force`, at the end of the session).
+    fn persist_stats(&mut self, force: bool) {
+        if !self.stats.take_changed() && !force {
+            return;
+        }
+        let snapshot = self.stats.snapshot(
+            Utc::now(),
+            self.latest.values(),
+            self.open_transactions.values(),
+        );
+        match serde_json::to_string(&snapshot) {
+            Ok(document) => self.store(StoreOp::Stats {
+                document,
+                ttl_secs: self.services.settings.stats_ttl_secs,
+            }),
+            Err(error) => log::error!("{}: statistics not stored: {error}.", self.id),
+        }
     }
 
     /// Publishes readings to the live stream and the buffer, and keeps the newest per series.
@@ -456,6 +487,8 @@ impl ChargePointActor {
         counters
             .samples_received
             .fetch_add(readings.samples.len() as u64, Ordering::Relaxed);
+        self.stats
+            .record_samples(readings.samples.len(), Utc::now());
         for sample in &readings.samples {
             let key = (sample.connector_id, sample.measurand, sample.phase);
             match self.latest.get(&key) {
@@ -532,6 +565,7 @@ impl ChargePointActor {
                 }
             }
             Request::MeterValues { readings, .. } => {
+                self.stats.record_meter_values(Utc::now());
                 self.ingest(readings);
                 Reply::MeterValues
             }
@@ -570,6 +604,7 @@ impl Actor for ChargePointActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let _ = ctx; // the buffer runs on this actor's arbiter, next to it
+        ctx.run_interval(PERSIST_INTERVAL, |act, _| act.persist_stats(false));
         let buffer = BufferActor::new(
             self.id.clone(),
             self.services.settings.buffer.clone(),
@@ -597,6 +632,7 @@ impl Actor for ChargePointActor {
             .get(&self.id)
             .is_some_and(|c| c.session != self.session);
         if !replaced {
+            self.persist_stats(true);
             self.store(StoreOp::Presence {
                 connected: false,
                 at: self.last_seen,
@@ -617,6 +653,7 @@ impl Handler<Request> for ChargePointActor {
 
     fn handle(&mut self, request: Request, _: &mut Self::Context) -> Self::Result {
         self.last_seen = Utc::now();
+        self.stats.record_message(self.last_seen);
         self.services
             .counters
             .messages
@@ -727,5 +764,17 @@ impl Handler<BufferedSamples> for ChargePointActor {
                 None => Vec::new(),
             }
         })
+    }
+}
+
+impl Handler<Stats> for ChargePointActor {
+    type Result = MessageResult<Stats>;
+
+    fn handle(&mut self, _: Stats, _: &mut Self::Context) -> Self::Result {
+        let now = Utc::now();
+        let snapshot =
+            self.stats
+                .snapshot(now, self.latest.values(), self.open_transactions.values());
+        MessageResult(snapshot.view(now, true, self.latest.values().cloned().collect()))
     }
 }

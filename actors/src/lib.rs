@@ -16,9 +16,12 @@
 //! - [`buffer`]: per-station batching and de-duplication.
 //! - [`writer`]: the Redis writer (pipelines, retry, bounded backlog).
 //! - [`stream`]: fan-out of live samples.
+//! - [`stats`]: real-time statistics per charge point (memory, snapshot in Redis).
+//! - [`aggregator`]: hourly and daily roll-ups, merged into Redis by a Lua script.
 //! - [`registry`]: connected charge points.
 //! - [`store`]: Redis key schema, encoding and reads.
 
+pub mod aggregator;
 pub mod alerts;
 pub mod buffer;
 pub mod charge_point;
@@ -28,6 +31,7 @@ pub mod id;
 pub mod redis_pool;
 pub mod registry;
 pub mod sample;
+pub mod stats;
 pub mod store;
 pub mod stream;
 pub mod txn_ids;

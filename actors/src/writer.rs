@@ -75,6 +75,14 @@ pub enum StoreOp {
         /// Why it stopped.
         reason: Option<String>,
     },
+    /// The real-time statistics snapshot (`SET ocpp:{cp}:stats … EX`), sent at most every few
+    /// seconds per charge point and on disconnect, never per sample.
+    Stats {
+        /// The JSON document ([`crate::stats::StoredStats`]).
+        document: String,
+        /// Seconds it lives (`retention.stats_hours`).
+        ttl_secs: u64,
+    },
 }
 
 /// Queue samples and record changes of one charge point for writing.
@@ -470,6 +478,15 @@ fn add_op(pipe: &mut Pipeline, cp: &str, op: &StoreOp) -> u64 {
                 cmd.arg("stop_reason").arg(reason);
             }
             pipe.add_command(cmd).ignore();
+            1
+        }
+        StoreOp::Stats { document, ttl_secs } => {
+            pipe.cmd("SET")
+                .arg(keys::stats(cp))
+                .arg(document)
+                .arg("EX")
+                .arg((*ttl_secs).max(1))
+                .ignore();
             1
         }
     }

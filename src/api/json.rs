@@ -98,3 +98,28 @@ pub fn charge_point(
         "connectors": connectors,
     })
 }
+
+/// Real-time statistics of a charge point (`GET /api/v1/charge-points/{id}/stats`).
+pub fn stats(id: &str, stats: &actors::stats::ChargePointStats) -> Value {
+    let stored = &stats.stored;
+    let mut latest: Vec<&Sample> = stats.latest.iter().collect();
+    latest.sort_by_key(|s| (s.connector_id, s.measurand, s.phase, s.location));
+    json!({
+        "charge_point_id": id,
+        "connected": stats.connected,
+        "session_started_at": time(stored.session_started_at),
+        "updated_at": time(stored.updated_at),
+        "samples_total": stored.samples_total,
+        "samples_last_minute": stats.samples_last_minute,
+        "messages_per_minute": stats.messages_per_minute,
+        "active_power_w": stored.active_power_w,
+        "last_meter_values_at": stored.last_meter_values_at.map(time),
+        "open_transactions": stored.open_transactions.iter().map(|t| json!({
+            "transaction_id": t.transaction_id,
+            "connector_id": t.connector_id,
+            "meter_start": t.meter_start,
+            "energy_wh": t.energy_wh,
+        })).collect::<Vec<_>>(),
+        "latest": latest.into_iter().map(sample).collect::<Vec<_>>(),
+    })
+}

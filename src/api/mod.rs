@@ -3,8 +3,11 @@
 
 mod alerts;
 mod charge_points;
+pub mod event_hub;
+mod events;
 mod health;
 mod json;
+mod stats;
 mod thresholds;
 mod transactions;
 
@@ -35,6 +38,8 @@ pub struct ApiState {
     pub counters: Arc<IngestCounters>,
     /// `buffer.max_pending_samples`, the backlog bound `/ready` compares against.
     pub max_pending_samples: usize,
+    /// The live event hub, joined by `GET /api/v1/events`.
+    pub events: Addr<event_hub::EventHub>,
     /// The alert supervisor: thresholds in force, acknowledgements of active alerts.
     pub alerts: Addr<actors::alerts::AlertSupervisor>,
 }
@@ -47,7 +52,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(charge_points::configure)
                 .configure(transactions::configure)
                 .configure(alerts::configure)
-                .configure(thresholds::configure),
+                .configure(thresholds::configure)
+                .configure(stats::configure)
+                .configure(events::configure),
         )
         .default_service(web::to(|| async {
             error_response(StatusCode::NOT_FOUND, "no such route".to_owned())

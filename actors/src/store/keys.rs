@@ -53,6 +53,14 @@ pub fn latest(charge_point: &str) -> String {
     format!("ocpp:{{{charge_point}}}:latest")
 }
 
+/// String holding the charge point's real-time statistics snapshot (JSON,
+/// [`crate::stats::StoredStats`]), `SET … EX retention.stats_hours` at most every few seconds
+/// and on disconnect; read by the admin API when the charge point is not connected.
+pub fn stats(charge_point: &str) -> String {
+    check_id(charge_point);
+    format!("ocpp:{{{charge_point}}}:stats")
+}
+
 /// Sorted set of the charge point's transaction ids scored by start time (unix ms), so that
 /// "transactions of CP42 last week" is one `ZRANGE … BYSCORE`.
 pub fn transactions(charge_point: &str) -> String {
@@ -158,6 +166,7 @@ mod tests {
             connectors("CP42"),
             latest("CP42"),
             transactions("CP42"),
+            stats("CP42"),
         ];
         for key in &keys {
             assert!(key.starts_with("ocpp:{CP42}:"), "{key}");

@@ -14,6 +14,7 @@
 //! | `ocpp:charge-points` | set | every known charge point id | none |
 //! | `ocpp:txn:<id>` | hash | one transaction record | none |
 //! | `ocpp:txn:seq` | string | `INCR` counter for transaction ids | none |
+//! | `ocpp:{cp}:stats` | string | real-time statistics snapshot (JSON, [`crate::stats::StoredStats`]) | `retention.stats_hours` (default 24 h) |
 //!
 //! `{cp}` is the Redis Cluster hash tag: all keys of one charge point share a slot.
 //!

@@ -132,6 +132,13 @@ pub async fn transaction(pool: &Pool, id: i32) -> Result<Option<TransactionRecor
     Ok((!record.is_empty()).then_some(record))
 }
 
+/// The stored statistics snapshot of a charge point (JSON), `None` if there is none (never
+/// connected, or expired after `retention.stats_hours`).
+pub async fn stats_document(pool: &Pool, charge_point: &str) -> Result<Option<String>, ReadError> {
+    let mut conn = pool.get().await?;
+    Ok(conn.get(keys::stats(charge_point)).await?)
+}
+
 /// Whether Redis answers a PING; for `/ready`.
 pub async fn ping(pool: &Pool) -> Result<(), ReadError> {
     let mut conn = pool.get().await?;

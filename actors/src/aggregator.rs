@@ -1,0 +1,545 @@
+//! `Aggregator`: hourly and daily roll-ups of every numeric sample on the live stream.
+//!
+//! It pre-aggregates in memory, per charge point, bucket and series (count, sum, min, max,
+//! first, last) and keeps the register readings of energy series, then writes every
+//! [`FLUSH_INTERVAL`] (and on [`Flush`]) one pipeline holding one `EVALSHA` of the merge script
+//! (`store/aggregate_merge.lua`) per charge point. The script merges the partials into the
+//! bucket hashes and computes energy against the baseline stored in Redis, atomically, so
+//! flushes, restarts and several server instances add up instead of overwriting each other.
+//! Each flush carries this instance's id and a sequence number that the script records, so a
+//! retried flush (after an error where Redis may have executed part of the pipeline) is applied
+//! once. While Redis is away the flush in flight is retried with backoff and new partials keep
+//! accumulating, bounded by [`MAX_PENDING_ENTRIES`] (past it batches are dropped, counted and
+//! logged).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use deadpool_redis::redis::{self, ErrorKind, ServerErrorKind};
+use deadpool_redis::Pool;
+use tokio::sync::oneshot;
+
+use crate::id::ChargePointId;
+use crate::store::aggregates::{Period, Rollup, SeriesKey, MAX_PLAUSIBLE_POWER_W, MERGE_SCRIPT};
+use crate::store::keys;
+use crate::stream::SampleBatch;
+
+/// How often pending roll-ups are written: short enough that a crash loses little, long
+/// enough that a charge point's readings of several MeterValues share one script call.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Bound on what waits in memory (statistics entries plus register readings) while Redis is
+/// away: about 100 MB. Past it, new batches are dropped and counted.
+pub const MAX_PENDING_ENTRIES: usize = 1_000_000;
+
+/// Bound on the buckets whose expiry this process remembers having set.
+const MAX_REMEMBERED_EXPIRIES: usize = 100_000;
+
+/// Roll-up settings, from `[retention]` and `[redis]`.
+#[derive(Debug, Clone)]
+pub struct AggregatorSettings {
+    /// Days hourly buckets live after their end.
+    pub hourly_days: u32,
+    /// Days daily buckets live after their end.
+    pub daily_days: u32,
+    /// First retry delay after a failed flush.
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// How often to flush ([`FLUSH_INTERVAL`] in production; tests may shorten it).
+    pub flush_interval: Duration,
+}
+
+/// Resolve once everything received before this message is in Redis (`false` if the actor
+/// stopped first). Used by shutdown, after the writer's drain, and by the aggregates API for
+/// read-your-writes.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct Flush;
+
+/// Counters for logs, metrics and tests; atomics so readers never wait on the actor.
+#[derive(Debug, Default)]
+pub struct AggregatorStats {
+    /// Numeric samples rolled up.
+    pub samples: AtomicU64,
+    /// Samples dropped because the pending bound was reached.
+    pub samples_dropped: AtomicU64,
+    /// Flushes written.
+    pub flushes_ok: AtomicU64,
+    /// Flushes that failed (each one is retried).
+    pub flushes_failed: AtomicU64,
+    /// Script calls sent in successful flushes.
+    pub script_calls: AtomicU64,
+}
+
+/// Partials of one charge point.
+#[derive(Debug, Default, Clone)]
+struct Partial {
+    /// Statistics per (period, bucket start ms, series).
+    stats: BTreeMap<(Period, i64, SeriesKey), Rollup>,
+    /// Register readings per series, `(t_ms, value)`, in arrival order.
+    readings: BTreeMap<SeriesKey, Vec<(i64, f64)>>,
+}
+
+impl Partial {
+    fn entries(&self) -> usize {
+        self.stats.len() + self.readings.values().map(Vec::len).sum::<usize>()
+    }
+}
+
+/// A flush being written (or retried), kept verbatim so a retry carries the same sequence
+/// number and content.
+struct InFlight {
+    seq: u64,
+    partials: Vec<(ChargePointId, Partial)>,
+}
+
+/// See the module documentation.
+pub struct Aggregator {
+    /// Redis.
+    pool: Pool,
+    /// Retention and timing.
+    settings: AggregatorSettings,
+    /// Identifies this process to the merge script (`applied:<instance>`).
+    instance: String,
+    /// Partials not yet handed to a flush.
+    pending: HashMap<ChargePointId, Partial>,
+    /// Entries in `pending`, checked against [`MAX_PENDING_ENTRIES`].
+    pending_entries: usize,
+    /// The flush being written, if any.
+    in_flight: Option<InFlight>,
+    /// Whether the in-flight flush has a request running (false while a retry waits).
+    running: bool,
+    /// Sequence number of the next flush.
+    next_seq: u64,
+    /// Current retry delay.
+    backoff: Duration,
+    /// SHA1 of the loaded script; `None` until `SCRIPT LOAD` answered, and after `NOSCRIPT`.
+    sha: Option<String>,
+    /// Buckets whose expiry this process has set, so `EXPIREAT` goes out once per bucket.
+    expiring: HashSet<String>,
+    /// Charge points whose state hash expiry this process has refreshed.
+    state_expiring: HashSet<ChargePointId>,
+    /// Flush waiters and the sequence number whose success answers them.
+    waiters: Vec<(u64, oneshot::Sender<bool>)>,
+    /// Reused connection (a pool checkout costs a health-check round trip).
+    conn: Option<deadpool_redis::Connection>,
+    /// Shared counters.
+    stats: Arc<AggregatorStats>,
+}
+
+impl Aggregator {
+    /// Creates the aggregator; start it with `actix::Supervisor::start` and subscribe it to the
+    /// sample stream.
+    pub fn new(pool: Pool, settings: AggregatorSettings, stats: Arc<AggregatorStats>) -> Self {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            hasher.write_u128(now.as_nanos());
+        }
+        Aggregator {
+            pool,
+            backoff: settings.retry_initial,
+            settings,
+            instance: format!("{:016x}", hasher.finish()),
+            pending: HashMap::new(),
+            pending_entries: 0,
+            in_flight: None,
+            running: false,
+            next_seq: 1,
+            sha: None,
+            expiring: HashSet::new(),
+            state_expiring: HashSet::new(),
+            waiters: Vec::new(),
+            conn: None,
+            stats,
+        }
+    }
+
+    /// Hands everything pending to a new flush unless one is in flight.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight.is_some() {
+            return; // written, or retried, first; the next flush takes what is pending
+        }
+        if self.pending.is_empty() {
+            self.answer_waiters(u64::MAX);
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let mut partials: Vec<(ChargePointId, Partial)> = self.pending.drain().collect();
+        partials.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        self.pending_entries = 0;
+        self.in_flight = Some(InFlight { seq, partials });
+        self.send(ctx);
+    }
+
+    /// Sends the in-flight flush as one pipeline.
+    fn send(&mut self, ctx: &mut Context<Self>) {
+        let Some(flight) = self.in_flight.take() else {
+            return;
+        };
+        let now_s = chrono::Utc::now().timestamp();
+        let mut invocations = Vec::with_capacity(flight.partials.len());
+        for (cp, partial) in &flight.partials {
+            invocations.push(self.invocation(cp, partial, flight.seq, now_s));
+        }
+        self.in_flight = Some(flight);
+        // Expiry flags were computed now; forget them again if this flush fails.
+        let calls = invocations.len() as u64;
+        self.running = true;
+        let pool = self.pool.clone();
+        let held = self.conn.take();
+        let sha = self.sha.clone();
+        let work = async move {
+            let mut conn = match held {
+                Some(conn) => conn,
+                None => pool.get().await.map_err(|e| (e.to_string(), false))?,
+            };
+            let sha = match sha {
+                Some(sha) => sha,
+                None => redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(MERGE_SCRIPT)
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .map_err(|e| (e.to_string(), false))?,
+            };
+            let mut pipe = redis::pipe();
+            for args in &invocations {
+                pipe.cmd("EVALSHA").arg(&sha).arg(args).ignore();
+            }
+            match pipe.query_async::<()>(&mut conn).await {
+                Ok(()) => Ok((conn, sha)),
+                Err(e) => {
+                    let noscript = e.kind() == ErrorKind::Server(ServerErrorKind::NoScript);
+                    Err((e.to_string(), noscript))
+                }
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
+            act.running = false;
+            match result {
+                Ok((conn, sha)) => {
+                    act.conn = Some(conn);
+                    act.sha = Some(sha);
+                    act.finished(calls, ctx);
+                }
+                Err((error, noscript)) => act.failed(error, noscript, ctx),
+            }
+        }));
+    }
+
+    /// The arguments of one `EVALSHA` (after the SHA): see the header of the script.
+    fn invocation(
+        &mut self,
+        cp: &ChargePointId,
+        partial: &Partial,
+        seq: u64,
+        now_s: i64,
+    ) -> Vec<String> {
+        let id = cp.as_str();
+        let mut bucket_keys: Vec<String> = Vec::new();
+        let mut key_index: HashMap<String, usize> = HashMap::new();
+        let mut stats_args: Vec<String> = Vec::new();
+        for ((period, start, series), rollup) in &partial.stats {
+            let key = keys::aggregate_bucket(id, period.as_str(), start / 1000);
+            let index = *key_index.entry(key.clone()).or_insert_with(|| {
+                bucket_keys.push(key.clone());
+                bucket_keys.len() + 1 // KEYS[1] is the state hash
+            });
+            let keep = match period {
+                Period::Hour => self.settings.hourly_days,
+                Period::Day => self.settings.daily_days,
+            };
+            let expire = if self.expiring.contains(&key) {
+                0
+            } else {
+                if self.expiring.len() >= MAX_REMEMBERED_EXPIRIES {
+                    self.expiring.clear();
+                }
+                self.expiring.insert(key);
+                period.expires_at(*start, keep)
+            };
+            let opt = |v: Option<f64>| v.map(|v| format!("{v:?}")).unwrap_or_default();
+            stats_args.extend([
+                index.to_string(),
+                expire.to_string(),
+                series.field(),
+                rollup.count.to_string(),
+                format!("{:?}", rollup.sum),
+                opt(rollup.min),
+                opt(rollup.max),
+                opt(rollup.first.map(|f| f.1)),
+                rollup.first.map(|f| f.0.to_string()).unwrap_or_default(),
+                opt(rollup.last.map(|l| l.1)),
+                rollup.last.map(|l| l.0.to_string()).unwrap_or_default(),
+            ]);
+        }
+        let state_expire = if self.state_expiring.insert(cp.clone()) {
+            // The baseline outlives the daily buckets it feeds; refreshed once per process.
+            now_s + i64::from(self.settings.daily_days) * 86_400
+        } else {
+            0
+        };
+        if self.state_expiring.len() > MAX_REMEMBERED_EXPIRIES {
+            self.state_expiring.clear();
+        }
+        let mut args = Vec::with_capacity(12 + bucket_keys.len() + stats_args.len());
+        args.push((1 + bucket_keys.len()).to_string());
+        args.push(keys::aggregate_state(id));
+        args.extend(bucket_keys);
+        args.extend([
+            format!("applied:{}", self.instance),
+            seq.to_string(),
+            keys::aggregate_bucket_prefix(id, Period::Hour.as_str()),
+            keys::aggregate_bucket_prefix(id, Period::Day.as_str()),
+            (i64::from(self.settings.hourly_days) * 86_400).to_string(),
+            (i64::from(self.settings.daily_days) * 86_400).to_string(),
+            now_s.to_string(),
+            format!("{MAX_PLAUSIBLE_POWER_W:?}"),
+            state_expire.to_string(),
+            partial.stats.len().to_string(),
+        ]);
+        args.extend(stats_args);
+        args.push(partial.readings.len().to_string());
+        for (series, readings) in &partial.readings {
+            // Arrival order, not time order: a late reading then adds nothing whether or not
+            // it shares a flush with newer ones, so the result does not depend on flush timing.
+            args.push(series.field());
+            args.push(readings.len().to_string());
+            for &(t, v) in readings {
+                args.push(t.to_string());
+                args.push(format!("{v:?}"));
+            }
+        }
+        args
+    }
+
+    fn finished(&mut self, calls: u64, ctx: &mut Context<Self>) {
+        let seq = self.in_flight.take().map_or(0, |f| f.seq);
+        self.backoff = self.settings.retry_initial;
+        self.stats.flushes_ok.fetch_add(1, Ordering::Relaxed);
+        self.stats.script_calls.fetch_add(calls, Ordering::Relaxed);
+        self.answer_waiters(seq);
+        if !self.waiters.is_empty() {
+            self.flush(ctx);
+        }
+    }
+
+    fn failed(&mut self, error: String, noscript: bool, ctx: &mut Context<Self>) {
+        self.stats.flushes_failed.fetch_add(1, Ordering::Relaxed);
+        self.conn = None;
+        self.expiring.clear();
+        self.state_expiring.clear();
+        if noscript {
+            // Redis restarted or flushed its scripts: load it again and retry at once.
+            log::info!("Roll-up script missing in Redis; loading it again.");
+            self.sha = None;
+            self.send(ctx);
+            return;
+        }
+        log::warn!(
+            "Roll-up flush failed ({error}); keeping it and {} pending entries, retrying in {:?}.",
+            self.pending_entries,
+            self.backoff
+        );
+        let delay = self.backoff;
+        self.backoff = (self.backoff * 2).min(self.settings.retry_max);
+        ctx.run_later(delay, |act, ctx| act.send(ctx));
+    }
+
+    /// Answers the waiters satisfied by flush `seq` (`u64::MAX`: everything is written).
+    fn answer_waiters(&mut self, seq: u64) {
+        let idle = self.in_flight.is_none() && self.pending.is_empty();
+        let mut kept = Vec::new();
+        for (needed, waiter) in self.waiters.drain(..) {
+            if needed <= seq || idle {
+                let _ = waiter.send(true);
+            } else {
+                kept.push((needed, waiter));
+            }
+        }
+        self.waiters = kept;
+    }
+}
+
+impl Actor for Aggregator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.settings.flush_interval, |act, ctx| act.flush(ctx));
+        if self.in_flight.is_some() {
+            self.send(ctx);
+        }
+    }
+}
+
+impl actix::Supervised for Aggregator {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        // Partials are kept; a flush that was in flight is sent again with its sequence number,
+        // which the script recognises if it had been applied.
+        log::warn!(
+            "Aggregator restarting with {} pending entries.",
+            self.pending_entries
+        );
+        self.running = false;
+        self.conn = None;
+    }
+}
+
+impl Handler<SampleBatch> for Aggregator {
+    type Result = ();
+
+    fn handle(&mut self, batch: SampleBatch, _: &mut Self::Context) {
+        if self.pending_entries >= MAX_PENDING_ENTRIES {
+            let dropped = batch.samples.len() as u64;
+            let total = self
+                .stats
+                .samples_dropped
+                .fetch_add(dropped, Ordering::Relaxed)
+                + dropped;
+            log::error!(
+                "{}: roll-ups dropped {dropped} samples ({total} so far): {} entries wait for Redis.",
+                batch.charge_point,
+                self.pending_entries
+            );
+            return;
+        }
+        let partial = self.pending.entry(batch.charge_point.clone()).or_default();
+        let before = partial.entries();
+        let mut counted = 0;
+        for sample in batch.samples.iter() {
+            let Some(value) = sample.number().filter(|v| v.is_finite()) else {
+                continue;
+            };
+            let t = sample.timestamp.timestamp_millis();
+            let series = SeriesKey::of(sample);
+            for period in Period::ALL {
+                partial
+                    .stats
+                    .entry((period, period.start_of(t), series.clone()))
+                    .or_default()
+                    .add(t, value);
+            }
+            if sample.measurand.is_energy_register() {
+                partial.readings.entry(series).or_default().push((t, value));
+            }
+            counted += 1;
+        }
+        self.pending_entries += partial.entries() - before;
+        if partial.entries() == 0 {
+            self.pending.remove(&batch.charge_point);
+        }
+        self.stats.samples.fetch_add(counted, Ordering::Relaxed);
+    }
+}
+
+impl Handler<Flush> for Aggregator {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, _: Flush, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        if self.in_flight.is_none() && self.pending.is_empty() {
+            let _ = tx.send(true);
+        } else {
+            let needed = if self.pending.is_empty() {
+                self.next_seq - 1 // the one in flight
+            } else {
+                self.next_seq // the next flush takes everything pending
+            };
+            self.waiters.push((needed, tx));
+            self.flush(ctx);
+        }
+        Box::pin(async move { rx.await.unwrap_or(false) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::aggregates::{register_energy, Period};
+
+    const H: i64 = 3_600_000;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn a_session_spanning_two_hours_is_split_linearly() {
+        // 1000 Wh at 10:40, 4000 Wh at 11:20: 3000 Wh over 40 minutes, 20 in each hour.
+        let t0 = 10 * H + 40 * 60_000;
+        let t1 = 11 * H + 20 * 60_000;
+        let (parts, base) = register_energy(Period::Hour, None, &[(t0, 1000.0), (t1, 4000.0)]);
+        assert_eq!(base, Some((t1, 4000.0)));
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].0, 10 * H);
+        assert!(close(parts[0].1, 1500.0), "{parts:?}");
+        assert!(close(parts[1].1, 1500.0), "{parts:?}");
+        // Daily: both in the same day.
+        let (days, _) = register_energy(Period::Day, None, &[(t0, 1000.0), (t1, 4000.0)]);
+        assert_eq!(days, vec![(0, 3000.0)]);
+    }
+
+    #[test]
+    fn a_gap_over_several_hours_spreads_over_every_hour() {
+        let (parts, _) = register_energy(Period::Hour, Some((0, 0.0)), &[(3 * H, 300.0)]);
+        assert_eq!(parts.len(), 3);
+        for (i, (start, e)) in parts.iter().enumerate() {
+            assert_eq!(*start, i as i64 * H);
+            assert!(close(*e, 100.0));
+        }
+    }
+
+    #[test]
+    fn a_reset_contributes_nothing_and_becomes_the_baseline() {
+        let readings = [
+            (0, 5000.0),
+            (H / 2, 5200.0),
+            (H / 2 + 60_000, 10.0),
+            (H, 60.0),
+        ];
+        let (parts, base) = register_energy(Period::Hour, None, &readings);
+        let total: f64 = parts.iter().map(|p| p.1).sum();
+        assert!(close(total, 200.0 + 50.0), "{parts:?}");
+        assert_eq!(base, Some((H, 60.0)));
+    }
+
+    #[test]
+    fn an_implausible_jump_contributes_nothing() {
+        // A replaced meter starting 100 MWh higher, one minute later: 6 GW average.
+        let (parts, base) =
+            register_energy(Period::Hour, Some((0, 1000.0)), &[(60_000, 100_001_000.0)]);
+        assert!(parts.is_empty());
+        assert_eq!(base, Some((60_000, 100_001_000.0)));
+        // 16.6 kWh in one minute is exactly 1 MW: still plausible.
+        let (parts, _) = register_energy(Period::Hour, Some((0, 0.0)), &[(60_000, 16_666.0)]);
+        assert_eq!(parts.len(), 1);
+    }
+
+    #[test]
+    fn late_and_repeated_readings_do_not_count_twice() {
+        let base = Some((2 * H, 2000.0));
+        // Older than the baseline, equal to it, then a newer one.
+        let readings = [(H, 1000.0), (2 * H, 2000.0), (2 * H + H / 2, 2500.0)];
+        let (parts, base) = register_energy(Period::Hour, base, &readings);
+        assert_eq!(parts, vec![(2 * H, 500.0)]);
+        assert_eq!(base, Some((2 * H + H / 2, 2500.0)));
+        // The same readings again add nothing.
+        let (again, _) = register_energy(Period::Hour, base, &readings);
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn readings_across_midnight_split_between_days() {
+        let day = 86_400_000;
+        let (parts, _) =
+            register_energy(Period::Day, Some((day - H, 0.0)), &[(day + 3 * H, 400.0)]);
+        assert_eq!(parts.len(), 2);
+        assert!(close(parts[0].1, 100.0) && close(parts[1].1, 300.0));
+    }
+}

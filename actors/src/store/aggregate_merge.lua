@@ -1,0 +1,205 @@
+-- Merges one flush of one charge point's roll-ups into Redis, atomically (a script runs alone),
+-- so flushes, restarts and several server instances can add to the same buckets.
+--
+-- KEYS[1]   the charge point's roll-up state hash: `e:<series>` -> "t_ms|value" (energy
+--           baseline), `applied:<instance>` -> sequence number of the last applied flush.
+-- KEYS[2..] bucket hashes named by the statistics entries below.
+-- ARGV: applied_field, seq, hour_prefix, day_prefix, hourly_keep_s, daily_keep_s, now_s,
+--       max_power_w, state_expire_at (0: leave), n_stats,
+--       n_stats x (key_index, expire_at (0: leave), field, count, sum, min, max,
+--                  first, first_at, last, last_at),
+--       n_series, n_series x (field, n, n x (t_ms, value))   -- register readings, arrival order
+--
+-- Returns 1 when applied, 0 when this instance already applied `seq` (a retried flush).
+-- Energy rules (mirrored by `register_energy` in aggregates.rs): a reading not newer than the
+-- baseline contributes nothing; otherwise the difference is spread linearly over the time since
+-- the baseline and split at bucket boundaries, unless it is negative (reset) or implies more
+-- than max_power_w (replaced meter); the reading becomes the baseline.
+
+local state = KEYS[1]
+local applied_field = ARGV[1]
+local seq = tonumber(ARGV[2])
+local prefixes = { ARGV[3], ARGV[4] }
+local keeps = { tonumber(ARGV[5]), tonumber(ARGV[6]) }
+local lengths = { 3600000, 86400000 }
+local now = tonumber(ARGV[7])
+local max_power = tonumber(ARGV[8])
+local state_expire = tonumber(ARGV[9])
+
+local function num(v)
+  return string.format('%.17g', v)
+end
+
+local i = 10
+local n_stats = tonumber(ARGV[i]); i = i + 1
+local stats = {}
+for s = 1, n_stats do
+  local function opt(v) if v == '' then return nil end return tonumber(v) end
+  stats[s] = {
+    key = KEYS[tonumber(ARGV[i])], expire = tonumber(ARGV[i + 1]), field = ARGV[i + 2],
+    rec = {
+      count = tonumber(ARGV[i + 3]), sum = tonumber(ARGV[i + 4]),
+      min = opt(ARGV[i + 5]), max = opt(ARGV[i + 6]),
+      first = opt(ARGV[i + 7]), first_at = opt(ARGV[i + 8]),
+      last = opt(ARGV[i + 9]), last_at = opt(ARGV[i + 10]), energy = 0,
+    },
+  }
+  i = i + 11
+end
+local n_series = tonumber(ARGV[i]); i = i + 1
+local series = {}
+local state_fields = { applied_field }
+for s = 1, n_series do
+  local field = ARGV[i]
+  local n = tonumber(ARGV[i + 1]); i = i + 2
+  local readings = {}
+  for r = 1, n do
+    readings[r] = { tonumber(ARGV[i]), tonumber(ARGV[i + 1]) }
+    i = i + 2
+  end
+  series[s] = { field = field, readings = readings }
+  state_fields[#state_fields + 1] = 'e:' .. field
+end
+
+local current = redis.call('HMGET', state, unpack(state_fields))
+if current[1] and tonumber(current[1]) >= seq then
+  return 0
+end
+
+-- Updates per key and field, keys in first-touch order.
+local updates, order, expiries = {}, {}, {}
+local function rec(key, field)
+  local u = updates[key]
+  if not u then
+    u = { fields = {}, list = {} }
+    updates[key] = u
+    order[#order + 1] = key
+  end
+  local r = u.fields[field]
+  if not r then
+    r = { count = 0, sum = 0, energy = 0 }
+    u.fields[field] = r
+    u.list[#u.list + 1] = field
+  end
+  return r
+end
+
+local function merge(a, b)
+  a.count = a.count + b.count
+  a.sum = a.sum + b.sum
+  if b.min and (not a.min or b.min < a.min) then a.min = b.min end
+  if b.max and (not a.max or b.max > a.max) then a.max = b.max end
+  if b.first_at and (not a.first_at or b.first_at < a.first_at) then
+    a.first, a.first_at = b.first, b.first_at
+  end
+  if b.last_at and (not a.last_at or b.last_at >= a.last_at) then
+    a.last, a.last_at = b.last, b.last_at
+  end
+  a.energy = a.energy + b.energy
+end
+
+for _, s in ipairs(stats) do
+  merge(rec(s.key, s.field), s.rec)
+  if s.expire > 0 then expiries[s.key] = s.expire end
+end
+
+local declared = {}
+for k = 2, #KEYS do declared[KEYS[k]] = true end
+
+local function split(field, t0, t1, d)
+  for p = 1, 2 do
+    local len = lengths[p]
+    local b = math.floor(t0 / len) * len
+    while b < t1 do
+      local s = math.max(b, t0)
+      local e = math.min(b + len, t1)
+      local expire_at = math.floor((b + len) / 1000) + keeps[p]
+      if expire_at > now then
+        local key = prefixes[p] .. string.format('%d', b / 1000)
+        local r = rec(key, field)
+        r.energy = r.energy + d * (e - s) / (t1 - t0)
+        if not declared[key] then expiries[key] = expire_at end
+      end
+      b = b + len
+    end
+  end
+end
+
+local new_state = { applied_field, seq }
+for s, ser in ipairs(series) do
+  local bt, bv
+  local base = current[s + 1]
+  if base then
+    local sep = string.find(base, '|', 1, true)
+    bt = tonumber(string.sub(base, 1, sep - 1))
+    bv = tonumber(string.sub(base, sep + 1))
+  end
+  local changed = false
+  for _, r in ipairs(ser.readings) do
+    local t, v = r[1], r[2]
+    if not bt then
+      bt, bv, changed = t, v, true
+    elseif t > bt then
+      local d = v - bv
+      if d > 0 and d * 3600000 <= max_power * (t - bt) then
+        split(ser.field, bt, t, d)
+      end
+      bt, bv, changed = t, v, true
+    end
+  end
+  if changed then
+    new_state[#new_state + 1] = 'e:' .. ser.field
+    new_state[#new_state + 1] = string.format('%d', bt) .. '|' .. num(bv)
+  end
+end
+
+local function parse(text)
+  local parts, pos = {}, 1
+  while true do
+    local sep = string.find(text, '|', pos, true)
+    if not sep then
+      parts[#parts + 1] = string.sub(text, pos)
+      break
+    end
+    parts[#parts + 1] = string.sub(text, pos, sep - 1)
+    pos = sep + 1
+  end
+  local function opt(v) if v == nil or v == '' then return nil end return tonumber(v) end
+  return {
+    count = tonumber(parts[1]) or 0, sum = tonumber(parts[2]) or 0,
+    min = opt(parts[3]), max = opt(parts[4]),
+    first = opt(parts[5]), first_at = opt(parts[6]),
+    last = opt(parts[7]), last_at = opt(parts[8]),
+    energy = tonumber(parts[9]) or 0,
+  }
+end
+
+local function encode(r)
+  local function o(v) if v == nil then return '' end return num(v) end
+  local function t(v) if v == nil then return '' end return string.format('%d', v) end
+  return string.format('%d', r.count) .. '|' .. num(r.sum) .. '|' .. o(r.min) .. '|' .. o(r.max)
+    .. '|' .. o(r.first) .. '|' .. t(r.first_at) .. '|' .. o(r.last) .. '|' .. t(r.last_at)
+    .. '|' .. num(r.energy)
+end
+
+for _, key in ipairs(order) do
+  local u = updates[key]
+  local stored = redis.call('HMGET', key, unpack(u.list))
+  local args = {}
+  for f, field in ipairs(u.list) do
+    local r = u.fields[field]
+    if stored[f] then
+      local merged = parse(stored[f])
+      merge(merged, r)
+      r = merged
+    end
+    args[#args + 1] = field
+    args[#args + 1] = encode(r)
+  end
+  redis.call('HSET', key, unpack(args))
+  if expiries[key] then redis.call('EXPIREAT', key, expiries[key]) end
+end
+
+redis.call('HSET', state, unpack(new_state))
+if state_expire > 0 then redis.call('EXPIREAT', state, state_expire) end
+return 1

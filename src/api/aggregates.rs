@@ -1,0 +1,146 @@
+//! `/api/v1/charge-points/{id}/aggregates`: hourly and daily roll-ups of a charge point.
+
+use std::time::Duration as StdDuration;
+
+use actix::Addr;
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{json, ApiError};
+use actors::aggregator::{Aggregator, Flush};
+use actors::id::ChargePointId;
+use actors::redis_pool::Pool;
+use actors::sample::{Measurand, Phase};
+use actors::store::aggregates::{self, Period, StoredBucket};
+
+/// Longest range of one query, per period: a month of hours, a bit more than a year of days.
+const MAX_HOURLY_RANGE_DAYS: i64 = 31;
+const MAX_DAILY_RANGE_DAYS: i64 = 400;
+/// How long a read waits for the aggregator to write its partials (read-your-writes); past it
+/// (Redis away) the stored state is served as is.
+const FLUSH_WAIT: StdDuration = StdDuration::from_secs(2);
+
+/// What the route needs, registered as its own `web::Data` beside `ApiState`.
+#[derive(Clone)]
+pub struct AggregatesState {
+    /// Redis, for reads.
+    pub pool: Pool,
+    /// The aggregator, flushed before a read so it shows every sample received.
+    pub aggregator: Addr<Aggregator>,
+}
+
+/// Registers the route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/charge-points/{id}/aggregates",
+        web::get().to(aggregates_of),
+    );
+}
+
+/// Query of `/aggregates`; all optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AggregatesQuery {
+    period: Option<String>,
+    measurand: Option<String>,
+    connector: Option<u32>,
+    phase: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| ApiError::BadRequest(format!("{name} must be an RFC 3339 timestamp: {e}")))
+}
+
+async fn aggregates_of(
+    state: web::Data<AggregatesState>,
+    path: web::Path<String>,
+    query: web::Query<AggregatesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ChargePointId::parse(&path).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let period = match query.period.as_deref() {
+        None => Period::Hour,
+        Some(p) => Period::parse(p).ok_or_else(|| {
+            ApiError::BadRequest(format!("period {p:?} must be \"hour\" or \"day\""))
+        })?,
+    };
+    let measurand = match &query.measurand {
+        Some(m) => Some(Measurand::parse(m).ok_or_else(|| {
+            ApiError::BadRequest(format!("measurand {m:?} is not an OCPP 1.6 measurand"))
+        })?),
+        None => None,
+    };
+    let phase = match &query.phase {
+        Some(p) => Some(Phase::parse(p).ok_or_else(|| {
+            ApiError::BadRequest(format!("phase {p:?} is not an OCPP 1.6 phase"))
+        })?),
+        None => None,
+    };
+    let (default_span, max_days) = match period {
+        Period::Hour => (Duration::hours(24), MAX_HOURLY_RANGE_DAYS),
+        Period::Day => (Duration::days(30), MAX_DAILY_RANGE_DAYS),
+    };
+    let to = match &query.to {
+        Some(t) => parse_time("to", t)?,
+        None => Utc::now(),
+    };
+    let from = match &query.from {
+        Some(f) => parse_time("from", f)?,
+        None => to - default_span,
+    };
+    if from >= to {
+        return Err(ApiError::BadRequest("from must be before to".into()));
+    }
+    if to - from > Duration::days(max_days) {
+        return Err(ApiError::BadRequest(format!(
+            "from..to may span at most {max_days} days for period {}",
+            period.as_str()
+        )));
+    }
+
+    // Read-your-writes: let the aggregator write what it holds, then read Redis. Flushing rather
+    // than merging its partials avoids counting a flush twice that lands between the two.
+    let _ = tokio::time::timeout(FLUSH_WAIT, state.aggregator.send(Flush)).await;
+    let mut buckets = aggregates::read_buckets(&state.pool, id.as_str(), period, from, to).await?;
+    buckets.retain(|b| {
+        measurand.is_none_or(|m| b.series.measurand == m)
+            && query.connector.is_none_or(|c| b.series.connector_id == c)
+            && phase.is_none_or(|p| b.series.phase == Some(p))
+    });
+    Ok(HttpResponse::Ok().json(json!({
+        "charge_point_id": id.as_str(),
+        "period": period.as_str(),
+        "from": json::time(from),
+        "to": json::time(to),
+        "buckets": buckets.iter().map(bucket).collect::<Vec<_>>(),
+    })))
+}
+
+fn bucket(b: &StoredBucket) -> Value {
+    let r = &b.rollup;
+    let mut v = json!({
+        "start": json::time(b.start),
+        "measurand": b.series.measurand.as_str(),
+        "connector_id": b.series.connector_id,
+        "phase": b.series.phase.map(|p| p.as_str()),
+        "unit": aggregates::unit_of(&b.series).as_str(),
+        "count": r.count,
+        "min": r.min,
+        "max": r.max,
+        "avg": r.avg(),
+        "sum": r.sum,
+        "first": r.first.map(|f| f.1),
+        "first_at": r.first.and_then(|f| DateTime::from_timestamp_millis(f.0)).map(json::time),
+        "last": r.last.map(|l| l.1),
+        "last_at": r.last.and_then(|l| DateTime::from_timestamp_millis(l.0)).map(json::time),
+    });
+    if b.series.measurand.is_energy_register() {
+        v["energy_wh"] = json!(r.energy);
+    }
+    v
+}

@@ -1,0 +1,90 @@
+//! `GET /api/v1/charge-points/{id}/stats`: real-time statistics of a charge point, from its
+//! `ChargePointActor` while it is connected, from the snapshot in Redis otherwise.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+
+use super::{json, ApiError, ApiState};
+use actors::charge_point::Stats;
+use actors::id::ChargePointId;
+use actors::sample::{Measurand, Phase, Sample};
+use actors::stats::{ChargePointStats, StoredStats};
+use actors::store::reads;
+use actors::writer::PendingSamples;
+
+/// Registers the route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/charge-points/{id}/stats", web::get().to(stats));
+}
+
+async fn stats(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ChargePointId::parse(&path).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if let Some(connection) = state.registry.get(&id) {
+        if let Ok(live) = connection.actor.send(Stats).await {
+            return Ok(HttpResponse::Ok().json(json::stats(id.as_str(), &live)));
+        }
+    }
+    let stored = stored(&state, &id).await?;
+    Ok(HttpResponse::Ok().json(json::stats(id.as_str(), &stored)))
+}
+
+/// Statistics of a charge point that is not connected: the snapshot its last session left, with
+/// the newest stored samples (plus those still waiting for the writer). A charge point that is
+/// known but whose snapshot has expired gets empty figures; one never seen is a 404.
+async fn stored(state: &ApiState, id: &ChargePointId) -> Result<ChargePointStats, ApiError> {
+    let now = Utc::now();
+    let document = reads::stats_document(&state.pool, id.as_str()).await?;
+    let snapshot = match document.as_deref().map(serde_json::from_str::<StoredStats>) {
+        Some(Ok(snapshot)) => Some(snapshot),
+        Some(Err(error)) => {
+            log::error!("{id}: stored statistics are unreadable: {error}.");
+            None
+        }
+        None => None,
+    };
+    let snapshot = match snapshot {
+        Some(snapshot) => snapshot,
+        None => {
+            if reads::charge_point(&state.pool, id.as_str())
+                .await?
+                .is_none()
+            {
+                return Err(ApiError::NotFound(format!(
+                    "charge point {id} has never been seen"
+                )));
+            }
+            StoredStats {
+                session_started_at: now,
+                updated_at: now,
+                samples_total: 0,
+                samples_window: Default::default(),
+                messages_window: Default::default(),
+                active_power_w: None,
+                last_meter_values_at: None,
+                open_transactions: Vec::new(),
+            }
+        }
+    };
+    let mut candidates = state
+        .writer
+        .send(PendingSamples(id.clone()))
+        .await
+        .unwrap_or_default();
+    candidates.extend(reads::latest_samples(&state.pool, id.as_str()).await?);
+    let mut newest: BTreeMap<(u32, Measurand, Option<Phase>), Sample> = BTreeMap::new();
+    for sample in candidates {
+        let key = (sample.connector_id, sample.measurand, sample.phase);
+        match newest.get(&key) {
+            Some(seen) if seen.timestamp >= sample.timestamp => {}
+            _ => {
+                newest.insert(key, sample);
+            }
+        }
+    }
+    Ok(snapshot.view(now, false, newest.into_values().collect()))
+}

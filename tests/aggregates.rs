@@ -1,0 +1,456 @@
+//! Hourly and daily roll-ups over real WebSockets and a private redis-server: they must equal a
+//! brute-force recomputation over the raw samples read back through the API, split a session's
+//! energy at hour boundaries, and stay correct across flushes and a server restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step should stop the test loudly
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::*;
+use serde_json::{json, Value};
+
+const H: i64 = 3_600_000;
+const D: i64 = 86_400_000;
+const REGISTER: &str = "Energy.Active.Import.Register";
+
+fn iso(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+fn ms_of(text: &Value) -> i64 {
+    DateTime::parse_from_rfc3339(text.as_str().unwrap())
+        .unwrap()
+        .timestamp_millis()
+}
+
+/// xorshift64: reproducible randomness without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+async fn send_register(cp: &mut ChargePoint, t: i64, wh: f64) {
+    let payload = meter_values(
+        1,
+        None,
+        &iso(t),
+        json!([{"value": wh.to_string(), "measurand": REGISTER, "unit": "Wh"}]),
+    );
+    assert_eq!(cp.call("MeterValues", payload).await, json!({}));
+}
+
+async fn aggregates(server: &ocpp_meter::RunningServer, cp: &str, query: &str) -> Vec<Value> {
+    let (code, body) = get(
+        server,
+        &format!("/api/v1/charge-points/{cp}/aggregates?{query}"),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    body["buckets"].as_array().unwrap().clone()
+}
+
+/// The reference energy rule, written out independently of the server: consecutive processed
+/// readings, split linearly at boundaries; drops and > 1 MW jumps count 0.
+fn split_energy(len: i64, readings: &[(i64, f64)]) -> BTreeMap<i64, f64> {
+    let mut out = BTreeMap::new();
+    for pair in readings.windows(2) {
+        let ((t0, v0), (t1, v1)) = (pair[0], pair[1]);
+        let d = v1 - v0;
+        if d <= 0.0 || d > 1_000_000.0 * (t1 - t0) as f64 / H as f64 {
+            continue;
+        }
+        let mut b = t0.div_euclid(len) * len;
+        while b < t1 {
+            let overlap = (b + len).min(t1) - b.max(t0);
+            *out.entry(b).or_insert(0.0) += d * overlap as f64 / (t1 - t0) as f64;
+            b += len;
+        }
+    }
+    out
+}
+
+#[derive(Debug, Default)]
+struct Expected {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    first: (i64, f64),
+    last: (i64, f64),
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-6 * (1.0 + a.abs().max(b.abs()))
+}
+
+#[actix_web::test]
+async fn rollups_equal_a_brute_force_recomputation_of_the_raw_samples() {
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let mut cp = ChargePoint::connect(&server, "CP-AGG").await;
+    cp.boot().await;
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+
+    // 120 readings, one per 15-minute slot of the last 30 hours (crossing hours and a UTC
+    // midnight), each a MeterValues of five sampled values.
+    let now = Utc::now().timestamp_millis();
+    let start = now - 30 * H;
+    let slot = 15 * 60_000;
+    let mut register = 10_000.0;
+    let mut frames: Vec<(i64, f64, Value)> = Vec::new();
+    for i in 0..120 {
+        let t = start + i * slot + rng.below(slot as u64 - 1) as i64;
+        register += (rng.below(3000) as f64) / 2.0;
+        if i == 60 {
+            register = rng.below(100) as f64; // meter reset
+        }
+        if i == 90 {
+            register += 50_000_000.0; // replaced meter far ahead: implausible, counts 0
+        }
+        let sampled = json!([
+            {"value": register.to_string(), "measurand": REGISTER, "unit": "Wh"},
+            {"value": format!("{}", rng.below(11_000)), "measurand": "Power.Active.Import", "unit": "W"},
+            {"value": format!("{}.{}", 220 + rng.below(20), rng.below(10)), "measurand": "Voltage", "phase": "L1-N"},
+            {"value": format!("{}", rng.below(32)), "measurand": "Current.Import", "phase": "L1"},
+            {"value": format!("{}.5", rng.below(32)), "measurand": "Current.Import", "phase": "L2"},
+        ]);
+        frames.push((t, register, sampled));
+    }
+
+    // Arrival: mostly in order; some frames held back and sent late, some sent twice.
+    let mut order: Vec<usize> = Vec::new();
+    let mut held: Vec<(usize, usize)> = Vec::new(); // (frame, release after this many sends)
+    for i in 0..frames.len() {
+        if rng.below(100) < 15 {
+            held.push((i, order.len() + 1 + rng.below(5) as usize));
+        } else {
+            order.push(i);
+            if rng.below(100) < 10 {
+                order.push(i); // exact duplicate
+            }
+        }
+        let due: Vec<usize> = held
+            .iter()
+            .filter(|(_, at)| *at <= order.len())
+            .map(|(f, _)| *f)
+            .collect();
+        held.retain(|(_, at)| *at > order.len());
+        order.extend(due);
+    }
+    order.extend(held.iter().map(|(f, _)| *f));
+
+    let mut processed: Vec<(i64, f64)> = Vec::new();
+    for (n, &i) in order.iter().enumerate() {
+        let (t, register, sampled) = &frames[i];
+        let payload = meter_values(1, None, &iso(*t), sampled.clone());
+        assert_eq!(cp.call("MeterValues", payload).await, json!({}));
+        if processed.last().is_none_or(|(last, _)| t > last) {
+            processed.push((*t, *register));
+        }
+        if n == order.len() / 3 {
+            // A read in the middle forces a roll-up flush: later readings pair with the
+            // baseline stored in Redis.
+            aggregates(&server, "CP-AGG", "period=hour").await;
+        }
+    }
+    assert!(order.len() > frames.len(), "some duplicates were sent");
+    assert!(processed.len() < frames.len(), "some readings arrived late");
+
+    // Brute force over the raw samples as stored.
+    let (code, raw) = get(
+        &server,
+        &format!(
+            "/api/v1/charge-points/CP-AGG/meter-values?from={}&to={}&limit=10000",
+            iso(start - 1000),
+            iso(now + 1000)
+        ),
+    )
+    .await;
+    assert_eq!(code, 200, "{raw}");
+    let raw = raw["samples"].as_array().unwrap();
+    assert_eq!(raw.len(), 5 * frames.len(), "duplicates are stored once");
+
+    for (period, len, from) in [
+        ("hour", H, start.div_euclid(H) * H),
+        ("day", D, start.div_euclid(D) * D),
+    ] {
+        let mut expected: BTreeMap<(i64, String, Option<String>), Expected> = BTreeMap::new();
+        for s in raw {
+            let t = ms_of(&s["timestamp"]);
+            let v = s["value"].as_f64().unwrap();
+            let key = (
+                t.div_euclid(len) * len,
+                s["measurand"].as_str().unwrap().to_owned(),
+                s["phase"].as_str().map(str::to_owned),
+            );
+            let e = expected.entry(key).or_insert(Expected {
+                min: f64::INFINITY,
+                max: f64::NEG_INFINITY,
+                first: (i64::MAX, 0.0),
+                last: (i64::MIN, 0.0),
+                ..Expected::default()
+            });
+            e.count += 1;
+            e.sum += v;
+            e.min = e.min.min(v);
+            e.max = e.max.max(v);
+            if t < e.first.0 {
+                e.first = (t, v);
+            }
+            if t > e.last.0 {
+                e.last = (t, v);
+            }
+        }
+        let energy = split_energy(len, &processed);
+
+        let query = format!("period={period}&from={}&to={}", iso(from), iso(now + len));
+        let buckets = aggregates(&server, "CP-AGG", &query).await;
+        let with_samples: Vec<&Value> = buckets.iter().filter(|b| b["count"] != 0).collect();
+        assert_eq!(with_samples.len(), expected.len(), "{period}: {buckets:?}");
+        let mut energy_seen = BTreeMap::new();
+        for b in &buckets {
+            let start = ms_of(&b["start"]);
+            let measurand = b["measurand"].as_str().unwrap().to_owned();
+            if measurand == REGISTER {
+                energy_seen.insert(start, b["energy_wh"].as_f64().unwrap());
+                assert_eq!(b["unit"], "Wh");
+            } else {
+                assert!(b.get("energy_wh").is_none(), "{b}");
+            }
+            if b["count"] == 0 {
+                continue;
+            }
+            let key = (start, measurand, b["phase"].as_str().map(str::to_owned));
+            let e = expected
+                .get(&key)
+                .unwrap_or_else(|| panic!("unexpected {b}"));
+            assert_eq!(b["count"], e.count, "{period} {key:?}");
+            assert!(close(b["sum"].as_f64().unwrap(), e.sum), "{b} vs {e:?}");
+            let avg = e.sum / e.count as f64;
+            assert!(close(b["avg"].as_f64().unwrap(), avg), "{b} vs {e:?}");
+            assert_eq!(b["min"].as_f64().unwrap(), e.min, "{b}");
+            assert_eq!(b["max"].as_f64().unwrap(), e.max, "{b}");
+            assert_eq!(b["first"].as_f64().unwrap(), e.first.1, "{b}");
+            assert_eq!(ms_of(&b["first_at"]), e.first.0, "{b}");
+            assert_eq!(b["last"].as_f64().unwrap(), e.last.1, "{b}");
+            assert_eq!(ms_of(&b["last_at"]), e.last.0, "{b}");
+            assert_eq!(b["connector_id"], 1);
+        }
+        for (start, wh) in &energy {
+            let seen = energy_seen.get(start).copied().unwrap_or(0.0);
+            assert!(close(seen, *wh), "{period} {start}: {seen} vs {wh}");
+        }
+        for (start, seen) in &energy_seen {
+            let wh = energy.get(start).copied().unwrap_or(0.0);
+            assert!(close(*seen, wh), "{period} {start}: {seen} vs {wh}");
+        }
+        // Starts sorted.
+        let starts: Vec<i64> = buckets.iter().map(|b| ms_of(&b["start"])).collect();
+        assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    // Filters and validation.
+    let voltage = aggregates(
+        &server,
+        "CP-AGG",
+        &format!(
+            "period=day&from={}&measurand=Voltage&phase=L1-N&connector=1",
+            iso(start - D)
+        ),
+    )
+    .await;
+    assert!(!voltage.is_empty());
+    assert!(voltage.iter().all(|b| b["measurand"] == "Voltage"));
+    for (query, name) in [
+        ("period=week", "period"),
+        ("measurand=Volts", "measurand"),
+        ("phase=L4", "phase"),
+        ("from=yesterday", "from"),
+        ("to=2024-13-01T00:00:00Z", "to"),
+    ] {
+        let (code, body) = get(
+            &server,
+            &format!("/api/v1/charge-points/CP-AGG/aggregates?{query}"),
+        )
+        .await;
+        assert_eq!(code, 400, "{query}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(name), "{body}");
+    }
+    let (code, _) = get(
+        &server,
+        &format!(
+            "/api/v1/charge-points/CP-AGG/aggregates?period=hour&from={}",
+            iso(now - 40 * D)
+        ),
+    )
+    .await;
+    assert_eq!(code, 400, "an hourly range is bounded");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_session_spanning_two_hours_splits_its_energy_between_them() {
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let mut cp = ChargePoint::connect(&server, "CP-SPLIT").await;
+    let boundary = Utc::now().timestamp_millis().div_euclid(H) * H - 2 * H;
+    send_register(&mut cp, boundary - 10 * 60_000, 1000.0).await;
+    send_register(&mut cp, boundary + 20 * 60_000, 4000.0).await;
+
+    let query = format!(
+        "period=hour&measurand={REGISTER}&from={}&to={}",
+        iso(boundary - H),
+        iso(boundary + H)
+    );
+    let buckets = aggregates(&server, "CP-SPLIT", &query).await;
+    assert_eq!(buckets.len(), 2, "{buckets:?}");
+    assert_eq!(ms_of(&buckets[0]["start"]), boundary - H);
+    assert!(close(buckets[0]["energy_wh"].as_f64().unwrap(), 1000.0));
+    assert!(close(buckets[1]["energy_wh"].as_f64().unwrap(), 2000.0));
+    assert_eq!(buckets[0]["count"], 1);
+    assert_eq!(buckets[1]["first"], 4000.0);
+
+    // The buckets expire retention.hourly_days after their end.
+    let key = format!("ocpp:{{CP-SPLIT}}:agg:hour:{}", boundary / 1000);
+    let ttl: i64 = redis.cli(&["TTL", &key]).trim().parse().unwrap();
+    let expected = (boundary + H) / 1000 + 30 * 86_400 - Utc::now().timestamp();
+    assert!(
+        (ttl - expected).abs() <= 5,
+        "ttl {ttl}, expected {expected}"
+    );
+    let day_key = format!(
+        "ocpp:{{CP-SPLIT}}:agg:day:{}",
+        boundary.div_euclid(D) * D / 1000
+    );
+    let ttl: i64 = redis.cli(&["TTL", &day_key]).trim().parse().unwrap();
+    assert!(ttl > 364 * 86_400, "daily ttl {ttl}");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn energy_is_counted_once_across_a_restart_and_flushes() {
+    let mut redis = RedisServer::start();
+    let base = Utc::now().timestamp_millis() - 3 * H;
+    let at = |minutes: i64| base + minutes * 60_000;
+    let total = |buckets: &[Value]| -> f64 {
+        buckets
+            .iter()
+            .map(|b| b["energy_wh"].as_f64().unwrap())
+            .sum()
+    };
+    let query = format!(
+        "period=day&measurand={REGISTER}&from={}",
+        iso(base.div_euclid(D) * D - D)
+    );
+
+    let server = start_server(test_config(&redis)).await;
+    let mut cp = ChargePoint::connect(&server, "CP-RST").await;
+    send_register(&mut cp, at(0), 500.0).await;
+    send_register(&mut cp, at(10), 1500.0).await;
+    // Flush boundary: this read writes the roll-ups; the next reading pairs with Redis' baseline.
+    let buckets = aggregates(&server, "CP-RST", &query).await;
+    assert!(close(total(&buckets), 1000.0), "{buckets:?}");
+    send_register(&mut cp, at(20), 2500.0).await;
+    let report = server.shutdown().await;
+    assert!(report.drained);
+    let state = redis.cli(&["HGETALL", "ocpp:{CP-RST}:agg:state"]);
+    assert!(
+        state.contains(&format!("e:1:{REGISTER}:-:Wh")),
+        "the baseline lives in Redis: {state}"
+    );
+
+    // A new server on the same Redis: the baseline carries over; a replay of old readings
+    // (which this session's de-duplication has never seen) adds no energy.
+    let server = start_server(test_config(&redis)).await;
+    let mut cp = ChargePoint::connect(&server, "CP-RST").await;
+    send_register(&mut cp, at(30), 3000.0).await;
+    send_register(&mut cp, at(10), 1500.0).await;
+    send_register(&mut cp, at(20), 2500.0).await;
+    send_register(&mut cp, at(40), 4000.0).await;
+    let buckets = aggregates(&server, "CP-RST", &query).await;
+    assert!(close(total(&buckets), 3500.0), "{buckets:?}");
+    server.shutdown().await;
+    redis.stop();
+}
+
+#[actix_web::test]
+async fn rollups_cost_a_few_commands_per_charge_point_and_flush() {
+    let redis = RedisServer::start();
+    let mut config = test_config(&redis);
+    // Keep the raw writer quiet during the measurement so every command counted is a roll-up's.
+    config.buffer.max_samples = 10_000;
+    config.buffer.max_age_secs = 600;
+    let server = start_server(config).await;
+    let mut cp = ChargePoint::connect(&server, "CP-CMD").await;
+    let base = Utc::now().timestamp_millis() - 30 * 60_000;
+    // Warm up: the first flush also loads the script and sets expiries.
+    send_register(&mut cp, base, 0.0).await;
+    aggregates(&server, "CP-CMD", "period=hour").await;
+    let before = redis.command_calls();
+
+    let mut samples = 0;
+    for i in 1..=10 {
+        let mut sampled = vec![json!({"value": format!("{}", i * 100), "measurand": REGISTER})];
+        for (measurand, phase) in [
+            ("Voltage", "L1"),
+            ("Voltage", "L2"),
+            ("Voltage", "L3"),
+            ("Current.Import", "L1"),
+            ("Current.Import", "L2"),
+            ("Current.Import", "L3"),
+        ] {
+            sampled.push(
+                json!({"value": format!("{}", 200 + i), "measurand": measurand, "phase": phase}),
+            );
+        }
+        for measurand in ["Power.Active.Import", "Temperature", "SoC"] {
+            sampled.push(json!({"value": format!("{}", 30 + i), "measurand": measurand}));
+        }
+        let payload = meter_values(1, None, &iso(base + i * 10_000), json!(sampled));
+        assert_eq!(cp.call("MeterValues", payload).await, json!({}));
+        samples += sampled.len();
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            server
+                .aggregator_stats
+                .samples
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > samples as u64
+        })
+        .await
+    );
+    let buckets = aggregates(&server, "CP-CMD", "period=hour").await;
+    assert!(buckets.iter().any(|b| b["count"] == 10), "{buckets:?}");
+    let after = redis.command_calls();
+    let delta = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
+    let scripts = delta("evalsha");
+    let inner = delta("hmget") + delta("hset") + delta("expireat");
+    let commands = scripts + inner;
+    println!(
+        "roll-ups of {samples} samples: {scripts} EVALSHA + {inner} commands inside = {:.3} per sample",
+        commands as f64 / samples as f64
+    );
+    assert!(
+        (1..=2).contains(&scripts),
+        "one script call per flush: {scripts}"
+    );
+    assert!(inner <= 7 * scripts, "{inner} commands inside the script");
+    server.shutdown().await;
+}
