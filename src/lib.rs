@@ -29,6 +29,9 @@ use actix::{Addr, Supervisor};
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
 
+use actors::aggregator::{
+    Aggregator, AggregatorSettings, AggregatorStats, Flush as AggregatorFlush,
+};
 use actors::buffer::BufferSettings;
 use actors::charge_point::{ChargePointSettings, Close, CloseReason, Services};
 use actors::counters::IngestCounters;
@@ -75,6 +78,10 @@ pub struct RunningServer {
     pub sample_stream: SampleStream,
     /// The writer, drained on shutdown.
     writer: Addr<RedisWriter>,
+    /// Roll-up counters (samples rolled up, dropped, flushes).
+    pub aggregator_stats: Arc<AggregatorStats>,
+    /// The roll-up aggregator, flushed on shutdown after the writer.
+    aggregator: Addr<Aggregator>,
     /// The WebSocket listener.
     ws_server: ServerHandle,
     /// The admin listener.
@@ -148,6 +155,42 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         registry: registry.clone(),
         counters: counters.clone(),
     };
+    // Live event stream (GET /api/v1/events): one hub, fed by the sample stream, that hands
+    // each SSE client a bounded channel.
+    let event_hub_counters = Arc::new(api::event_hub::EventHubCounters::default());
+    let event_hub = {
+        let counters = event_hub_counters.clone();
+        Supervisor::start(move |_| api::event_hub::EventHub::new(Default::default(), counters))
+    };
+    services.stream.subscribe(event_hub.clone().recipient());
+    services
+        .stream
+        .subscribe_events(event_hub.clone().recipient());
+    services
+        .stream
+        .subscribe_alerts(event_hub.clone().recipient());
+    let sample_stream = services.stream.clone();
+
+    // Hourly and daily roll-ups, fed by the sample stream, flushed on shutdown.
+    let aggregator_stats = Arc::new(AggregatorStats::default());
+    let aggregator = {
+        let pool = pool.clone();
+        let stats = aggregator_stats.clone();
+        let settings = AggregatorSettings {
+            hourly_days: u32::try_from(config.retention.hourly_days).unwrap_or(u32::MAX),
+            daily_days: u32::try_from(config.retention.daily_days).unwrap_or(u32::MAX),
+            retry_initial: Duration::from_millis(config.redis.retry_initial_ms),
+            retry_max: Duration::from_millis(config.redis.retry_max_ms),
+            flush_interval: actors::aggregator::FLUSH_INTERVAL,
+        };
+        Supervisor::start(move |_| Aggregator::new(pool, settings, stats))
+    };
+    services.stream.subscribe(aggregator.clone().recipient());
+    let aggregates_state = api::aggregates::AggregatesState {
+        pool: pool.clone(),
+        aggregator: aggregator.clone(),
+    };
+
     // Threshold and data-quality alerts, fed by the sample stream and the session events;
     // the webhook (when configured) subscribes to the alerts they publish.
     let alert_supervisor = {
@@ -184,22 +227,6 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         services.stream.subscribe_alerts(webhook.recipient());
     }
 
-    // Live event stream (GET /api/v1/events): one hub, fed by the sample stream, that hands
-    // each SSE client a bounded channel.
-    let event_hub_counters = Arc::new(api::event_hub::EventHubCounters::default());
-    let event_hub = {
-        let counters = event_hub_counters.clone();
-        Supervisor::start(move |_| api::event_hub::EventHub::new(Default::default(), counters))
-    };
-    services.stream.subscribe(event_hub.clone().recipient());
-    services
-        .stream
-        .subscribe_events(event_hub.clone().recipient());
-    services
-        .stream
-        .subscribe_alerts(event_hub.clone().recipient());
-    let sample_stream = services.stream.clone();
-
     let ws_state = ws::WsState {
         services,
         settings: Arc::new(ws::WsSettings {
@@ -216,8 +243,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         writer_stats: writer_stats.clone(),
         counters: counters.clone(),
         max_pending_samples: config.buffer.max_pending_samples,
-        alerts: alert_supervisor,
         events: event_hub,
+        alerts: alert_supervisor,
     };
 
     let workers = match config.server.workers {
@@ -259,6 +286,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let http_server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(api_state.clone()))
+            .app_data(web::Data::new(aggregates_state.clone()))
             .configure(api::json_error_handlers)
             .configure(api::configure)
     })
@@ -286,6 +314,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         event_hub: event_hub_counters,
         sample_stream,
         writer,
+        aggregator_stats,
+        aggregator,
         ws_server: ws_handle,
         http_server: http_handle,
         shutdown_timeout,
@@ -315,6 +345,16 @@ impl RunningServer {
             tokio::time::timeout(remaining, self.writer.send(Drain)).await,
             Ok(Ok(true))
         );
+        // Roll-ups after the writer: every sample reached the aggregator before its buffer
+        // flushed, so this writes the last of them.
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let rolled_up = matches!(
+            tokio::time::timeout(remaining, self.aggregator.send(AggregatorFlush)).await,
+            Ok(Ok(true))
+        );
+        if !rolled_up {
+            log::error!("Shutdown timed out before every roll-up was in Redis; some are lost.");
+        }
         let not_written = self.writer_stats.samples_pending.load(Ordering::Relaxed);
         if drained {
             log::info!("Every buffered sample is in Redis.");

@@ -16,8 +16,8 @@
 //! - [`buffer`]: per-station batching and de-duplication.
 //! - [`writer`]: the Redis writer (pipelines, retry, bounded backlog).
 //! - [`stream`]: fan-out of live samples.
-//! - [`stats`]: real-time statistics per charge point (memory, snapshot in Redis).
 //! - [`aggregator`]: hourly and daily roll-ups, merged into Redis by a Lua script.
+//! - [`stats`]: real-time statistics per charge point (memory, snapshot in Redis).
 //! - [`registry`]: connected charge points.
 //! - [`store`]: Redis key schema, encoding and reads.
 

@@ -1,6 +1,7 @@
 //! The admin HTTP API: JSON over HTTP, one file per resource. Errors are `{"error": "..."}` with
 //! a fitting status, so scripts can show the reason as is.
 
+pub mod aggregates;
 mod alerts;
 mod charge_points;
 pub mod event_hub;
@@ -50,6 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .configure(charge_points::configure)
+                .configure(aggregates::configure)
                 .configure(transactions::configure)
                 .configure(alerts::configure)
                 .configure(thresholds::configure)

@@ -104,6 +104,32 @@ pub const THRESHOLDS: &str = "ocpp:thresholds";
 /// the alert supervisor loads every override with one `HGETALL` at start.
 pub const THRESHOLD_OVERRIDES: &str = "ocpp:thresholds:charge-points";
 
+/// Prefix of a charge point's roll-up bucket hashes of one period (`hour` or `day`): the bucket
+/// key is this prefix followed by the bucket start in unix seconds. The merge script builds the
+/// keys of buckets that receive only split-off energy from it, so it must equal
+/// [`aggregate_bucket`] minus the start.
+pub fn aggregate_bucket_prefix(charge_point: &str, period: &str) -> String {
+    check_id(charge_point);
+    format!("ocpp:{{{charge_point}}}:agg:{period}:")
+}
+
+/// Hash of one roll-up bucket: series field -> statistics (see `store::aggregates`), e.g.
+/// `ocpp:{CP42}:agg:hour:1700000000`; expires `retention.hourly_days` / `daily_days` after the
+/// bucket's end.
+pub fn aggregate_bucket(charge_point: &str, period: &str, start_secs: i64) -> String {
+    format!(
+        "{}{start_secs}",
+        aggregate_bucket_prefix(charge_point, period)
+    )
+}
+
+/// Hash of a charge point's roll-up state: the energy baseline of each register series and, per
+/// server instance, the last flush it applied; in Redis so restarts and several instances agree.
+pub fn aggregate_state(charge_point: &str) -> String {
+    check_id(charge_point);
+    format!("ocpp:{{{charge_point}}}:agg:state")
+}
+
 /// Field of the [`latest`] hash for a sample's series, e.g. `1:Voltage:L1:Outlet` (phase `-`
 /// when absent). Context and transaction are left out so a new transaction or a
 /// Transaction.End reading overwrites, rather than adds to, the series' current value.
@@ -167,12 +193,18 @@ mod tests {
             latest("CP42"),
             transactions("CP42"),
             stats("CP42"),
+            aggregate_bucket("CP42", "hour", 3600),
+            aggregate_state("CP42"),
         ];
         for key in &keys {
             assert!(key.starts_with("ocpp:{CP42}:"), "{key}");
             assert_eq!(hash_tag(key), Some("CP42"));
         }
         assert_eq!(raw_chunk("CP42", 482_000), "ocpp:{CP42}:raw:482000");
+        assert_eq!(
+            aggregate_bucket("CP42", "day", 86_400),
+            aggregate_bucket_prefix("CP42", "day") + "86400"
+        );
         assert_eq!(raw_chunk("CP-1", -1), "ocpp:{CP-1}:raw:-1");
         assert_eq!(transaction(17), "ocpp:txn:17");
         assert_eq!(CHARGE_POINTS, "ocpp:charge-points");

@@ -23,6 +23,7 @@
 //! chunk (the writer remembers which chunks already expire), and one `HSET` of the latest-sample hash: about
 //! 2 commands per 100 samples.
 
+pub mod aggregates;
 pub mod alerts;
 pub mod chunk;
 pub mod keys;
