@@ -82,6 +82,8 @@ pub struct RunningServer {
     pub aggregator_stats: Arc<AggregatorStats>,
     /// The roll-up aggregator, flushed on shutdown after the writer.
     aggregator: Addr<Aggregator>,
+    /// The alert supervisor, whose pending alert writes are flushed on shutdown.
+    alert_supervisor: Addr<actors::alerts::AlertSupervisor>,
     /// The WebSocket listener.
     ws_server: ServerHandle,
     /// The admin listener.
@@ -182,6 +184,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             retry_initial: Duration::from_millis(config.redis.retry_initial_ms),
             retry_max: Duration::from_millis(config.redis.retry_max_ms),
             flush_interval: actors::aggregator::FLUSH_INTERVAL,
+            max_clock_skew: Duration::from_secs(config.alerts.max_clock_skew_secs),
         };
         Supervisor::start(move |_| Aggregator::new(pool, settings, stats))
     };
@@ -244,7 +247,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         counters: counters.clone(),
         max_pending_samples: config.buffer.max_pending_samples,
         events: event_hub,
-        alerts: alert_supervisor,
+        alerts: alert_supervisor.clone(),
     };
 
     let workers = match config.server.workers {
@@ -316,6 +319,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         writer,
         aggregator_stats,
         aggregator,
+        alert_supervisor,
         ws_server: ws_handle,
         http_server: http_handle,
         shutdown_timeout,
@@ -354,6 +358,20 @@ impl RunningServer {
         );
         if !rolled_up {
             log::error!("Shutdown timed out before every roll-up was in Redis; some are lost.");
+        }
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let alerts_stored = matches!(
+            tokio::time::timeout(
+                remaining,
+                self.alert_supervisor.send(actors::alerts::FlushAlerts)
+            )
+            .await,
+            Ok(Ok(true))
+        );
+        if !alerts_stored {
+            log::error!(
+                "Shutdown timed out before every alert change was in Redis; some are lost."
+            );
         }
         let not_written = self.writer_stats.samples_pending.load(Ordering::Relaxed);
         if drained {

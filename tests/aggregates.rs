@@ -454,3 +454,52 @@ async fn rollups_cost_a_few_commands_per_charge_point_and_flush() {
     assert!(inner <= 7 * scripts, "{inner} commands inside the script");
     server.shutdown().await;
 }
+
+#[actix_web::test]
+async fn readings_from_a_clock_far_in_the_future_stay_out_of_the_rollups() {
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let mut cp = ChargePoint::connect(&server, "CP-SKEW").await;
+    let now = Utc::now().timestamp_millis();
+    send_register(&mut cp, now - 20 * 60_000, 1000.0).await;
+    // Two hours ahead: well past alerts.max_clock_skew_secs (300 s).
+    send_register(&mut cp, now + 2 * H, 900_000.0).await;
+    send_register(&mut cp, now - 10 * 60_000, 1500.0).await;
+
+    let query = format!(
+        "period=day&measurand={REGISTER}&from={}&to={}",
+        iso(now - 2 * D),
+        iso(now + 2 * D)
+    );
+    let buckets = aggregates(&server, "CP-SKEW", &query).await;
+    let count: i64 = buckets.iter().map(|b| b["count"].as_i64().unwrap()).sum();
+    let energy: f64 = buckets.iter().filter_map(|b| b["energy_wh"].as_f64()).sum();
+    let max = buckets
+        .iter()
+        .filter_map(|b| b["max"].as_f64())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(count, 2, "the future reading is not rolled up: {buckets:?}");
+    assert!(close(energy, 500.0), "energy {energy}: {buckets:?}");
+    assert_eq!(max, 1500.0);
+
+    // It is stored raw all the same, and flagged.
+    let raw = format!(
+        "/api/v1/charge-points/CP-SKEW/meter-values?from={}&to={}",
+        iso(now - H),
+        iso(now + 3 * H)
+    );
+    let (_, body) = get(&server, &raw).await;
+    assert_eq!(body["samples"].as_array().unwrap().len(), 3, "{body}");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let (_, alerts) = get(&server, "/api/v1/alerts?charge_point=CP-SKEW").await;
+            alerts["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["rule"] == "clock_skew")
+        })
+        .await
+    );
+    server.shutdown().await;
+}

@@ -52,6 +52,10 @@ pub struct AggregatorSettings {
     pub retry_max: Duration,
     /// How often to flush ([`FLUSH_INTERVAL`] in production; tests may shorten it).
     pub flush_interval: Duration,
+    /// Samples timestamped further than this in the future are left out of the roll-ups (the
+    /// alert supervisor flags them as `clock_skew`): a clock that is wrong must not skew the
+    /// buckets, nor become an energy baseline that hides every later reading.
+    pub max_clock_skew: Duration,
 }
 
 /// Resolve once everything received before this message is in Redis (`false` if the actor
@@ -410,6 +414,9 @@ impl Handler<SampleBatch> for Aggregator {
             );
             return;
         }
+        let latest_plausible = chrono::Utc::now()
+            + chrono::Duration::from_std(self.settings.max_clock_skew)
+                .unwrap_or(chrono::Duration::MAX);
         let partial = self.pending.entry(batch.charge_point.clone()).or_default();
         let before = partial.entries();
         let mut counted = 0;
@@ -417,6 +424,9 @@ impl Handler<SampleBatch> for Aggregator {
             let Some(value) = sample.number().filter(|v| v.is_finite()) else {
                 continue;
             };
+            if sample.timestamp > latest_plausible {
+                continue;
+            }
             let t = sample.timestamp.timestamp_millis();
             let series = SeriesKey::of(sample);
             for period in Period::ALL {

@@ -175,7 +175,8 @@ mod thresholds;
 pub use book::{AlertBook, Change};
 pub use rules::{above, band, below, clock_skew_checks, safety_checks, Check, Verdict};
 pub use supervisor::{
-    Acknowledge, AlertSettings, AlertSupervisor, EffectiveThresholds, GetThresholds, SetThresholds,
+    Acknowledge, AlertSettings, AlertSupervisor, EffectiveThresholds, FlushAlerts, GetThresholds,
+    SetThresholds,
 };
 pub use thresholds::{ThresholdError, ThresholdSet, ThresholdSource, Thresholds};
 

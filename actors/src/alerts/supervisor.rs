@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use deadpool_redis::Pool;
+use tokio::sync::oneshot;
 
 use super::book::{AlertBook, Change};
 use super::rules::{clock_skew_checks, safety_checks, Check, Verdict};
@@ -126,7 +127,15 @@ pub struct AlertSupervisor {
     write_backoff: Duration,
     /// Alert changes dropped because the pending writes were full.
     dropped_writes: u64,
+    /// Shutdown waiters, answered once every pending alert change is in Redis.
+    flush_waiters: Vec<oneshot::Sender<bool>>,
 }
+
+/// Write every pending alert change now; resolves `true` once they are all in Redis. Shutdown
+/// sends it so an alert raised in the last moment is not lost.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct FlushAlerts;
 
 impl AlertSupervisor {
     /// A supervisor publishing on `stream`; subscribe it to the same stream's samples and
@@ -153,6 +162,7 @@ impl AlertSupervisor {
             flush_timer: None,
             retry_timer: None,
             dropped_writes: 0,
+            flush_waiters: Vec::new(),
         }
     }
 
@@ -276,6 +286,11 @@ impl AlertSupervisor {
     /// Writes everything pending in one pipeline, in the background; on failure keeps it and
     /// retries with exponential backoff.
     fn flush(&mut self, ctx: &mut Context<Self>) {
+        if !self.writing && self.pending.is_empty() {
+            for waiter in self.flush_waiters.drain(..) {
+                let _ = waiter.send(true);
+            }
+        }
         if self.writing || self.retry_timer.is_some() || self.pending.is_empty() {
             return;
         }
@@ -396,6 +411,20 @@ impl Supervised for AlertSupervisor {
         self.writing = false;
         self.flush_timer = None;
         self.retry_timer = None;
+    }
+}
+
+impl Handler<FlushAlerts> for AlertSupervisor {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, _: FlushAlerts, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.flush_waiters.push(tx);
+        if let Some(timer) = self.flush_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.flush(ctx);
+        Box::pin(async move { rx.await.unwrap_or(false) })
     }
 }
 
