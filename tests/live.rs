@@ -410,3 +410,88 @@ async fn a_slow_consumer_is_dropped_without_slowing_the_charge_point() {
     drop(stalled);
     server.shutdown().await;
 }
+
+/// Events of the stream until (and including) the `sample` event whose first reading is
+/// `watts`.
+async fn events_until_sample(events: &mut SseClient, watts: f64) -> Vec<Event> {
+    let mut seen = Vec::new();
+    loop {
+        let event = events.next().await;
+        let done = event.name == "sample" && event.data["samples"][0]["value"] == watts;
+        seen.push(event);
+        if done {
+            return seen;
+        }
+    }
+}
+
+#[actix_web::test]
+#[ignore = "fails: the AlertSupervisor publishes the alert asynchronously, so under load the next \
+            MeterValues' sample reaches the hub first (issue 3; fix belongs in the supervisor wiring)"]
+async fn an_alert_follows_the_sample_that_raised_it_on_the_event_stream() {
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let base = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let mut events = SseClient::open(&server, "?charge_point=CP-SSE-AL").await;
+    let mut cp = ChargePoint::connect(&server, "CP-SSE-AL").await;
+    cp.boot().await;
+    // 60 kW raises high_power (50 kW); 55 kW only updates it; 48 kW clears it (<= 49 kW); 47 kW
+    // marks the end. Each MeterValues is sent after the CALLRESULT of the one before.
+    for (i, kw) in ["60", "55", "48", "47"].into_iter().enumerate() {
+        let payload = meter_values(
+            1,
+            None,
+            &at(base, i as i64),
+            json!([{"value": kw, "measurand": "Power.Active.Import", "unit": "kW"}]),
+        );
+        assert_eq!(cp.call("MeterValues", payload).await, json!({}));
+    }
+
+    let raised = events_until_sample(&mut events, 55000.0).await;
+    let names: Vec<&str> = raised.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["connected", "sample", "alert", "sample"],
+        "the alert comes right after the 60 kW sample, before the next one: {raised:?}"
+    );
+    assert_eq!(raised[1].data["samples"][0]["value"], 60000.0);
+    let alert = &raised[2].data;
+    assert!(
+        alert["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{alert}"
+    );
+    assert_eq!(alert["rule"], "high_power");
+    assert_eq!(alert["severity"], "critical");
+    assert_eq!(alert["charge_point_id"], "CP-SSE-AL");
+    assert_eq!(alert["connector_id"], 1);
+    assert_eq!(alert["measurand"], "Power.Active.Import");
+    assert_eq!(alert["value"], 60000.0);
+    assert_eq!(alert["threshold"], 50000.0);
+    assert_eq!(alert["unit"], "W");
+    assert_eq!(alert["state"], "active");
+    assert!(
+        alert["raised_at"]
+            .as_str()
+            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
+        "{alert}"
+    );
+    assert_eq!(alert["cleared_at"], Value::Null);
+
+    let cleared = events_until_sample(&mut events, 47000.0).await;
+    let names: Vec<&str> = cleared.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["sample", "alert_cleared", "sample"],
+        "the clear comes right after the 48 kW sample, before the next one: {cleared:?}"
+    );
+    assert_eq!(cleared[0].data["samples"][0]["value"], 48000.0);
+    let clear = &cleared[1].data;
+    assert_eq!(clear["id"], alert["id"]);
+    assert_eq!(clear["rule"], "high_power");
+    assert_eq!(clear["state"], "cleared");
+    assert_eq!(clear["value"], 48000.0);
+    assert_eq!(clear["raised_at"], alert["raised_at"]);
+    assert!(clear["cleared_at"].is_string(), "{clear}");
+    drop(events);
+    server.shutdown().await;
+}
