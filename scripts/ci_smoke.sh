@@ -164,6 +164,28 @@ curl -fsS "${auth[@]}" --max-time 5 "$http/api/v1/transactions/$tx" \
   | jq -e '.state == "stopped" and .meter_start == 1000 and .meter_stop > 1000 and .energy_wh > 0' \
   >/dev/null || die "transaction $tx is not stopped with meter_start 1000 and energy_wh > 0"
 
+# Charge point passwords (security profile 1), when the server has the route: the simulator
+# gets in with the right one and is refused with the wrong one.
+password="ci-smoke-pw-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
+status="$(curl -sS "${auth[@]}" -o "$work/put.json" -w '%{http_code}' --max-time 10 -X PUT \
+  -H 'Content-Type: application/json' -d "{\"password\": \"$password\"}" \
+  "$http/api/v1/charge-points/$cp_id/password")"
+case "$status" in
+  2??)
+    step "simulator with the charge point's password (accepted) and a wrong one (refused)"
+    "$venv/bin/python3" scripts/simulate_meter_values.py "ws://127.0.0.1:$ws_port" "$cp_id" \
+      --interval 0 --count 1 --timeout 15 --quiet --password "$password" \
+      || die "the simulator was not let in with its password"
+    if "$venv/bin/python3" scripts/simulate_meter_values.py "ws://127.0.0.1:$ws_port" "$cp_id" \
+      --interval 0 --count 1 --timeout 15 --quiet --password "wrong-$password" 2>"$work/sim.err"; then
+      die "the simulator got in with a wrong password"
+    fi
+    grep -q 401 "$work/sim.err" || die "a wrong password was not refused with 401: $(cat "$work/sim.err")"
+    ;;
+  404) step "no password route on this server: Basic auth not exercised" ;;
+  *) die "PUT .../password answered $status: $(cat "$work/put.json")" ;;
+esac
+
 step "stopping the server with SIGTERM"
 kill -TERM "$server_pid"
 server_status=0
