@@ -157,17 +157,18 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         registry: registry.clone(),
         counters: counters.clone(),
     };
-    // Live event stream (GET /api/v1/events): one hub, fed by the sample stream, that hands
+    // Live event stream (GET /api/v1/events): one hub, fed by the live stream, that hands
     // each SSE client a bounded channel.
     let event_hub_counters = Arc::new(api::event_hub::EventHubCounters::default());
     let event_hub = {
         let counters = event_hub_counters.clone();
         Supervisor::start(move |_| api::event_hub::EventHub::new(Default::default(), counters))
     };
-    services.stream.subscribe(event_hub.clone().recipient());
+    // The hub takes the checked feed: samples and session events forwarded by the alert
+    // supervisor, so each alert follows the sample that raised it.
     services
         .stream
-        .subscribe_events(event_hub.clone().recipient());
+        .subscribe_checked(event_hub.clone().recipient(), event_hub.clone().recipient());
     services
         .stream
         .subscribe_alerts(event_hub.clone().recipient());

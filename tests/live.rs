@@ -426,8 +426,6 @@ async fn events_until_sample(events: &mut SseClient, watts: f64) -> Vec<Event> {
 }
 
 #[actix_web::test]
-#[ignore = "fails: the AlertSupervisor publishes the alert asynchronously, so under load the next \
-            MeterValues' sample reaches the hub first (issue 3; fix belongs in the supervisor wiring)"]
 async fn an_alert_follows_the_sample_that_raised_it_on_the_event_stream() {
     let redis = RedisServer::start();
     let server = start_server(test_config(&redis)).await;

@@ -76,6 +76,10 @@ pub struct SampleStream {
     event_subscribers: Subscribers<SessionNotice>,
     /// Subscribers to alerts raised and cleared.
     alert_subscribers: Subscribers<AlertNotice>,
+    /// Subscribers to samples after the alert rules have seen them.
+    checked_subscribers: Subscribers<SampleBatch>,
+    /// Subscribers to session events after the alert supervisor has seen them.
+    checked_event_subscribers: Subscribers<SessionNotice>,
 }
 
 /// One list of recipients of `M`: read on every publish, written only at start-up.
@@ -145,6 +149,29 @@ impl SampleStream {
     /// Sends an alert notice to every alert subscriber without waiting.
     pub fn publish_alert(&self, notice: AlertNotice) {
         self.alert_subscribers.send(notice);
+    }
+
+    /// Adds a subscriber to the checked feed: every sample batch and session event, in the
+    /// order they happened, each forwarded by the alert supervisor after it has applied its
+    /// rules, so that an alert arrives after the sample that raised it and before the next one.
+    /// Live displays subscribe here; storage and roll-ups take the direct feed.
+    pub fn subscribe_checked(
+        &self,
+        samples: Recipient<SampleBatch>,
+        events: Recipient<SessionNotice>,
+    ) {
+        self.checked_subscribers.add(samples);
+        self.checked_event_subscribers.add(events);
+    }
+
+    /// Forwards a batch the alert rules have seen (called by the alert supervisor).
+    pub fn publish_checked(&self, batch: SampleBatch) {
+        self.checked_subscribers.send(batch);
+    }
+
+    /// Forwards a session event the alert supervisor has seen.
+    pub fn publish_checked_event(&self, notice: SessionNotice) {
+        self.checked_event_subscribers.send(notice);
     }
 
     /// Whether anybody listens; lets publishers skip building batches nobody reads.

@@ -457,6 +457,8 @@ impl Handler<SampleBatch> for AlertSupervisor {
         if self.has_open_transaction(&cp) {
             self.arm_stale(cp, ctx);
         }
+        // The live feed shows the sample first, then what it raised or cleared.
+        self.stream.publish_checked(batch);
         self.publish(changes, ctx);
     }
 }
@@ -465,6 +467,8 @@ impl Handler<SessionNotice> for AlertSupervisor {
     type Result = ();
 
     fn handle(&mut self, notice: SessionNotice, ctx: &mut Self::Context) {
+        // Keep session events in line with the samples forwarded on the checked feed.
+        self.stream.publish_checked_event(notice.clone());
         let cp = notice.charge_point;
         match notice.event {
             SessionEvent::TransactionStarted {
