@@ -120,6 +120,9 @@ pub struct WriterStats {
     pub samples_dropped: AtomicU64,
     /// Samples waiting to be written.
     pub samples_pending: AtomicU64,
+    /// Batches (samples or record changes) queued or in flight: zero means everything handed
+    /// to the writer is confirmed in Redis.
+    pub batches_pending: AtomicU64,
     /// Pipelines that succeeded.
     pub pipelines_ok: AtomicU64,
     /// Pipelines that failed (each one is retried).
@@ -210,6 +213,9 @@ impl RedisWriter {
         self.stats
             .samples_pending
             .store(self.pending_samples as u64, Ordering::Relaxed);
+        self.stats
+            .batches_pending
+            .store(self.queue.len() as u64, Ordering::Relaxed);
     }
 
     /// Starts one pipeline for the oldest queued batches unless one is running or a retry waits.
@@ -346,6 +352,9 @@ impl RedisWriter {
                 stats
                     .samples_pending
                     .store(self.pending_samples as u64, Ordering::Relaxed);
+                stats
+                    .batches_pending
+                    .store(self.queue.len() as u64, Ordering::Relaxed);
                 self.backoff = self.settings.retry_initial;
                 self.write_next(ctx);
             }
