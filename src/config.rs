@@ -58,6 +58,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[alerts]`: default thresholds, data-quality limits and the webhook.
     pub alerts: AlertsConfig,
+    /// `[admin]`: bearer tokens of the admin API.
+    pub admin: AdminConfig,
+    /// `[tls]`: certificate and key that turn both listeners into TLS (wss://, https://).
+    pub tls: TlsConfig,
 }
 
 /// `[server]`.
@@ -250,6 +254,9 @@ pub struct OcppConfig {
     /// Seconds between MeterValues a charge point is assumed to send during a transaction;
     /// 3x this without one raises `stale_meter_data`.
     pub meter_value_sample_interval: u64,
+    /// Whether a charge point with no password set may connect (Basic auth is always required
+    /// from one that has a password).
+    pub unknown_charge_points: UnknownChargePoints,
 }
 
 impl Default for OcppConfig {
@@ -260,6 +267,7 @@ impl Default for OcppConfig {
             idle_timeout_secs: 120,
             id_tag_allow_list: Vec::new(),
             meter_value_sample_interval: 60,
+            unknown_charge_points: UnknownChargePoints::Accept,
         }
     }
 }
@@ -272,6 +280,11 @@ pub struct LimitsConfig {
     pub max_frame_bytes: usize,
     /// Most charge points connected at once; further upgrades get 503.
     pub max_connections: usize,
+    /// Failed charge point authentications from one address within
+    /// `auth_failure_window_secs` after which that address gets 429 until the window ends.
+    pub auth_failures_max: u32,
+    /// Length of the window `auth_failures_max` counts in.
+    pub auth_failure_window_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -279,11 +292,91 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_frame_bytes: 65536,
             max_connections: 100_000,
+            auth_failures_max: 10,
+            auth_failure_window_secs: 60,
         }
     }
 }
 
+/// `ocpp.unknown_charge_points`: what happens to a charge point that has no password set.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownChargePoints {
+    /// Let it in without credentials (first-run default, so a new fleet can connect at once).
+    #[default]
+    Accept,
+    /// Refuse it with 401: only charge points with a password get in.
+    Reject,
+}
+
+/// `[admin]`: who may use the admin API.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Bearer tokens accepted on every route but `/health`, `/ready` and `/metrics`. Empty:
+    /// the API is open on a loopback `server.http_addr`, and a token is generated at start
+    /// (and logged once) on any other address.
+    pub tokens: Vec<String>,
+    /// Bearer token `/metrics` requires (an admin token works too); empty: `/metrics` is open.
+    pub metrics_token: String,
+}
+
+/// `[tls]`: PEM files; both set turns both listeners into TLS, both empty leaves them plain.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Certificate chain (PEM), leaf first.
+    pub cert: String,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+}
+
+/// Shortest admin or metrics token accepted, so a guessable one is refused at start.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
 impl Config {
+    /// Checks `[admin]`, `[tls]` and the authentication limits.
+    fn validate_security(&self) -> Result<(), ConfigError> {
+        let short = self
+            .admin
+            .tokens
+            .iter()
+            .any(|t| t.chars().count() < MIN_TOKEN_CHARS || t.trim() != t);
+        if short {
+            return Err(ConfigError::Invalid {
+                key: "admin.tokens",
+                reason: format!(
+                    "every token must be at least {MIN_TOKEN_CHARS} characters without surrounding spaces"
+                ),
+            });
+        }
+        let metrics = &self.admin.metrics_token;
+        if !metrics.is_empty()
+            && (metrics.chars().count() < MIN_TOKEN_CHARS || metrics.trim() != metrics)
+        {
+            return Err(ConfigError::Invalid {
+                key: "admin.metrics_token",
+                reason: format!(
+                    "must be empty or at least {MIN_TOKEN_CHARS} characters without surrounding spaces"
+                ),
+            });
+        }
+        if self.tls.cert.is_empty() != self.tls.key.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "tls.cert",
+                reason: "tls.cert and tls.key must be set together".into(),
+            });
+        }
+        positive(
+            "limits.auth_failures_max",
+            u64::from(self.limits.auth_failures_max),
+        )?;
+        positive(
+            "limits.auth_failure_window_secs",
+            self.limits.auth_failure_window_secs,
+        )
+    }
+
     /// Loads `path` (or the defaults when `path` is `None`), then applies the environment.
     pub fn load(
         path: Option<&Path>,
@@ -375,6 +468,7 @@ impl Config {
             "ocpp.meter_value_sample_interval",
             self.ocpp.meter_value_sample_interval,
         )?;
+        self.validate_security()?;
         self.validate_alerts()
     }
 
@@ -471,6 +565,8 @@ const SECTIONS: &[&str] = &[
     "ocpp",
     "limits",
     "alerts",
+    "admin",
+    "tls",
 ];
 
 /// Tables nested in a section, so `OCPP_METER_ALERTS_WEBHOOK_URL` reaches `[alerts.webhook] url`.
@@ -588,6 +684,41 @@ mod tests {
         assert_eq!(config.ocpp.id_tag_allow_list, vec!["A", "B"]);
         assert_eq!(config.alerts.power_max_w, 22000.0);
         assert_eq!(config.alerts.webhook.url, "http://hooks.example/alerts");
+    }
+
+    #[test]
+    fn security_keys_come_from_the_environment_and_are_checked() {
+        let env = vec![
+            (
+                "OCPP_METER_ADMIN_TOKENS".into(),
+                r#"["0123456789abcdef-one", "0123456789abcdef-two"]"#.into(),
+            ),
+            (
+                "OCPP_METER_OCPP_UNKNOWN_CHARGE_POINTS".into(),
+                "reject".into(),
+            ),
+            ("OCPP_METER_TLS_CERT".into(), "/etc/ocpp/cert.pem".into()),
+            ("OCPP_METER_TLS_KEY".into(), "/etc/ocpp/key.pem".into()),
+        ];
+        let config = Config::load(Some(&shipped()), env).unwrap();
+        assert_eq!(config.admin.tokens.len(), 2);
+        assert_eq!(
+            config.ocpp.unknown_charge_points,
+            UnknownChargePoints::Reject
+        );
+        assert_eq!(config.tls.key, "/etc/ocpp/key.pem");
+
+        let env = vec![("OCPP_METER_ADMIN_TOKENS".into(), r#"["short"]"#.into())];
+        let error = Config::load(None, env).unwrap_err().to_string();
+        assert!(error.contains("admin.tokens"), "{error}");
+        let env = vec![("OCPP_METER_TLS_CERT".into(), "/etc/ocpp/cert.pem".into())];
+        let error = Config::load(None, env).unwrap_err().to_string();
+        assert!(error.contains("tls.cert"), "{error}");
+        let env = vec![(
+            "OCPP_METER_OCPP_UNKNOWN_CHARGE_POINTS".into(),
+            "maybe".into(),
+        )];
+        assert!(Config::load(None, env).is_err());
     }
 
     #[test]

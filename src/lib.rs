@@ -18,6 +18,7 @@ pub mod api;
 pub mod config;
 pub mod notify;
 pub mod ocpp;
+pub mod security;
 pub mod ws;
 
 use std::net::{SocketAddr, TcpListener};
@@ -58,6 +59,9 @@ pub enum StartError {
     /// The Redis pool could not be built (malformed URL).
     #[error(transparent)]
     Redis(#[from] actors::redis_pool::PoolError),
+    /// `[tls]` cert/key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] security::tls::TlsError),
 }
 
 /// A started server: its bound addresses and what shutdown needs.
@@ -66,6 +70,9 @@ pub struct RunningServer {
     pub ws_addr: SocketAddr,
     /// Where the admin API listens.
     pub http_addr: SocketAddr,
+    /// The admin token generated at start (no `[admin] tokens` and a non-loopback
+    /// `server.http_addr`); `None` when tokens are configured or the API is loopback-only.
+    pub admin_token: Option<String>,
     /// Connected charge points.
     pub registry: Registry,
     /// Writer counters (stored, pending, dropped samples).
@@ -231,7 +238,18 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         services.stream.subscribe_alerts(webhook.recipient());
     }
 
+    // Charge point HTTP Basic authentication on the upgrade (OCPP security profiles 1 and 2).
+    let auth = Arc::new(security::ChargePointAuth::new(
+        pool.clone(),
+        config.ocpp.unknown_charge_points,
+        security::rate_limit::FailureLimiter::new(
+            config.limits.auth_failures_max,
+            Duration::from_secs(config.limits.auth_failure_window_secs),
+        ),
+        counters.clone(),
+    ));
     let ws_state = ws::WsState {
+        auth,
         services,
         settings: Arc::new(ws::WsSettings {
             ping_interval: Duration::from_secs(config.ocpp.ping_interval_secs),
@@ -270,6 +288,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             source,
         })?;
     let shutdown_timeout = config.shutdown_timeout();
+    let tls = if config.tls.cert.is_empty() {
+        None
+    } else {
+        Some(security::tls::server_config(
+            std::path::Path::new(&config.tls.cert),
+            std::path::Path::new(&config.tls.key),
+        )?)
+    };
+    let (admin_tokens, admin_token) = security::AdminTokens::from_config(&config.admin, http_addr);
 
     let ws_server = HttpServer::new(move || {
         App::new()
@@ -280,8 +307,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     .backlog(4096)
     .max_connections(config.limits.max_connections.max(1))
     .disable_signals()
-    .shutdown_timeout(shutdown_timeout.as_secs())
-    .listen(ws_listener)
+    .shutdown_timeout(shutdown_timeout.as_secs());
+    let ws_server = match &tls {
+        Some(tls) => ws_server.listen_rustls_0_23(ws_listener, tls.clone()),
+        None => ws_server.listen(ws_listener),
+    }
     .map_err(|source| StartError::Bind {
         addr: config.server.ws_addr.clone(),
         source,
@@ -291,13 +321,20 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         App::new()
             .app_data(web::Data::new(api_state.clone()))
             .app_data(web::Data::new(aggregates_state.clone()))
+            .app_data(web::Data::new(admin_tokens.clone()))
+            .wrap(actix_web::middleware::from_fn(
+                security::admin_tokens::require_token,
+            ))
             .configure(api::json_error_handlers)
             .configure(api::configure)
     })
     .workers(workers.min(2))
     .disable_signals()
-    .shutdown_timeout(5)
-    .listen(http_listener)
+    .shutdown_timeout(5);
+    let http_server = match &tls {
+        Some(tls) => http_server.listen_rustls_0_23(http_listener, tls.clone()),
+        None => http_server.listen(http_listener),
+    }
     .map_err(|source| StartError::Bind {
         addr: config.server.http_addr.clone(),
         source,
@@ -307,11 +344,17 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let http_handle = http_server.handle();
     actix_web::rt::spawn(ws_server);
     actix_web::rt::spawn(http_server);
-    log::info!("Listening for charge points on ws://{ws_addr}/ocpp/{{id}} and for the admin API on http://{http_addr}.");
+    let (ws_scheme, http_scheme) = if tls.is_some() {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
+    log::info!("Listening for charge points on {ws_scheme}://{ws_addr}/ocpp/{{id}} and for the admin API on {http_scheme}://{http_addr}.");
 
     Ok(RunningServer {
         ws_addr,
         http_addr,
+        admin_token,
         registry,
         writer_stats,
         counters,

@@ -46,6 +46,8 @@ pub struct WsState {
     pub services: Services,
     /// Limits and timings.
     pub settings: Arc<WsSettings>,
+    /// HTTP Basic check of the upgrade (passwords, unknown charge points, failure limit).
+    pub auth: Arc<crate::security::ChargePointAuth>,
 }
 
 /// Registers the OCPP endpoints: `/ocpp/{id}` and, for chargers configured with a bare base URL,
@@ -102,8 +104,9 @@ fn check_subprotocol(req: &HttpRequest) -> Result<(), String> {
     }
 }
 
-/// The upgrade handler: refuses bad ids (400), unknown subprotocols (400) and connections over
-/// the limit (503) before the upgrade, then starts the session.
+/// The upgrade handler: refuses bad ids (400), failed or missing HTTP Basic credentials (401),
+/// addresses that failed too often (429), unknown subprotocols (400) and connections over the
+/// limit (503) before the upgrade, then starts the session.
 async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
@@ -118,6 +121,9 @@ async fn upgrade(
             ))
         }
     };
+    if let Some(refused) = authenticate(&req, &id, &state).await {
+        return Ok(refused);
+    }
     if let Err(offers) = check_subprotocol(&req) {
         log::warn!("{id}: refused: it offered only unsupported subprotocols ({offers}).");
         return Ok(error_response(
@@ -171,6 +177,44 @@ async fn upgrade(
         state.settings.clone(),
     ));
     Ok(response)
+}
+
+/// Runs the HTTP Basic check (OCPP security profiles 1 and 2); `Some(response)` refuses the
+/// upgrade with 401 (and `WWW-Authenticate`), 429 or 503.
+async fn authenticate(
+    req: &HttpRequest,
+    id: &ChargePointId,
+    state: &WsState,
+) -> Option<HttpResponse> {
+    use crate::security::Refusal;
+    use actix_web::http::{header, StatusCode};
+    let peer = req.peer_addr().map(|a| a.ip());
+    let from = peer.map(|ip| ip.to_string()).unwrap_or_default();
+    let authorization = req.headers().get(header::AUTHORIZATION);
+    match state.auth.check(id, peer, authorization).await {
+        Ok(()) => None,
+        Err(Refusal::Unauthorized(reason)) => {
+            log::warn!("{id}: refused with 401 from {from}: {reason}.");
+            let mut response =
+                error_response(StatusCode::UNAUTHORIZED, "authentication failed".to_owned());
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"ocpp-meter\""),
+            );
+            Some(response)
+        }
+        Err(Refusal::TooManyFailures) => {
+            log::warn!("{id}: refused with 429: {from} failed to authenticate too often.");
+            Some(error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed authentications from this address; try again later".to_owned(),
+            ))
+        }
+        Err(Refusal::Unavailable) => Some(error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "credentials cannot be checked right now".to_owned(),
+        )),
+    }
 }
 
 /// How a session ended, for the log and the close frame.

@@ -19,4 +19,9 @@ pub struct IngestCounters {
     pub open_buffers: AtomicUsize,
     /// Samples sitting in station buffers right now.
     pub buffered_samples: AtomicUsize,
+    /// WebSocket upgrades refused with 401 (wrong, missing or unknown credentials); for
+    /// `/metrics`.
+    pub auth_failures: AtomicU64,
+    /// WebSocket upgrades refused with 429 because their address failed too often.
+    pub auth_rate_limited: AtomicU64,
 }

@@ -8,6 +8,7 @@ pub mod event_hub;
 mod events;
 mod health;
 mod json;
+mod passwords;
 mod stats;
 mod thresholds;
 mod transactions;
@@ -51,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .configure(charge_points::configure)
+                .configure(passwords::configure)
                 .configure(aggregates::configure)
                 .configure(transactions::configure)
                 .configure(alerts::configure)

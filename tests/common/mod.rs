@@ -216,6 +216,28 @@ pub async fn connect_with(url: &str, protocols: Option<&str>) -> Result<ChargePo
     }
 }
 
+/// Opens a WebSocket with a prepared request (extra headers such as `Authorization`) and an
+/// optional TLS connector (wss://); returns the whole HTTP response on refusal, so tests can
+/// check its status and headers.
+pub async fn connect_request(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    connector: Option<tokio_tungstenite::Connector>,
+) -> Result<ChargePoint, tokio_tungstenite::tungstenite::http::Response<Option<Vec<u8>>>> {
+    match tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector).await {
+        Ok((ws, response)) => Ok(ChargePoint {
+            ws,
+            next_id: AtomicU64::new(1),
+            protocol: response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        }),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(*response),
+        Err(e) => panic!("websocket connect failed: {e}"),
+    }
+}
+
 impl ChargePoint {
     /// Connects as charge point `id` at `/ocpp/{id}` with subprotocol ocpp1.6.
     pub async fn connect(server: &RunningServer, id: &str) -> ChargePoint {

@@ -61,6 +61,13 @@ pub fn stats(charge_point: &str) -> String {
     format!("ocpp:{{{charge_point}}}:stats")
 }
 
+/// String holding the argon2 PHC hash of the charge point's HTTP Basic password (OCPP 1.6
+/// security profiles 1 and 2), e.g. `ocpp:{CP42}:password`; never the password itself.
+pub fn password(charge_point: &str) -> String {
+    check_id(charge_point);
+    format!("ocpp:{{{charge_point}}}:password")
+}
+
 /// Sorted set of the charge point's transaction ids scored by start time (unix ms), so that
 /// "transactions of CP42 last week" is one `ZRANGE … BYSCORE`.
 pub fn transactions(charge_point: &str) -> String {
@@ -193,6 +200,7 @@ mod tests {
             latest("CP42"),
             transactions("CP42"),
             stats("CP42"),
+            password("CP42"),
             aggregate_bucket("CP42", "hour", 3600),
             aggregate_state("CP42"),
         ];

@@ -14,6 +14,7 @@
 //! | `ocpp:charge-points` | set | every known charge point id | none |
 //! | `ocpp:txn:<id>` | hash | one transaction record | none |
 //! | `ocpp:txn:seq` | string | `INCR` counter for transaction ids | none |
+//! | `ocpp:{cp}:password` | string | argon2id PHC string of the charge point's Basic-auth password ([`credentials`]) | none |
 //! | `ocpp:{cp}:stats` | string | real-time statistics snapshot (JSON, [`crate::stats::StoredStats`]) | `retention.stats_hours` (default 24 h) |
 //!
 //! `{cp}` is the Redis Cluster hash tag: all keys of one charge point share a slot.
@@ -26,6 +27,7 @@
 pub mod aggregates;
 pub mod alerts;
 pub mod chunk;
+pub mod credentials;
 pub mod keys;
 pub mod reads;
 mod varint;
