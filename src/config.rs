@@ -251,6 +251,11 @@ pub struct OcppConfig {
     pub idle_timeout_secs: u64,
     /// idTags accepted by Authorize/StartTransaction; empty accepts every idTag.
     pub id_tag_allow_list: Vec<String>,
+    /// How long a call to a charge point (TriggerMessage, GetConfiguration,
+    /// ChangeConfiguration) waits for its answer; the API answers 504 after it.
+    pub call_timeout_secs: u64,
+    /// `[ocpp.metering]`: the metering profile set at every boot.
+    pub metering: MeteringConfig,
     /// Seconds between MeterValues a charge point is assumed to send during a transaction;
     /// 3x this without one raises `stale_meter_data`.
     pub meter_value_sample_interval: u64,
@@ -266,9 +271,92 @@ impl Default for OcppConfig {
             ping_interval_secs: 30,
             idle_timeout_secs: 120,
             id_tag_allow_list: Vec::new(),
+            call_timeout_secs: 30,
+            metering: MeteringConfig::default(),
             meter_value_sample_interval: 60,
             unknown_charge_points: UnknownChargePoints::Accept,
         }
+    }
+}
+
+/// `[ocpp.metering]`: the OCPP metering keys the server sets after every accepted
+/// BootNotification where the charge point reports something else.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeteringConfig {
+    /// Whether to read and set the metering keys at boot at all.
+    pub enabled: bool,
+    /// `MeterValueSampleInterval`: seconds between MeterValues during a transaction.
+    pub sample_interval_secs: u32,
+    /// `MeterValuesSampledData`: measurands sampled during a transaction.
+    pub sampled_data: Vec<String>,
+    /// `ClockAlignedDataInterval`: seconds between clock-aligned readings; 0 turns them off.
+    pub clock_aligned_interval_secs: u32,
+    /// `MeterValuesAlignedData`: clock-aligned measurands.
+    pub aligned_data: Vec<String>,
+    /// `StopTxnSampledData`: measurands sent with StopTransaction.
+    pub stop_txn_sampled_data: Vec<String>,
+}
+
+impl Default for MeteringConfig {
+    fn default() -> Self {
+        let five = [
+            "Energy.Active.Import.Register",
+            "Power.Active.Import",
+            "Voltage",
+            "Current.Import",
+            "Temperature",
+        ];
+        MeteringConfig {
+            enabled: true,
+            sample_interval_secs: 60,
+            sampled_data: five.iter().map(|m| (*m).to_owned()).collect(),
+            clock_aligned_interval_secs: 900,
+            aligned_data: vec!["Energy.Active.Import.Register".to_owned()],
+            stop_txn_sampled_data: vec!["Energy.Active.Import.Register".to_owned()],
+        }
+    }
+}
+
+impl MeteringConfig {
+    /// The profile the charge point actors apply, `None` when turned off.
+    pub fn profile(&self) -> Option<actors::metering::MeteringProfile> {
+        self.enabled.then(|| self.to_profile())
+    }
+
+    /// The configured default profile, whether or not it is applied (the API shows it).
+    pub fn to_profile(&self) -> actors::metering::MeteringProfile {
+        actors::metering::MeteringProfile {
+            sample_interval_secs: self.sample_interval_secs,
+            sampled_data: self.sampled_data.clone(),
+            clock_aligned_interval_secs: self.clock_aligned_interval_secs,
+            aligned_data: self.aligned_data.clone(),
+            stop_txn_sampled_data: self.stop_txn_sampled_data.clone(),
+        }
+    }
+
+    /// Checks the measurand names.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let lists = [
+            ("ocpp.metering.sampled_data", &self.sampled_data),
+            ("ocpp.metering.aligned_data", &self.aligned_data),
+            (
+                "ocpp.metering.stop_txn_sampled_data",
+                &self.stop_txn_sampled_data,
+            ),
+        ];
+        for (key, list) in lists {
+            if let Some(bad) = list
+                .iter()
+                .find(|m| actors::sample::Measurand::parse(m).is_none())
+            {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("{bad:?} is not an OCPP 1.6 measurand"),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -468,6 +556,8 @@ impl Config {
             "ocpp.meter_value_sample_interval",
             self.ocpp.meter_value_sample_interval,
         )?;
+        positive("ocpp.call_timeout_secs", self.ocpp.call_timeout_secs)?;
+        self.ocpp.metering.validate()?;
         self.validate_security()?;
         self.validate_alerts()
     }
@@ -570,7 +660,7 @@ const SECTIONS: &[&str] = &[
 ];
 
 /// Tables nested in a section, so `OCPP_METER_ALERTS_WEBHOOK_URL` reaches `[alerts.webhook] url`.
-const NESTED: &[(&str, &str)] = &[("alerts", "webhook")];
+const NESTED: &[(&str, &str)] = &[("alerts", "webhook"), ("ocpp", "metering")];
 
 /// Applies `OCPP_METER_<SECTION>_<KEY>` variables. A value is read as TOML (numbers, booleans,
 /// arrays) and taken as a plain string when it is not valid TOML, so `OCPP_METER_REDIS_URL=redis://x`

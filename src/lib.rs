@@ -157,12 +157,20 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
                 dedupe_window: config.buffer.dedupe_window_samples,
             },
             stats_ttl_secs: config.retention.stats_hours.saturating_mul(3600),
+            call_timeout: Duration::from_secs(config.ocpp.call_timeout_secs),
+            metering: config.ocpp.metering.profile().map(Arc::new),
         }),
         writer: writer.clone().recipient(),
         stream: SampleStream::default(),
         transaction_ids: TransactionIds::new(pool.clone()),
         registry: registry.clone(),
         counters: counters.clone(),
+        pool: pool.clone(),
+    };
+    // Remote commands and metering profiles (src/api/commands.rs, src/api/metering.rs).
+    let commands_state = api::commands::CommandsState {
+        metering_defaults: Arc::new(config.ocpp.metering.to_profile()),
+        metering_enabled: config.ocpp.metering.enabled,
     };
     // Live event stream (GET /api/v1/events): one hub, fed by the live stream, that hands
     // each SSE client a bounded channel.
@@ -321,6 +329,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         App::new()
             .app_data(web::Data::new(api_state.clone()))
             .app_data(web::Data::new(aggregates_state.clone()))
+            .app_data(web::Data::new(commands_state.clone()))
             .app_data(web::Data::new(admin_tokens.clone()))
             .wrap(actix_web::middleware::from_fn(
                 security::admin_tokens::require_token,

@@ -19,6 +19,7 @@ use actors::charge_point::{
 };
 use actors::id::ChargePointId;
 use actors::registry::Connection;
+use actors::server_call::{CallAnswered, CallError, ServerCall};
 
 use crate::api::error_response;
 use crate::ocpp::{self, ErrorCode, Frame};
@@ -241,6 +242,8 @@ async fn run_session(
     );
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
+    // The server-initiated call on the wire (uniqueId and call), so its answer can be decoded.
+    let mut outstanding: Option<(String, ServerCall)> = None;
     let ending = loop {
         tokio::select! {
             message = stream.recv() => {
@@ -281,6 +284,10 @@ async fn run_session(
                         break Ending::Close(CloseCode::Protocol, "websocket protocol error");
                     }
                 };
+                if is_answer(&text) {
+                    route_answer(&id, &actor, &text, &mut outstanding);
+                    continue;
+                }
                 if let Some(reply) = answer(&id, &actor, &text).await {
                     if session.text(reply).await.is_err() { break Ending::PeerLeft; }
                 }
@@ -291,6 +298,12 @@ async fn run_session(
                 }
                 Some(SessionCommand::Close(CloseReason::Shutdown)) | None => {
                     break Ending::Close(CloseCode::Away, "server shutting down");
+                }
+                Some(SessionCommand::Call { unique_id, call }) => {
+                    let frame = ocpp::outgoing::encode_server_call(&unique_id, &call);
+                    log::debug!("{id}: sending {} as {unique_id}.", call.action());
+                    outstanding = Some((unique_id, call));
+                    if session.text(frame).await.is_err() { break Ending::PeerLeft; }
                 }
             },
             _ = ping.tick() => {
@@ -349,6 +362,42 @@ async fn answer(id: &ChargePointId, actor: &Addr<ChargePointActor>, text: &str) 
             log::warn!("{id}: malformed frame: {error}.");
             Some(ocpp::encode_frame_error(&error))
         }
+    }
+}
+
+/// Hands the charge point's CALLRESULT or CALLERROR to the actor as the answer to the
+/// outstanding server call. Never answered on the wire (OCPP-J 1.6 section 4.2.3): a malformed
+/// answer fails the outstanding call instead, an answer to another uniqueId is dropped.
+fn route_answer(
+    id: &ChargePointId,
+    actor: &Addr<ChargePointActor>,
+    text: &str,
+    outstanding: &mut Option<(String, ServerCall)>,
+) {
+    let result = match ocpp::decode_frame(text) {
+        Ok(frame) => match outstanding
+            .as_ref()
+            .and_then(|(uid, call)| ocpp::outgoing::read_answer(&frame, uid, call))
+        {
+            Some(result) => result,
+            None => {
+                log::debug!("{id}: ignoring a response to a call that is not outstanding.");
+                return;
+            }
+        },
+        Err(error) => {
+            log::warn!("{id}: malformed answer to a server call, not answered: {error}.");
+            if outstanding.is_none() {
+                return;
+            }
+            Err(CallError::BadResponse(error.to_string()))
+        }
+    };
+    if let Some((unique_id, call)) = outstanding.take() {
+        if let Err(error) = &result {
+            log::warn!("{id}: {} {unique_id} failed: {error}.", call.action());
+        }
+        actor.do_send(CallAnswered { unique_id, result });
     }
 }
 

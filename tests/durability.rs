@@ -382,6 +382,8 @@ async fn sigterm_with_full_buffers_loses_no_sample() {
             "OCPP_METER_SERVER_HTTP_ADDR",
             format!("127.0.0.1:{http_port}"),
         )
+        // This test's charge points answer no server calls (boot metering profile).
+        .env("OCPP_METER_OCPP_METERING_ENABLED", "false")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log.reopen().expect("log file"))

@@ -9,16 +9,20 @@ use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::boot_metering::BootMetering;
 use crate::buffer::{BufferActor, BufferSettings, Buffered, Push, Stop};
 use crate::counters::IngestCounters;
 use crate::dedupe::RecentSamples;
 use crate::id::ChargePointId;
+use crate::metering::MeteringProfile;
 use crate::registry::Registry;
 use crate::sample::{Measurand, Phase, Readings, Sample};
+use crate::server_call::{Call, CallAnswered, CallError, CallQueue, CallResult, ServerCall};
 use crate::stats::{ChargePointStats, LiveStats, PERSIST_INTERVAL};
 use crate::stream::{SampleBatch, SampleStream, SessionEvent, SessionNotice};
 use crate::txn_ids::TransactionIds;
@@ -258,6 +262,10 @@ pub struct ChargePointSettings {
     pub buffer: BufferSettings,
     /// How long the statistics snapshot lives in Redis (`retention.stats_hours`), in seconds.
     pub stats_ttl_secs: u64,
+    /// How long a server-initiated call waits for its answer (`ocpp.call_timeout_secs`).
+    pub call_timeout: Duration,
+    /// The metering profile set at boot (`[ocpp.metering]`); `None` when turned off.
+    pub metering: Option<Arc<MeteringProfile>>,
 }
 
 /// Everything a charge point actor needs from the rest of the system, cloned into each one.
@@ -275,6 +283,8 @@ pub struct Services {
     pub registry: Registry,
     /// Shared ingest counters.
     pub counters: Arc<IngestCounters>,
+    /// Redis, for the boot metering run (profile override, reported configuration, refusals).
+    pub pool: deadpool_redis::Pool,
 }
 
 /// Why the server closes a session; the edge picks the WebSocket close code.
@@ -291,6 +301,14 @@ pub enum CloseReason {
 pub enum SessionCommand {
     /// Close the connection.
     Close(CloseReason),
+    /// Send this call to the charge point as `unique_id` and report its answer with
+    /// [`CallAnswered`].
+    Call {
+        /// The uniqueId of the CALL.
+        unique_id: String,
+        /// What to ask.
+        call: ServerCall,
+    },
 }
 
 /// The connection ended (the peer left, timed out or broke the protocol); stop and flush.
@@ -386,6 +404,11 @@ pub struct ChargePointActor {
     connected_since: DateTime<Utc>,
     /// Real-time statistics, served by [`Stats`] and snapshotted to Redis.
     stats: LiveStats,
+    /// Server-initiated calls: one outstanding, the rest waiting.
+    calls: CallQueue,
+    /// Whether a boot metering run is under way, so a second BootNotification does not start
+    /// another one beside it.
+    metering_running: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ChargePointActor {
@@ -412,6 +435,8 @@ impl ChargePointActor {
             last_seen: now,
             connected_since: now,
             stats: LiveStats::new(now),
+            calls: CallQueue::default(),
+            metering_running: Arc::default(),
         }
     }
 
@@ -420,6 +445,58 @@ impl ChargePointActor {
             Some(allowed) if !allowed.contains(id_tag) => AuthorizationStatus::Invalid,
             _ => AuthorizationStatus::Accepted,
         }
+    }
+
+    /// Sends the next waiting call when none is outstanding, with its timeout.
+    fn send_next_call(&mut self, ctx: &mut Context<Self>) {
+        while let Some((unique_id, call)) = self.calls.next_to_send() {
+            let command = SessionCommand::Call {
+                unique_id: unique_id.clone(),
+                call,
+            };
+            if self.connection.send(command).is_err() {
+                self.calls.finish(&unique_id, Err(CallError::NotConnected));
+                continue;
+            }
+            let timeout = self.services.settings.call_timeout;
+            let timer = ctx.run_later(timeout, move |act, ctx| {
+                log::warn!(
+                    "{}: no answer to call {unique_id} within {} s.",
+                    act.id,
+                    timeout.as_secs()
+                );
+                act.calls
+                    .finish(&unique_id, Err(CallError::Timeout(timeout.as_secs())));
+                act.send_next_call(ctx);
+            });
+            self.calls.sent(timer);
+            return;
+        }
+    }
+
+    /// Starts the boot metering run in the background, unless one is running or it is off.
+    fn start_metering(&self, ctx: &mut Context<Self>) {
+        let Some(defaults) = self.services.settings.metering.clone() else {
+            return;
+        };
+        if self.metering_running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let run = BootMetering {
+            id: self.id.clone(),
+            calls: ctx.address().recipient(),
+            pool: self.services.pool.clone(),
+            defaults,
+            stream: self.services.stream.clone(),
+        };
+        let id = self.id.clone();
+        let running = self.metering_running.clone();
+        actix::spawn(async move {
+            if let Err(error) = run.run().await {
+                log::warn!("{id}: the boot metering profile was not applied: {error}.");
+            }
+            running.store(false, Ordering::SeqCst);
+        });
     }
 
     fn notify(&self, event: SessionEvent) {
@@ -621,6 +698,7 @@ impl Actor for ChargePointActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        self.calls.fail_all(CallError::NotConnected);
         // The buffer flushes before it stops; its memory goes with it.
         if let Some(buffer) = self.buffer.take() {
             buffer.do_send(Stop);
@@ -651,7 +729,12 @@ impl Message for Request {
 impl Handler<Request> for ChargePointActor {
     type Result = ResponseActFuture<Self, Reply>;
 
-    fn handle(&mut self, request: Request, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, request: Request, ctx: &mut Self::Context) -> Self::Result {
+        if matches!(request, Request::Boot(_)) {
+            // Runs after this reply is written: its first call waits for Redis and then for
+            // the session loop, which writes the BootNotification answer first.
+            self.start_metering(ctx);
+        }
         self.last_seen = Utc::now();
         self.stats.record_message(self.last_seen);
         self.services
@@ -776,5 +859,38 @@ impl Handler<Stats> for ChargePointActor {
             self.stats
                 .snapshot(now, self.latest.values(), self.open_transactions.values());
         MessageResult(snapshot.view(now, true, self.latest.values().cloned().collect()))
+    }
+}
+
+impl Handler<Call> for ChargePointActor {
+    type Result = ResponseFuture<CallResult>;
+
+    fn handle(&mut self, Call(call): Call, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Err(tx) = self.calls.push(call, tx) {
+            let _ = tx.send(Err(CallError::Busy));
+        }
+        self.send_next_call(ctx);
+        Box::pin(async move { rx.await.unwrap_or(Err(CallError::NotConnected)) })
+    }
+}
+
+impl Handler<CallAnswered> for ChargePointActor {
+    type Result = ();
+
+    fn handle(&mut self, answered: CallAnswered, ctx: &mut Self::Context) {
+        let (matched, timer) = self.calls.finish(&answered.unique_id, answered.result);
+        if let Some(timer) = timer {
+            ctx.cancel_future(timer);
+        }
+        if matched {
+            self.send_next_call(ctx);
+        } else {
+            log::debug!(
+                "{}: ignoring an answer to call {} that is no longer outstanding.",
+                self.id,
+                answered.unique_id
+            );
+        }
     }
 }

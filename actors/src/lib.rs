@@ -19,18 +19,24 @@
 //! - [`aggregator`]: hourly and daily roll-ups, merged into Redis by a Lua script.
 //! - [`stats`]: real-time statistics per charge point (memory, snapshot in Redis).
 //! - [`registry`]: connected charge points.
+//! - [`server_call`]: calls the server makes to a charge point (TriggerMessage,
+//!   GetConfiguration, ChangeConfiguration) and the per-session queue that keeps one outstanding.
+//! - [`metering`] / [`boot_metering`]: the metering profile set by ChangeConfiguration after boot.
 //! - [`store`]: Redis key schema, encoding and reads.
 
 pub mod aggregator;
 pub mod alerts;
+pub mod boot_metering;
 pub mod buffer;
 pub mod charge_point;
 pub mod counters;
 pub mod dedupe;
 pub mod id;
+pub mod metering;
 pub mod redis_pool;
 pub mod registry;
 pub mod sample;
+pub mod server_call;
 pub mod stats;
 pub mod store;
 pub mod stream;

@@ -51,6 +51,12 @@ pub enum SessionEvent {
         /// Register at stop, Wh.
         meter_stop: i64,
     },
+    /// The MeterValueSampleInterval the charge point uses, learned by the boot metering run;
+    /// the stale-data alert waits 3x this instead of the configured default.
+    SampleInterval {
+        /// Seconds between MeterValues during a transaction.
+        secs: u32,
+    },
 }
 
 /// A [`SessionEvent`] of one charge point, with when the server saw it.

@@ -232,7 +232,9 @@ impl Handler<SessionNotice> for EventHub {
             }),
             // Not part of the event stream's contract (issue 3); transactions are read from
             // `/api/v1/transactions`.
-            SessionEvent::TransactionStarted { .. } | SessionEvent::TransactionStopped { .. } => {}
+            SessionEvent::TransactionStarted { .. }
+            | SessionEvent::TransactionStopped { .. }
+            | SessionEvent::SampleInterval { .. } => {}
         }
     }
 }

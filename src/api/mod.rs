@@ -4,6 +4,7 @@
 pub mod aggregates;
 mod alerts;
 mod charge_points;
+pub mod commands;
 pub mod event_hub;
 mod events;
 mod health;
@@ -52,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .configure(charge_points::configure)
+                .configure(commands::configure)
                 .configure(passwords::configure)
                 .configure(aggregates::configure)
                 .configure(transactions::configure)

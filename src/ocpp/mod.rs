@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod frame;
+pub mod outgoing;
 pub mod v16;
 
 mod check;

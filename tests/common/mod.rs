@@ -151,6 +151,9 @@ pub fn test_config(redis: &RedisServer) -> Config {
     config.redis.response_timeout_ms = 2000;
     config.redis.retry_initial_ms = 20;
     config.redis.retry_max_ms = 200;
+    // The boot metering profile sends the charge point CALLs after BootNotification; tests that
+    // script those answers turn it back on (tests/commands.rs).
+    config.ocpp.metering.enabled = false;
     config.validate().expect("test config is valid");
     config
 }

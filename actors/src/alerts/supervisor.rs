@@ -115,6 +115,9 @@ pub struct AlertSupervisor {
     last_heard: HashMap<ChargePointId, DateTime<Utc>>,
     /// Pending stale-data timers.
     stale_timers: HashMap<ChargePointId, SpawnHandle>,
+    /// Silence that raises `stale_meter_data` per charge point (3x its effective sample
+    /// interval, from [`SessionEvent::SampleInterval`]); others use `settings.stale_after`.
+    stale_after: HashMap<ChargePointId, Duration>,
     /// Alert versions not yet in Redis, newest per id.
     pending: HashMap<String, Alert>,
     /// Whether a write is in flight (one at a time keeps versions in order).
@@ -157,6 +160,7 @@ impl AlertSupervisor {
             open: HashMap::new(),
             last_heard: HashMap::new(),
             stale_timers: HashMap::new(),
+            stale_after: HashMap::new(),
             pending: HashMap::new(),
             writing: false,
             flush_timer: None,
@@ -341,7 +345,8 @@ impl AlertSupervisor {
             ctx.cancel_future(handle);
         }
         let key = cp.clone();
-        let handle = ctx.run_later(self.settings.stale_after, move |act, ctx| {
+        let after = self.stale_after_of(&cp);
+        let handle = ctx.run_later(after, move |act, ctx| {
             act.stale_timers.remove(&key);
             act.stale_fired(&key, ctx);
         });
@@ -352,6 +357,14 @@ impl AlertSupervisor {
         if let Some(handle) = self.stale_timers.remove(cp) {
             ctx.cancel_future(handle);
         }
+    }
+
+    /// The silence that counts as stale for `cp`.
+    fn stale_after_of(&self, cp: &ChargePointId) -> Duration {
+        self.stale_after
+            .get(cp)
+            .copied()
+            .unwrap_or(self.settings.stale_after)
     }
 
     fn stale_fired(&mut self, cp: &ChargePointId, ctx: &mut Context<Self>) {
@@ -369,7 +382,7 @@ impl AlertSupervisor {
             phase: None,
             measurand: None,
             value: silent.round(),
-            threshold: self.settings.stale_after.as_secs_f64(),
+            threshold: self.stale_after_of(cp).as_secs_f64(),
             unit: "s",
             verdict: Verdict::Breach,
             at: now,
@@ -504,6 +517,13 @@ impl Handler<SessionNotice> for AlertSupervisor {
                 }
             }
             SessionEvent::Status(_) => {}
+            SessionEvent::SampleInterval { secs } => {
+                let after = Duration::from_secs(u64::from(secs).saturating_mul(3));
+                self.stale_after.insert(cp.clone(), after);
+                if self.stale_timers.contains_key(&cp) {
+                    self.arm_stale(cp, ctx);
+                }
+            }
         }
     }
 }

@@ -61,6 +61,27 @@ pub fn stats(charge_point: &str) -> String {
     format!("ocpp:{{{charge_point}}}:stats")
 }
 
+/// String holding the charge point's configuration as it last reported it with
+/// GetConfiguration at boot (JSON list of `{key, readonly, value}`, with `read_at`).
+pub fn configuration(charge_point: &str) -> String {
+    check_id(charge_point);
+    format!("ocpp:{{{charge_point}}}:configuration")
+}
+
+/// String holding the charge point's metering profile override (JSON), set by
+/// `PUT /api/v1/charge-points/{id}/metering`.
+pub fn metering(charge_point: &str) -> String {
+    check_id(charge_point);
+    format!("ocpp:{{{charge_point}}}:metering")
+}
+
+/// Hash of configuration key -> refusal (JSON `{value, status}`) of metering keys the charge
+/// point refused, so they are not asked again at every boot unless the wanted value changes.
+pub fn metering_refused(charge_point: &str) -> String {
+    check_id(charge_point);
+    format!("ocpp:{{{charge_point}}}:metering:refused")
+}
+
 /// String holding the argon2 PHC hash of the charge point's HTTP Basic password (OCPP 1.6
 /// security profiles 1 and 2), e.g. `ocpp:{CP42}:password`; never the password itself.
 pub fn password(charge_point: &str) -> String {

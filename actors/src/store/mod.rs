@@ -17,6 +17,10 @@
 //! | `ocpp:{cp}:password` | string | argon2id PHC string of the charge point's Basic-auth password ([`credentials`]) | none |
 //! | `ocpp:{cp}:stats` | string | real-time statistics snapshot (JSON, [`crate::stats::StoredStats`]) | `retention.stats_hours` (default 24 h) |
 //!
+//! | `ocpp:{cp}:configuration` | string | configuration read with GetConfiguration at boot (JSON) | none |
+//! | `ocpp:{cp}:metering` | string | metering profile override (JSON) | none |
+//! | `ocpp:{cp}:metering:refused` | hash | metering key -> refused value and status (JSON) | none |
+//!
 //! `{cp}` is the Redis Cluster hash tag: all keys of one charge point share a slot.
 //!
 //! Write path: each charge point's buffer flushes up to 100 samples; per flush the writer sends
@@ -29,6 +33,7 @@ pub mod alerts;
 pub mod chunk;
 pub mod credentials;
 pub mod keys;
+pub mod metering;
 pub mod reads;
 mod varint;
 

@@ -1,11 +1,14 @@
-//! Hand-written OCPP 1.6 payload types, one file per action a charge point sends, each with
-//! its `.req` (read) and `.conf` (written) form.
+//! Hand-written OCPP 1.6 payload types, one file per action, each with its `.req` and
+//! `.conf` form (read and written for the actions a charge point sends, written and read for
+//! the calls the central system makes).
 
 pub mod authorize;
 pub mod boot_notification;
+pub mod change_configuration;
 pub mod data_transfer;
 pub mod diagnostics_status_notification;
 pub mod firmware_status_notification;
+pub mod get_configuration;
 pub mod heartbeat;
 pub mod id_tag_info;
 pub mod meter_values;
@@ -13,3 +16,4 @@ pub mod start_transaction;
 pub mod status_notification;
 pub mod stop_transaction;
 pub mod text;
+pub mod trigger_message;

@@ -1,0 +1,267 @@
+//! Remote commands to a connected charge point (`/api/v1/charge-points/{id}/trigger` and
+//! `/configuration`) and its metering profile (`/metering`). A command is a server-initiated
+//! OCPP call queued by the charge point's actor; the answer is the charge point's, with 409
+//! when it is not connected, 504 when it does not answer in `ocpp.call_timeout_secs`, and 502
+//! when it answers with a CALLERROR (`error_code`) or with something the schema forbids.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{error_response, ApiState};
+use actors::id::ChargePointId;
+use actors::metering::{MeteringOverride, MeteringProfile};
+use actors::sample::Measurand;
+use actors::server_call::{Call, CallError, CallReply, ServerCall, TriggerKind};
+use actors::store::metering as store;
+use actors::store::reads::ReadError;
+
+/// What the command and metering routes need beyond [`ApiState`].
+#[derive(Clone)]
+pub struct CommandsState {
+    /// `[ocpp.metering]` as configured, shown by `GET …/metering` and merged with overrides.
+    pub metering_defaults: Arc<MeteringProfile>,
+    /// `ocpp.metering.enabled`.
+    pub metering_enabled: bool,
+}
+
+/// Registers the command and metering routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/charge-points/{id}/trigger", web::post().to(trigger))
+        .route(
+            "/charge-points/{id}/configuration",
+            web::get().to(get_configuration),
+        )
+        .route(
+            "/charge-points/{id}/configuration",
+            web::put().to(change_configuration),
+        )
+        .route("/charge-points/{id}/metering", web::get().to(get_metering))
+        .route("/charge-points/{id}/metering", web::put().to(put_metering));
+}
+
+/// Errors of the command routes, each with its status.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Bad id or body (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The call failed (409, 504, 502, 503).
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// Redis could not answer (503).
+    #[error(transparent)]
+    Store(#[from] ReadError),
+}
+
+impl ResponseError for CommandError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            CommandError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            CommandError::Call(CallError::NotConnected) => StatusCode::CONFLICT,
+            CommandError::Call(CallError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            CommandError::Call(CallError::Refused { .. } | CallError::BadResponse(_)) => {
+                StatusCode::BAD_GATEWAY
+            }
+            CommandError::Call(CallError::Busy) | CommandError::Store(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            CommandError::Call(CallError::Refused { code, .. }) => {
+                HttpResponse::build(self.status_code()).json(json!({
+                    "error": self.to_string(),
+                    "error_code": code,
+                }))
+            }
+            _ => error_response(self.status_code(), self.to_string()),
+        }
+    }
+}
+
+fn parse_id(raw: &str) -> Result<ChargePointId, CommandError> {
+    ChargePointId::parse(raw).map_err(|e| CommandError::BadRequest(e.to_string()))
+}
+
+/// Sends `call` to the connected charge point `id` and waits for its answer.
+async fn call(
+    state: &ApiState,
+    id: &ChargePointId,
+    call: ServerCall,
+) -> Result<CallReply, CommandError> {
+    let connection = state.registry.get(id).ok_or(CallError::NotConnected)?;
+    let reply = connection
+        .actor
+        .send(Call(call))
+        .await
+        .map_err(|_| CallError::NotConnected)??;
+    Ok(reply)
+}
+
+/// The answer did not fit the call (cannot happen: the edge decodes by the call's action).
+fn mismatch() -> CommandError {
+    CommandError::Call(CallError::BadResponse("answer of another action".into()))
+}
+
+/// Body of `POST …/trigger`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerBody {
+    /// MeterValues, StatusNotification, Heartbeat or BootNotification.
+    message: TriggerKind,
+    /// The connector (1 or more); absent: the whole charge point.
+    connector_id: Option<u32>,
+}
+
+async fn trigger(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    body: web::Json<TriggerBody>,
+) -> Result<HttpResponse, CommandError> {
+    let id = parse_id(&path)?;
+    if body.connector_id == Some(0) {
+        return Err(CommandError::BadRequest(
+            "connector_id must be 1 or more; leave it out for the whole charge point".into(),
+        ));
+    }
+    let request = ServerCall::Trigger {
+        message: body.message,
+        connector_id: body.connector_id,
+    };
+    match call(&state, &id, request).await? {
+        CallReply::Trigger { status } => Ok(HttpResponse::Ok().json(json!({ "status": status }))),
+        _ => Err(mismatch()),
+    }
+}
+
+/// Query of `GET …/configuration`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysQuery {
+    /// Comma-separated keys; absent: every key.
+    key: Option<String>,
+}
+
+async fn get_configuration(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    query: web::Query<KeysQuery>,
+) -> Result<HttpResponse, CommandError> {
+    let id = parse_id(&path)?;
+    let keys: Vec<String> = query
+        .key
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(long) = keys.iter().find(|k| k.chars().count() > 50) {
+        return Err(CommandError::BadRequest(format!(
+            "key {long:?} is longer than 50 characters"
+        )));
+    }
+    match call(&state, &id, ServerCall::GetConfiguration { keys }).await? {
+        CallReply::Configuration { known, unknown } => Ok(HttpResponse::Ok().json(json!({
+            "configurationKey": known,
+            "unknownKey": unknown,
+        }))),
+        _ => Err(mismatch()),
+    }
+}
+
+/// Body of `PUT …/configuration`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeBody {
+    /// The configuration key (1 to 50 characters).
+    key: String,
+    /// Its new value (at most 500 characters).
+    value: String,
+}
+
+async fn change_configuration(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    body: web::Json<ChangeBody>,
+) -> Result<HttpResponse, CommandError> {
+    let id = parse_id(&path)?;
+    let ChangeBody { key, value } = body.into_inner();
+    if key.is_empty() || key.chars().count() > 50 {
+        return Err(CommandError::BadRequest(
+            "key must be 1 to 50 characters".into(),
+        ));
+    }
+    if value.chars().count() > 500 {
+        return Err(CommandError::BadRequest(
+            "value must be at most 500 characters".into(),
+        ));
+    }
+    match call(&state, &id, ServerCall::ChangeConfiguration { key, value }).await? {
+        CallReply::Change { status } => Ok(HttpResponse::Ok().json(json!({ "status": status }))),
+        _ => Err(mismatch()),
+    }
+}
+
+async fn get_metering(
+    state: web::Data<ApiState>,
+    commands: web::Data<CommandsState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, CommandError> {
+    let id = parse_id(&path)?;
+    let overrides = store::read_override(&state.pool, id.as_str()).await?;
+    let effective = match &overrides {
+        Some(o) => commands.metering_defaults.with_override(o),
+        None => (*commands.metering_defaults).clone(),
+    };
+    let configuration = store::read_configuration(&state.pool, id.as_str()).await?;
+    let refused = store::read_refused(&state.pool, id.as_str()).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "charge_point_id": id.as_str(),
+        "enabled": commands.metering_enabled,
+        "profile": effective,
+        "override": overrides.unwrap_or_default(),
+        "reported": configuration,
+        "refused": refused,
+    })))
+}
+
+async fn put_metering(
+    state: web::Data<ApiState>,
+    commands: web::Data<CommandsState>,
+    path: web::Path<String>,
+    body: web::Json<MeteringOverride>,
+) -> Result<HttpResponse, CommandError> {
+    let id = parse_id(&path)?;
+    let o = body.into_inner();
+    let lists = [
+        ("sampled_data", &o.sampled_data),
+        ("aligned_data", &o.aligned_data),
+        ("stop_txn_sampled_data", &o.stop_txn_sampled_data),
+    ];
+    for (name, list) in lists {
+        if let Some(bad) = list
+            .iter()
+            .flatten()
+            .find(|m| Measurand::parse(m).is_none())
+        {
+            return Err(CommandError::BadRequest(format!(
+                "{name}: {bad:?} is not an OCPP 1.6 measurand"
+            )));
+        }
+    }
+    store::write_override(&state.pool, id.as_str(), &o).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "charge_point_id": id.as_str(),
+        "enabled": commands.metering_enabled,
+        "profile": commands.metering_defaults.with_override(&o),
+        "override": o,
+    })))
+}
