@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod config;
+pub mod metrics;
 pub mod notify;
 pub mod ocpp;
 pub mod security;
@@ -233,6 +234,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     services
         .stream
         .subscribe_events(alert_supervisor.clone().recipient());
+    let mut webhook_stats = None;
     if !config.alerts.webhook.url.is_empty() {
         let settings = notify::webhook::WebhookSettings {
             url: config.alerts.webhook.url.clone(),
@@ -241,11 +243,27 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             retry_max: Duration::from_secs(config.alerts.webhook.retry_max_secs),
         };
         let stats = Arc::new(notify::webhook::WebhookStats::default());
+        webhook_stats = Some(stats.clone());
         let webhook =
             Supervisor::start(move |_| notify::webhook::WebhookNotifier::new(settings, stats));
         services.stream.subscribe_alerts(webhook.recipient());
     }
 
+    // Prometheus metrics (GET /metrics): read-at-scrape over the counters above, plus the
+    // OCPP message and alert counts that nothing else keeps.
+    let metrics = Arc::new(metrics::Metrics::new(metrics::Sources {
+        registry: registry.clone(),
+        counters: counters.clone(),
+        writer: writer_stats.clone(),
+        aggregator: aggregator_stats.clone(),
+        event_hub: event_hub_counters.clone(),
+        webhook: webhook_stats,
+    }));
+    {
+        use actix::Actor as _;
+        let alert_counter = metrics::AlertCounter(metrics.alerts_raised.clone()).start();
+        services.stream.subscribe_alerts(alert_counter.recipient());
+    }
     // Charge point HTTP Basic authentication on the upgrade (OCPP security profiles 1 and 2).
     let auth = Arc::new(security::ChargePointAuth::new(
         pool.clone(),
@@ -264,6 +282,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             idle_timeout: Duration::from_secs(config.ocpp.idle_timeout_secs),
             max_frame_bytes: config.limits.max_frame_bytes,
             max_connections: config.limits.max_connections,
+            ocpp_messages: metrics.ocpp_messages.clone(),
         }),
     };
     let api_state = api::ApiState {
@@ -330,6 +349,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             .app_data(web::Data::new(api_state.clone()))
             .app_data(web::Data::new(aggregates_state.clone()))
             .app_data(web::Data::new(commands_state.clone()))
+            .app_data(web::Data::from(metrics.clone()))
             .app_data(web::Data::new(admin_tokens.clone()))
             .wrap(actix_web::middleware::from_fn(
                 security::admin_tokens::require_token,

@@ -38,6 +38,8 @@ pub struct WsSettings {
     pub max_frame_bytes: usize,
     /// Most connections at once.
     pub max_connections: usize,
+    /// `ocpp_messages_total`, counted where each CALL is answered (shared by all sessions).
+    pub ocpp_messages: crate::metrics::ocpp::OcppMessages,
 }
 
 /// What the WebSocket handler needs, shared by all workers.
@@ -288,7 +290,7 @@ async fn run_session(
                     route_answer(&id, &actor, &text, &mut outstanding);
                     continue;
                 }
-                if let Some(reply) = answer(&id, &actor, &text).await {
+                if let Some(reply) = answer(&id, &actor, &text, &settings.ocpp_messages).await {
                     if session.text(reply).await.is_err() { break Ending::PeerLeft; }
                 }
             }
@@ -327,7 +329,12 @@ async fn run_session(
 
 /// Answers one text frame: a CALLRESULT or CALLERROR for a CALL, nothing for the charge point's
 /// own CALLRESULT/CALLERROR (answers to server-initiated calls).
-async fn answer(id: &ChargePointId, actor: &Addr<ChargePointActor>, text: &str) -> Option<String> {
+async fn answer(
+    id: &ChargePointId,
+    actor: &Addr<ChargePointActor>,
+    text: &str,
+    messages: &crate::metrics::ocpp::OcppMessages,
+) -> Option<String> {
     match ocpp::decode_frame(text) {
         Ok(Frame::Call {
             unique_id,
@@ -335,9 +342,13 @@ async fn answer(id: &ChargePointId, actor: &Addr<ChargePointActor>, text: &str) 
             payload,
         }) => match ocpp::decode_request(&action, payload) {
             Ok(request) => match actor.send(request).await {
-                Ok(reply) => Some(ocpp::encode_reply(&unique_id, &reply)),
+                Ok(reply) => {
+                    messages.record_reply(&action, &reply);
+                    Some(ocpp::encode_reply(&unique_id, &reply))
+                }
                 Err(e) => {
                     log::error!("{id}: the charge point actor is gone ({e}).");
+                    messages.record(&action, ErrorCode::InternalError.as_str());
                     Some(ocpp::encode_call_error(
                         &unique_id,
                         ErrorCode::InternalError,
@@ -347,6 +358,7 @@ async fn answer(id: &ChargePointId, actor: &Addr<ChargePointActor>, text: &str) 
             },
             Err(error) => {
                 log::warn!("{id}: {action} refused: {error}.");
+                messages.record_refused(&action, &error);
                 Some(ocpp::encode_payload_error(&unique_id, &error))
             }
         },
@@ -360,6 +372,7 @@ async fn answer(id: &ChargePointId, actor: &Addr<ChargePointActor>, text: &str) 
         }
         Err(error) => {
             log::warn!("{id}: malformed frame: {error}.");
+            messages.record_malformed(&error);
             Some(ocpp::encode_frame_error(&error))
         }
     }

@@ -39,8 +39,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// The OpenAPI description of the routes above (`openapi.rs` merges it); a route added
+/// here without its handler listed fails `tests/openapi.rs`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(aggregates_of))]
+pub(super) struct Doc;
+
 /// Query of `/aggregates`; all optional.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AggregatesQuery {
     period: Option<String>,
@@ -57,6 +64,7 @@ fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("{name} must be an RFC 3339 timestamp: {e}")))
 }
 
+#[utoipa::path(get, path = "/charge-points/{id}/aggregates", tag = "charge points", params(("id" = String, Path, description = "Charge point id"), AggregatesQuery), responses((status = 200, description = "`{charge_point_id, period, from, to, buckets}`: hourly or daily roll-ups (see the README)", body = serde_json::Value), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn aggregates_of(
     state: web::Data<AggregatesState>,
     path: web::Path<String>,

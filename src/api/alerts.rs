@@ -21,8 +21,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/alerts/{alert_id}/ack", web::post().to(acknowledge));
 }
 
+/// The OpenAPI description of the routes above (`openapi.rs` merges it); a route added
+/// here without its handler listed fails `tests/openapi.rs`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, acknowledge))]
+pub(super) struct Doc;
+
 /// Query of `GET /api/v1/alerts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     charge_point: Option<String>,
@@ -31,6 +38,7 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/alerts", tag = "alerts", params(ListQuery), responses((status = 200, description = "`{\"alerts\": [...]}`, newest first", body = serde_json::Value), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn list(
     state: web::Data<ApiState>,
     query: web::Query<ListQuery>,
@@ -76,6 +84,7 @@ async fn list(
     Ok(HttpResponse::Ok().json(json!({ "alerts": alerts })))
 }
 
+#[utoipa::path(post, path = "/alerts/{alert_id}/ack", tag = "alerts", params(("alert_id" = String, Path, description = "Alert id")), responses((status = 200, description = "The alert with `acknowledged_at` set", body = serde_json::Value), (status = 404, description = "No such alert", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn acknowledge(
     state: web::Data<ApiState>,
     path: web::Path<String>,

@@ -34,6 +34,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// The OpenAPI description of the routes above (`openapi.rs` merges it); a route added
+/// here without its handler listed fails `tests/openapi.rs`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, one, meter_values, latest))]
+pub(super) struct Doc;
+
 fn parse_id(raw: &str) -> Result<ChargePointId, ApiError> {
     ChargePointId::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
@@ -44,6 +50,7 @@ async fn live_state(state: &ApiState, id: &ChargePointId) -> Option<ChargePointS
     connection.actor.send(Snapshot).await.ok()
 }
 
+#[utoipa::path(get, path = "/charge-points", tag = "charge points", responses((status = 200, description = "Every charge point ever seen, by id", body = Vec<super::schemas::ChargePoint>), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let mut ids: Vec<String> = reads::charge_point_ids(&state.pool).await?;
     let known: HashSet<String> = ids.iter().cloned().collect();
@@ -65,6 +72,7 @@ async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(out))
 }
 
+#[utoipa::path(get, path = "/charge-points/{id}", tag = "charge points", params(("id" = String, Path, description = "Charge point id")), responses((status = 200, description = "The charge point", body = super::schemas::ChargePoint), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody), (status = 404, description = "Never seen", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn one(
     state: web::Data<ApiState>,
     path: web::Path<String>,
@@ -85,7 +93,8 @@ async fn one(
 }
 
 /// Query of `/meter-values`; all optional.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RangeQuery {
     measurand: Option<String>,
@@ -132,6 +141,7 @@ fn sort_and_dedupe(samples: &mut Vec<Sample>) {
     samples.dedup_by(|a, b| a.identity() == b.identity());
 }
 
+#[utoipa::path(get, path = "/charge-points/{id}/meter-values", tag = "charge points", params(("id" = String, Path, description = "Charge point id"), RangeQuery), responses((status = 200, description = "Samples in `[from, to)`, oldest first", body = super::schemas::MeterValues), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn meter_values(
     state: web::Data<ApiState>,
     path: web::Path<String>,
@@ -192,6 +202,7 @@ async fn meter_values(
     })))
 }
 
+#[utoipa::path(get, path = "/charge-points/{id}/meter-values/latest", tag = "charge points", params(("id" = String, Path, description = "Charge point id")), responses((status = 200, description = "The newest sample per connector, measurand and phase", body = super::schemas::LatestSamples), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn latest(
     state: web::Data<ApiState>,
     path: web::Path<String>,

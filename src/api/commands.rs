@@ -28,6 +28,64 @@ pub struct CommandsState {
     pub metering_enabled: bool,
 }
 
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        trigger,
+        get_configuration,
+        change_configuration,
+        get_metering,
+        put_metering
+    ),
+    components(schemas(CallErrorBody, StatusBody, ConfigurationBody, MeteringBody))
+)]
+pub(super) struct Doc;
+
+/// A 502 for a CALLERROR: the reason and the charge point's OCPP error code.
+#[derive(utoipa::ToSchema)]
+pub struct CallErrorBody {
+    /// Why the call failed.
+    pub error: String,
+    /// The charge point's OCPP-J error code (absent when its answer broke the schema).
+    pub error_code: Option<String>,
+}
+
+/// The charge point's answer status.
+#[derive(utoipa::ToSchema)]
+pub struct StatusBody {
+    /// TriggerMessage: Accepted, Rejected, NotImplemented; ChangeConfiguration: Accepted,
+    /// Rejected, RebootRequired, NotSupported.
+    pub status: String,
+}
+
+/// GetConfiguration.conf, with the OCPP field names.
+#[derive(utoipa::ToSchema)]
+#[allow(non_snake_case)] // the OCPP spelling is the contract
+pub struct ConfigurationBody {
+    /// `{"key", "readonly", "value"}` of every known key asked for.
+    pub configurationKey: Vec<serde_json::Value>,
+    /// Keys asked for that the charge point does not know.
+    pub unknownKey: Vec<String>,
+}
+
+/// The metering profile of a charge point.
+#[derive(utoipa::ToSchema)]
+pub struct MeteringBody {
+    /// The charge point.
+    pub charge_point_id: String,
+    /// `ocpp.metering.enabled`.
+    pub enabled: bool,
+    /// The profile in force: `[ocpp.metering]` with the override applied.
+    pub profile: serde_json::Value,
+    /// The override (fields of `[ocpp.metering]`).
+    pub r#override: serde_json::Value,
+    /// GET only: the configuration read at the last boot, or null.
+    pub reported: Option<serde_json::Value>,
+    /// GET only: refused keys -> `{"value", "status"}`.
+    pub refused: Option<serde_json::Value>,
+}
+
 /// Registers the command and metering routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/charge-points/{id}/trigger", web::post().to(trigger))
@@ -110,15 +168,17 @@ fn mismatch() -> CommandError {
 }
 
 /// Body of `POST …/trigger`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TriggerBody {
     /// MeterValues, StatusNotification, Heartbeat or BootNotification.
+    #[schema(value_type = String)]
     message: TriggerKind,
     /// The connector (1 or more); absent: the whole charge point.
     connector_id: Option<u32>,
 }
 
+#[utoipa::path(post, path = "/charge-points/{id}/trigger", tag = "commands", params(("id" = String, Path, description = "Charge point id")), request_body = TriggerBody, responses((status = 200, description = "The charge point's TriggerMessage status", body = StatusBody), (status = 400, description = "Bad id or body, named in `error`", body = super::schemas::ErrorBody), (status = 409, description = "The charge point is not connected", body = super::schemas::ErrorBody), (status = 502, description = "The charge point answered with a CALLERROR (`error_code`) or an answer the OCPP 1.6 schema forbids", body = CallErrorBody), (status = 503, description = "Too many calls already wait for this charge point", body = super::schemas::ErrorBody), (status = 504, description = "No answer within `ocpp.call_timeout_secs`", body = super::schemas::ErrorBody)))]
 async fn trigger(
     state: web::Data<ApiState>,
     path: web::Path<String>,
@@ -141,13 +201,14 @@ async fn trigger(
 }
 
 /// Query of `GET …/configuration`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 struct KeysQuery {
     /// Comma-separated keys; absent: every key.
     key: Option<String>,
 }
 
+#[utoipa::path(get, path = "/charge-points/{id}/configuration", tag = "commands", params(("id" = String, Path, description = "Charge point id"), KeysQuery), responses((status = 200, description = "The charge point's GetConfiguration answer", body = ConfigurationBody), (status = 400, description = "Bad id or body, named in `error`", body = super::schemas::ErrorBody), (status = 409, description = "The charge point is not connected", body = super::schemas::ErrorBody), (status = 502, description = "The charge point answered with a CALLERROR (`error_code`) or an answer the OCPP 1.6 schema forbids", body = CallErrorBody), (status = 503, description = "Too many calls already wait for this charge point", body = super::schemas::ErrorBody), (status = 504, description = "No answer within `ocpp.call_timeout_secs`", body = super::schemas::ErrorBody)))]
 async fn get_configuration(
     state: web::Data<ApiState>,
     path: web::Path<String>,
@@ -178,7 +239,7 @@ async fn get_configuration(
 }
 
 /// Body of `PUT …/configuration`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangeBody {
     /// The configuration key (1 to 50 characters).
@@ -187,6 +248,7 @@ struct ChangeBody {
     value: String,
 }
 
+#[utoipa::path(put, path = "/charge-points/{id}/configuration", tag = "commands", params(("id" = String, Path, description = "Charge point id")), request_body = ChangeBody, responses((status = 200, description = "The charge point's ChangeConfiguration status", body = StatusBody), (status = 400, description = "Bad id or body, named in `error`", body = super::schemas::ErrorBody), (status = 409, description = "The charge point is not connected", body = super::schemas::ErrorBody), (status = 502, description = "The charge point answered with a CALLERROR (`error_code`) or an answer the OCPP 1.6 schema forbids", body = CallErrorBody), (status = 503, description = "Too many calls already wait for this charge point", body = super::schemas::ErrorBody), (status = 504, description = "No answer within `ocpp.call_timeout_secs`", body = super::schemas::ErrorBody)))]
 async fn change_configuration(
     state: web::Data<ApiState>,
     path: web::Path<String>,
@@ -210,6 +272,7 @@ async fn change_configuration(
     }
 }
 
+#[utoipa::path(get, path = "/charge-points/{id}/metering", tag = "commands", params(("id" = String, Path, description = "Charge point id")), responses((status = 200, description = "Profile in force, override, reported configuration, refused keys", body = MeteringBody), (status = 400, description = "Bad id or body, named in `error`", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn get_metering(
     state: web::Data<ApiState>,
     commands: web::Data<CommandsState>,
@@ -233,6 +296,7 @@ async fn get_metering(
     })))
 }
 
+#[utoipa::path(put, path = "/charge-points/{id}/metering", tag = "commands", params(("id" = String, Path, description = "Charge point id")), request_body(content = serde_json::Value, description = "Any of `sample_interval_secs`, `sampled_data`, `clock_aligned_interval_secs`, `aligned_data`, `stop_txn_sampled_data`"), responses((status = 200, description = "The new profile", body = MeteringBody), (status = 400, description = "Bad id or body, named in `error`", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn put_metering(
     state: web::Data<ApiState>,
     commands: web::Data<CommandsState>,

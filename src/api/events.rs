@@ -20,14 +20,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/events", web::get().to(events));
 }
 
+/// The OpenAPI description of the routes above (`openapi.rs` merges it); a route added
+/// here without its handler listed fails `tests/openapi.rs`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(events))]
+pub(super) struct Doc;
+
 /// Query of `/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct EventsQuery {
     /// Only this charge point's events.
     charge_point: Option<String>,
 }
 
+#[utoipa::path(get, path = "/events", tag = "events", params(EventsQuery), responses((status = 200, description = "Server-Sent Events: samples, session events and alerts (see the README)", content_type = "text/event-stream", body = String), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody)))]
 async fn events(
     state: web::Data<ApiState>,
     query: web::Query<EventsQuery>,

@@ -14,12 +14,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/ready", web::get().to(ready));
 }
 
+/// The OpenAPI description of the routes above (`openapi.rs` merges it); a route added
+/// here without its handler listed fails `tests/openapi.rs`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(health, ready))]
+pub(super) struct Doc;
+
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The process answers", body = super::schemas::Health)))]
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// 200 when Redis answers and the writer's backlog is under its bound; 503 with the reasons
 /// otherwise, so a load balancer or orchestrator can act on it.
+#[utoipa::path(get, path = "/ready", tag = "operations", responses((status = 200, description = "Redis answers and the writer backlog is under its bound", body = super::schemas::Ready), (status = 503, description = "Not ready; `reasons` says why", body = super::schemas::Ready)))]
 async fn ready(state: web::Data<ApiState>) -> HttpResponse {
     let mut reasons = Vec::new();
     let redis = reads::ping(&state.pool).await;

@@ -9,7 +9,10 @@ pub mod event_hub;
 mod events;
 mod health;
 mod json;
+pub mod metrics;
+pub mod openapi;
 mod passwords;
+mod schemas;
 mod stats;
 mod thresholds;
 mod transactions;
@@ -50,8 +53,10 @@ pub struct ApiState {
 /// Registers every route of the admin API.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::configure)
+        .configure(metrics::configure)
         .service(
             web::scope("/api/v1")
+                .configure(openapi::configure)
                 .configure(charge_points::configure)
                 .configure(commands::configure)
                 .configure(passwords::configure)

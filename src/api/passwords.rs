@@ -20,8 +20,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// The OpenAPI description of the routes above (`openapi.rs` merges it); a route added
+/// here without its handler listed fails `tests/openapi.rs`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(set_password, delete_password))]
+pub(super) struct Doc;
+
 /// Body of the PUT.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
     password: String,
@@ -32,6 +38,7 @@ fn parse_id(raw: &str) -> Result<ChargePointId, ApiError> {
 }
 
 /// 204 once the hash is stored; 400 for a bad id or a password outside 16-40 characters.
+#[utoipa::path(put, path = "/charge-points/{id}/password", tag = "security", params(("id" = String, Path, description = "Charge point id")), request_body = PasswordBody, responses((status = 204, description = "The hash is stored; the charge point must now authenticate with HTTP Basic"), (status = 400, description = "Bad id, or a password outside 16-40 characters", body = super::schemas::ErrorBody), (status = 500, description = "The password could not be hashed", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn set_password(
     state: web::Data<ApiState>,
     path: web::Path<String>,
@@ -67,6 +74,7 @@ async fn set_password(
 }
 
 /// 204 when a password was removed, 404 when there was none.
+#[utoipa::path(delete, path = "/charge-points/{id}/password", tag = "security", params(("id" = String, Path, description = "Charge point id")), responses((status = 204, description = "The password is removed"), (status = 400, description = "Bad id", body = super::schemas::ErrorBody), (status = 404, description = "The charge point had no password", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn delete_password(
     state: web::Data<ApiState>,
     path: web::Path<String>,

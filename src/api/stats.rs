@@ -19,6 +19,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/charge-points/{id}/stats", web::get().to(stats));
 }
 
+/// The OpenAPI description of the routes above (`openapi.rs` merges it); a route added
+/// here without its handler listed fails `tests/openapi.rs`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(stats))]
+pub(super) struct Doc;
+
+#[utoipa::path(get, path = "/charge-points/{id}/stats", tag = "charge points", params(("id" = String, Path, description = "Charge point id")), responses((status = 200, description = "Real-time statistics (see the README)", body = serde_json::Value), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody), (status = 404, description = "Never seen", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn stats(
     state: web::Data<ApiState>,
     path: web::Path<String>,

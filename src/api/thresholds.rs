@@ -23,6 +23,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// The OpenAPI description of the routes above (`openapi.rs` merges it); a route added
+/// here without its handler listed fails `tests/openapi.rs`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_global, put_global, get_one, put_one, delete_one))]
+pub(super) struct Doc;
+
 fn parse_id(raw: &str) -> Result<ChargePointId, ApiError> {
     ChargePointId::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
@@ -90,10 +96,12 @@ async fn set(
     Ok(effective(state, charge_point).await)
 }
 
+#[utoipa::path(get, path = "/thresholds", tag = "alerts", responses((status = 200, description = "The global thresholds", body = super::schemas::Thresholds), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn get_global(state: web::Data<ApiState>) -> HttpResponse {
     effective(&state, None).await
 }
 
+#[utoipa::path(put, path = "/thresholds", tag = "alerts", request_body = super::schemas::Thresholds, responses((status = 200, description = "The new global thresholds", body = super::schemas::Thresholds), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn put_global(
     state: web::Data<ApiState>,
     body: web::Bytes,
@@ -102,6 +110,7 @@ async fn put_global(
     set(&state, None, Some(thresholds)).await
 }
 
+#[utoipa::path(get, path = "/charge-points/{id}/thresholds", tag = "alerts", params(("id" = String, Path, description = "Charge point id")), responses((status = 200, description = "The thresholds in force, with `source`", body = super::schemas::Thresholds), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn get_one(
     state: web::Data<ApiState>,
     path: web::Path<String>,
@@ -110,6 +119,7 @@ async fn get_one(
     Ok(effective(&state, Some(id)).await)
 }
 
+#[utoipa::path(put, path = "/charge-points/{id}/thresholds", tag = "alerts", params(("id" = String, Path, description = "Charge point id")), request_body = super::schemas::Thresholds, responses((status = 200, description = "The override now in force", body = super::schemas::Thresholds), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn put_one(
     state: web::Data<ApiState>,
     path: web::Path<String>,
@@ -120,6 +130,7 @@ async fn put_one(
     set(&state, Some(id), Some(thresholds)).await
 }
 
+#[utoipa::path(delete, path = "/charge-points/{id}/thresholds", tag = "alerts", params(("id" = String, Path, description = "Charge point id")), responses((status = 200, description = "The global thresholds, now in force", body = super::schemas::Thresholds), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn delete_one(
     state: web::Data<ApiState>,
     path: web::Path<String>,

@@ -11,6 +11,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/transactions/{id}", web::get().to(one));
 }
 
+/// The OpenAPI description of the routes above (`openapi.rs` merges it); a route added
+/// here without its handler listed fails `tests/openapi.rs`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(one))]
+pub(super) struct Doc;
+
+#[utoipa::path(get, path = "/transactions/{id}", tag = "transactions", params(("id" = i64, Path, description = "Transaction id")), responses((status = 200, description = "The transaction (see the README for its fields)", body = serde_json::Value), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody), (status = 404, description = "No such transaction", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn one(
     state: web::Data<ApiState>,
     path: web::Path<String>,

@@ -1,0 +1,142 @@
+//! Documentation types for the OpenAPI document (`GET /api/v1/openapi.json`): the JSON shapes
+//! the handlers build in `json.rs`, written as structs so utoipa can describe them.
+//! `tests/openapi.rs` validates real responses against these schemas, so they cannot drift.
+
+#![allow(dead_code)] // never built: they only describe what the handlers send
+
+use utoipa::ToSchema;
+
+/// Every error: a human-readable reason, shown as is by scripts.
+#[derive(ToSchema)]
+pub struct ErrorBody {
+    /// Why the request failed.
+    pub error: String,
+}
+
+/// One reading, its unit normalised (W, Wh, V, A, Celsius...).
+#[derive(ToSchema)]
+pub struct Sample {
+    /// When it was measured (RFC 3339, UTC, milliseconds).
+    pub timestamp: String,
+    /// Connector (0: the charge point as a whole).
+    pub connector_id: u32,
+    /// The transaction it belongs to, if any.
+    pub transaction_id: Option<i64>,
+    /// OCPP measurand (`Energy.Active.Import.Register`...).
+    pub measurand: String,
+    /// Phase (`L1`, `L1-N`...), if per phase.
+    pub phase: Option<String>,
+    /// Where it was measured (`Outlet`...).
+    pub location: String,
+    /// Why it was sent (`Sample.Periodic`...).
+    pub context: String,
+    /// Normalised unit.
+    pub unit: String,
+    /// The value, for `format` `Raw`.
+    pub value: Option<f64>,
+    /// The signed data as sent, for `format` `SignedData`.
+    pub raw_value: Option<String>,
+    /// `Raw` or `SignedData`.
+    pub format: String,
+}
+
+/// A connector's last StatusNotification.
+#[derive(ToSchema)]
+pub struct Connector {
+    /// Connector id (0: the charge point).
+    pub connector_id: u32,
+    /// OCPP status (`Available`, `Charging`...).
+    pub status: Option<String>,
+    /// OCPP error code (`NoError`...).
+    pub error_code: Option<String>,
+    /// Free text from the charge point.
+    pub info: Option<String>,
+    /// When the charge point reported it.
+    pub timestamp: Option<String>,
+}
+
+/// A charge point: stored identity overlaid with the live session.
+#[derive(ToSchema)]
+pub struct ChargePoint {
+    /// Its OCPP identity.
+    pub id: String,
+    /// Whether a WebSocket session is open.
+    pub connected: bool,
+    /// From BootNotification.
+    pub vendor: Option<String>,
+    /// From BootNotification.
+    pub model: Option<String>,
+    /// From BootNotification.
+    pub firmware_version: Option<String>,
+    /// From BootNotification.
+    pub serial_number: Option<String>,
+    /// Last message or connection change (RFC 3339).
+    pub last_seen: Option<String>,
+    /// Connector states, by id.
+    pub connectors: Vec<Connector>,
+}
+
+/// `GET /api/v1/charge-points/{id}/meter-values`.
+#[derive(ToSchema)]
+pub struct MeterValues {
+    /// The charge point.
+    pub charge_point_id: String,
+    /// Start of the range, inclusive.
+    pub from: String,
+    /// End of the range, exclusive.
+    pub to: String,
+    /// Oldest first.
+    pub samples: Vec<Sample>,
+}
+
+/// `GET /api/v1/charge-points/{id}/meter-values/latest`.
+#[derive(ToSchema)]
+pub struct LatestSamples {
+    /// The charge point.
+    pub charge_point_id: String,
+    /// The newest sample per connector, measurand and phase.
+    pub samples: Vec<Sample>,
+}
+
+/// `GET /health`.
+#[derive(ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// `GET /ready`.
+#[derive(ToSchema)]
+pub struct Ready {
+    /// `ready` or `not ready`.
+    pub status: String,
+    /// `up` or `down`.
+    pub redis: String,
+    /// Samples the writer holds that are not yet in Redis.
+    pub pending_samples: u64,
+    /// Open sessions.
+    pub connected_charge_points: u64,
+    /// Why it is not ready (empty when ready).
+    pub reasons: Vec<String>,
+}
+
+/// An alert thresholds document (`GET`/`PUT /api/v1/thresholds`, per charge point overrides).
+#[derive(ToSchema)]
+pub struct Thresholds {
+    /// Highest active power import, W.
+    pub power_max_w: f64,
+    /// Highest temperature, Celsius.
+    pub temperature_max_c: f64,
+    /// Lowest temperature, Celsius.
+    pub temperature_min_c: f64,
+    /// Lowest phase voltage, V.
+    pub voltage_min_v: f64,
+    /// Highest phase voltage, V.
+    pub voltage_max_v: f64,
+    /// Highest phase current, A.
+    pub current_max_a: f64,
+    /// How far back inside a threshold a reading must come to clear an alert, percent.
+    pub hysteresis_pct: f64,
+    /// For a charge point: `charge_point` (an override) or `global`.
+    pub source: Option<String>,
+}

@@ -1,0 +1,213 @@
+//! Read-at-scrape metrics: the server already keeps its counters in atomics (ingest, writer,
+//! roll-ups, webhook, live stream), so a collector reads them when Prometheus scrapes instead of
+//! counting everything twice.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use actors::aggregator::AggregatorStats;
+use actors::counters::IngestCounters;
+use actors::registry::Registry;
+use actors::writer::WriterStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use crate::api::event_hub::EventHubCounters;
+use crate::notify::webhook::WebhookStats;
+
+/// The atomics a scrape reads; each is shared with the part of the server that updates it.
+#[derive(Clone)]
+pub struct Sources {
+    /// Connected charge points.
+    pub registry: Registry,
+    /// What charge points sent.
+    pub counters: Arc<IngestCounters>,
+    /// Raw sample writes.
+    pub writer: Arc<WriterStats>,
+    /// Roll-up writes.
+    pub aggregator: Arc<AggregatorStats>,
+    /// SSE clients of `GET /api/v1/events`.
+    pub event_hub: Arc<EventHubCounters>,
+    /// Alert webhook deliveries, when a webhook is configured.
+    pub webhook: Option<Arc<WebhookStats>>,
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sources")
+            .field("connected", &self.registry.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The collector registered with the metrics registry.
+#[derive(Debug)]
+pub struct StatsCollector(pub Sources);
+
+/// Writes one unlabelled counter.
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> std::fmt::Result {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// Writes one counter family with a single label.
+fn labelled_counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    series: &[(&str, u64)],
+) -> std::fmt::Result {
+    let mut family =
+        encoder.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+    for (value, count) in series {
+        let labels = [(label, *value)];
+        ConstCounter::new(*count).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Writes one unlabelled gauge.
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
+    let metric = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+impl Collector for StatsCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let s = &self.0;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        gauge(
+            &mut e,
+            "ocpp_connected_charge_points",
+            "Charge points with an open WebSocket session",
+            s.registry.len() as u64,
+        )?;
+        counter(
+            &mut e,
+            "samples_ingested",
+            "Samples accepted from MeterValues and transaction messages, after de-duplication",
+            load(&s.counters.samples_received),
+        )?;
+        counter(
+            &mut e,
+            "samples_repeated",
+            "Readings dropped as repeats of recent ones (a retried MeterValues)",
+            load(&s.counters.samples_repeated),
+        )?;
+        counter(
+            &mut e,
+            "sampled_values_rejected",
+            "Sampled values skipped because they could not be read",
+            load(&s.counters.values_rejected),
+        )?;
+        counter(
+            &mut e,
+            "charge_point_auth_failures",
+            "WebSocket upgrades refused with 401: wrong, missing or unknown charge point credentials",
+            load(&s.counters.auth_failures),
+        )?;
+        counter(
+            &mut e,
+            "charge_point_auth_rate_limited",
+            "WebSocket upgrades refused with 429 because their address failed too often",
+            load(&s.counters.auth_rate_limited),
+        )?;
+        counter(
+            &mut e,
+            "samples_stored",
+            "Samples confirmed written to Redis",
+            load(&s.writer.samples_stored),
+        )?;
+        labelled_counter(
+            &mut e,
+            "samples_dropped",
+            "Samples lost because a bounded queue was full: the raw writer's or the roll-up aggregator's",
+            "stage",
+            &[
+                ("writer", load(&s.writer.samples_dropped)),
+                ("rollup", load(&s.aggregator.samples_dropped)),
+            ],
+        )?;
+        counter(
+            &mut e,
+            "samples_rolled_up",
+            "Numeric samples added to the hourly and daily roll-ups",
+            load(&s.aggregator.samples),
+        )?;
+        gauge(
+            &mut e,
+            "buffered_samples",
+            "Samples held in charge point buffers, not yet handed to the writer",
+            s.counters.buffered_samples.load(Ordering::Relaxed) as u64,
+        )?;
+        gauge(
+            &mut e,
+            "writer_pending_samples",
+            "Samples queued in the Redis writer, not yet confirmed written",
+            load(&s.writer.samples_pending),
+        )?;
+        gauge(
+            &mut e,
+            "redis_up",
+            "1 when the last Redis write pipeline succeeded",
+            u64::from(s.writer.redis_up.load(Ordering::Relaxed)),
+        )?;
+        labelled_counter(
+            &mut e,
+            "redis_errors",
+            "Failed Redis writes (each is retried with backoff), by writer",
+            "component",
+            &[
+                ("writer", load(&s.writer.pipelines_failed)),
+                ("rollup", load(&s.aggregator.flushes_failed)),
+            ],
+        )?;
+        counter(
+            &mut e,
+            "redis_commands",
+            "Redis commands sent in successful raw-sample pipelines",
+            load(&s.writer.commands_sent),
+        )?;
+        gauge(
+            &mut e,
+            "sse_clients",
+            "Clients connected to the live event stream",
+            s.event_hub.clients.load(Ordering::Relaxed) as u64,
+        )?;
+        counter(
+            &mut e,
+            "sse_clients_dropped",
+            "Live event stream clients dropped for falling behind",
+            load(&s.event_hub.dropped_slow),
+        )?;
+        if let Some(webhook) = &s.webhook {
+            counter(
+                &mut e,
+                "webhook_deliveries",
+                "Alert notifications the webhook receiver accepted",
+                load(&webhook.delivered),
+            )?;
+            counter(
+                &mut e,
+                "webhook_failed_attempts",
+                "Webhook attempts that failed (error, timeout or non-2xx), each retried",
+                load(&webhook.failed_attempts),
+            )?;
+            counter(
+                &mut e,
+                "webhook_dropped",
+                "Alert notifications dropped because the webhook queue was full",
+                load(&webhook.dropped),
+            )?;
+        }
+        Ok(())
+    }
+}
