@@ -30,6 +30,14 @@ pub enum ConfigError {
     /// An environment variable names no known key.
     #[error("unknown environment override {0}: no such configuration key")]
     UnknownEnv(String),
+    /// A default threshold in `[alerts]` is out of range.
+    #[error("invalid value for alerts.{field}: {reason}")]
+    Threshold {
+        /// The field, as in the thresholds document.
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A key holds a value outside its range.
     #[error("invalid value for {key}: {reason}")]
     Invalid {
@@ -563,51 +571,20 @@ impl Config {
     }
 
     fn validate_alerts(&self) -> Result<(), ConfigError> {
+        // The same rules as a thresholds document PUT through the API.
+        self.alert_thresholds()
+            .validate()
+            .map_err(|e| ConfigError::Threshold {
+                field: e.field,
+                reason: e.reason,
+            })?;
         let a = &self.alerts;
-        let finite = [
-            ("alerts.power_max_w", a.power_max_w),
-            ("alerts.temperature_max_c", a.temperature_max_c),
-            ("alerts.temperature_min_c", a.temperature_min_c),
-            ("alerts.voltage_min_v", a.voltage_min_v),
-            ("alerts.voltage_max_v", a.voltage_max_v),
-            ("alerts.current_max_a", a.current_max_a),
-            ("alerts.hysteresis_pct", a.hysteresis_pct),
-        ];
-        for (key, value) in finite {
-            if !value.is_finite() {
-                return Err(ConfigError::Invalid {
-                    key,
-                    reason: "must be a finite number".into(),
-                });
-            }
-        }
         let bad = |key: &'static str, reason: &str| {
             Err(ConfigError::Invalid {
                 key,
                 reason: reason.into(),
             })
         };
-        if a.power_max_w <= 0.0 {
-            return bad("alerts.power_max_w", "must be greater than 0");
-        }
-        if a.current_max_a <= 0.0 {
-            return bad("alerts.current_max_a", "must be greater than 0");
-        }
-        if a.temperature_min_c >= a.temperature_max_c {
-            return bad(
-                "alerts.temperature_min_c",
-                "must be below alerts.temperature_max_c",
-            );
-        }
-        if a.voltage_min_v <= 0.0 || a.voltage_min_v >= a.voltage_max_v {
-            return bad(
-                "alerts.voltage_min_v",
-                "must be above 0 and below alerts.voltage_max_v",
-            );
-        }
-        if !(0.0..50.0).contains(&a.hysteresis_pct) {
-            return bad("alerts.hysteresis_pct", "must be at least 0 and below 50");
-        }
         let url = &a.webhook.url;
         let http = url.starts_with("http://") || url.starts_with("https://");
         if !url.is_empty() && !http {
@@ -813,6 +790,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
+        let env = vec![("OCPP_METER_ALERTS_TEMPERATURE_MIN_C".into(), "80".into())];
+        let error = Config::load(None, env).unwrap_err().to_string();
+        assert!(error.contains("alerts.temperature_min_c"), "{error}");
+
         let env = vec![("OCPP_METER_BUFFER_MAX_SAMPLES".into(), "0".into())];
         let error = Config::load(None, env).unwrap_err().to_string();
         assert!(error.contains("buffer.max_samples"), "{error}");

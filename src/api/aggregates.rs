@@ -8,11 +8,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{json, ApiError};
+use super::{json, params, ApiError};
 use actors::aggregator::{Aggregator, Flush};
-use actors::id::ChargePointId;
 use actors::redis_pool::Pool;
-use actors::sample::{Measurand, Phase};
 use actors::store::aggregates::{self, Period, StoredBucket};
 
 /// Longest range of one query, per period: a month of hours, a bit more than a year of days.
@@ -58,47 +56,31 @@ struct AggregatesQuery {
     to: Option<String>,
 }
 
-fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| ApiError::BadRequest(format!("{name} must be an RFC 3339 timestamp: {e}")))
-}
-
 #[utoipa::path(get, path = "/charge-points/{id}/aggregates", tag = "charge points", params(("id" = String, Path, description = "Charge point id"), AggregatesQuery), responses((status = 200, description = "`{charge_point_id, period, from, to, buckets}`: hourly or daily roll-ups (see the README)", body = serde_json::Value), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn aggregates_of(
     state: web::Data<AggregatesState>,
     path: web::Path<String>,
     query: web::Query<AggregatesQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = ChargePointId::parse(&path).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let id = params::charge_point_id(&path)?;
     let period = match query.period.as_deref() {
         None => Period::Hour,
         Some(p) => Period::parse(p).ok_or_else(|| {
             ApiError::BadRequest(format!("period {p:?} must be \"hour\" or \"day\""))
         })?,
     };
-    let measurand = match &query.measurand {
-        Some(m) => Some(Measurand::parse(m).ok_or_else(|| {
-            ApiError::BadRequest(format!("measurand {m:?} is not an OCPP 1.6 measurand"))
-        })?),
-        None => None,
-    };
-    let phase = match &query.phase {
-        Some(p) => Some(Phase::parse(p).ok_or_else(|| {
-            ApiError::BadRequest(format!("phase {p:?} is not an OCPP 1.6 phase"))
-        })?),
-        None => None,
-    };
+    let measurand = params::measurand(query.measurand.as_deref())?;
+    let phase = params::phase(query.phase.as_deref())?;
     let (default_span, max_days) = match period {
         Period::Hour => (Duration::hours(24), MAX_HOURLY_RANGE_DAYS),
         Period::Day => (Duration::days(30), MAX_DAILY_RANGE_DAYS),
     };
     let to = match &query.to {
-        Some(t) => parse_time("to", t)?,
+        Some(t) => params::time("to", t)?,
         None => Utc::now(),
     };
     let from = match &query.from {
-        Some(f) => parse_time("from", f)?,
+        Some(f) => params::time("from", f)?,
         None => to - default_span,
     };
     if from >= to {

@@ -3,11 +3,11 @@
 use std::collections::{BTreeMap, HashSet};
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{json, ApiError, ApiState};
+use super::{json, params, ApiError, ApiState};
 use actors::charge_point::{BufferedSamples, ChargePointState, Latest, Snapshot};
 use actors::id::ChargePointId;
 use actors::sample::{Measurand, Phase, Sample};
@@ -39,10 +39,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(list, one, meter_values, latest))]
 pub(super) struct Doc;
-
-fn parse_id(raw: &str) -> Result<ChargePointId, ApiError> {
-    ChargePointId::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
-}
 
 /// Live state of a connected charge point, `None` when it is not connected (or just left).
 async fn live_state(state: &ApiState, id: &ChargePointId) -> Option<ChargePointState> {
@@ -77,7 +73,7 @@ async fn one(
     state: web::Data<ApiState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
+    let id = params::charge_point_id(&path)?;
     let record = reads::charge_point(&state.pool, id.as_str()).await?;
     let live = live_state(&state, &id).await;
     if record.is_none() && live.is_none() {
@@ -103,12 +99,6 @@ struct RangeQuery {
     from: Option<String>,
     to: Option<String>,
     limit: Option<usize>,
-}
-
-fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| ApiError::BadRequest(format!("{name} must be an RFC 3339 timestamp: {e}")))
 }
 
 /// Samples of a charge point that are buffered or queued for writing, so reads show them before
@@ -147,25 +137,15 @@ async fn meter_values(
     path: web::Path<String>,
     query: web::Query<RangeQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
-    let measurand = match &query.measurand {
-        Some(m) => Some(Measurand::parse(m).ok_or_else(|| {
-            ApiError::BadRequest(format!("measurand {m:?} is not an OCPP 1.6 measurand"))
-        })?),
-        None => None,
-    };
-    let phase = match &query.phase {
-        Some(p) => Some(Phase::parse(p).ok_or_else(|| {
-            ApiError::BadRequest(format!("phase {p:?} is not an OCPP 1.6 phase"))
-        })?),
-        None => None,
-    };
+    let id = params::charge_point_id(&path)?;
+    let measurand = params::measurand(query.measurand.as_deref())?;
+    let phase = params::phase(query.phase.as_deref())?;
     let to = match &query.to {
-        Some(t) => parse_time("to", t)?,
+        Some(t) => params::time("to", t)?,
         None => Utc::now() + Duration::milliseconds(1),
     };
     let from = match &query.from {
-        Some(f) => parse_time("from", f)?,
+        Some(f) => params::time("from", f)?,
         None => to - Duration::hours(1),
     };
     if from >= to {
@@ -207,7 +187,7 @@ async fn latest(
     state: web::Data<ApiState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
+    let id = params::charge_point_id(&path)?;
     let mut candidates = reads::latest_samples(&state.pool, id.as_str()).await?;
     if let Some(connection) = state.registry.get(&id) {
         candidates.extend(connection.actor.send(Latest).await.unwrap_or_default());

@@ -11,6 +11,7 @@ mod health;
 mod json;
 pub mod metrics;
 pub mod openapi;
+mod params;
 mod passwords;
 mod schemas;
 mod stats;

@@ -6,9 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{error_response, ApiError, ApiState};
+use super::{error_response, params, ApiError, ApiState};
 use crate::security::passwords::{self, PasswordError};
-use actors::id::ChargePointId;
 use actors::store::credentials;
 
 /// Registers the password routes.
@@ -33,10 +32,6 @@ struct PasswordBody {
     password: String,
 }
 
-fn parse_id(raw: &str) -> Result<ChargePointId, ApiError> {
-    ChargePointId::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
-}
-
 /// 204 once the hash is stored; 400 for a bad id or a password outside 16-40 characters.
 #[utoipa::path(put, path = "/charge-points/{id}/password", tag = "security", params(("id" = String, Path, description = "Charge point id")), request_body = PasswordBody, responses((status = 204, description = "The hash is stored; the charge point must now authenticate with HTTP Basic"), (status = 400, description = "Bad id, or a password outside 16-40 characters", body = super::schemas::ErrorBody), (status = 500, description = "The password could not be hashed", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn set_password(
@@ -44,7 +39,7 @@ async fn set_password(
     path: web::Path<String>,
     body: web::Json<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
+    let id = params::charge_point_id(&path)?;
     let password = body.into_inner().password;
     passwords::validate(&password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let hashed = web::block(move || passwords::hash(&password)).await;
@@ -79,7 +74,7 @@ async fn delete_password(
     state: web::Data<ApiState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
+    let id = params::charge_point_id(&path)?;
     if credentials::delete_password_hash(&state.pool, id.as_str()).await? {
         log::info!(
             "{id}: password removed; ocpp.unknown_charge_points now decides whether it gets in."

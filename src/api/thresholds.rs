@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::{error_response, ApiError, ApiState};
+use super::{error_response, params, ApiError, ApiState};
 use actors::alerts::{GetThresholds, SetThresholds, Thresholds};
 use actors::id::ChargePointId;
 use actors::store::alerts as store;
@@ -28,10 +28,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(get_global, put_global, get_one, put_one, delete_one))]
 pub(super) struct Doc;
-
-fn parse_id(raw: &str) -> Result<ChargePointId, ApiError> {
-    ChargePointId::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
-}
 
 /// Reads and validates a whole thresholds document; the error names the field.
 fn parse_document(body: &[u8]) -> Result<Thresholds, ApiError> {
@@ -115,7 +111,7 @@ async fn get_one(
     state: web::Data<ApiState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
+    let id = params::charge_point_id(&path)?;
     Ok(effective(&state, Some(id)).await)
 }
 
@@ -125,7 +121,7 @@ async fn put_one(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
+    let id = params::charge_point_id(&path)?;
     let thresholds = parse_document(&body)?;
     set(&state, Some(id), Some(thresholds)).await
 }
@@ -135,6 +131,6 @@ async fn delete_one(
     state: web::Data<ApiState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
+    let id = params::charge_point_id(&path)?;
     set(&state, Some(id), None).await
 }
