@@ -1,0 +1,389 @@
+//! `ocpp-loadgen`: N simulated OCPP 1.6J charge points over real WebSockets, for benchmarks.
+//!
+//! Each charge point connects (subprotocol `ocpp1.6`, optionally from one of several loopback
+//! source addresses so more than ~28,000 connections fit), sends BootNotification and
+//! StartTransaction, then MeterValues either closed-loop (the next as soon as the CALLRESULT
+//! arrives) or at a fixed interval. It stops by itself after `--duration-secs` or once
+//! `--messages` MeterValues were acknowledged, and prints ONE JSON line of results so
+//! `scripts/bench.sh` can parse it. Targets are restricted to loopback: this is a benchmark tool,
+//! not a way to load someone else's server.
+//!
+//! A tokio multi-thread runtime is used instead of actix: the generator has no actors, and
+//! tokio-tungstenite lets every connection be a plain `Send` task spread over all cores.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use tokio::net::TcpSocket;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Command line: every knob of a scenario, defaults = the ingest scenario.
+#[derive(Parser, Debug, Clone)]
+#[command(version, about = "OCPP 1.6J load generator (loopback targets only)")]
+struct Args {
+    /// Base URL; the charge point id is appended (`ws://127.0.0.1:8080/ocpp/`).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ocpp/")]
+    url: String,
+    /// Number of simulated charge points.
+    #[arg(long, default_value_t = 200)]
+    charge_points: u32,
+    /// Sampled values per MeterValues message.
+    #[arg(long, default_value_t = 10)]
+    samples_per_message: u32,
+    /// 0: closed loop (next MeterValues when the CALLRESULT arrives); otherwise one MeterValues
+    /// per charge point every this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    interval_ms: u64,
+    /// Stop after this many seconds of MeterValues (connect time not included).
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Stop earlier once this many MeterValues were acknowledged in total (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    messages: u64,
+    /// New connections per second (0: all at once).
+    #[arg(long, default_value_t = 0)]
+    connect_rate: u32,
+    /// Number of local source addresses (127.0.0.1, 127.0.0.2, ...) the connections spread over.
+    #[arg(long, default_value_t = 1)]
+    source_addrs: u8,
+    /// Every Nth MeterValues of a charge point reports 60 kW (above the 50 kW default) so the
+    /// alert path is exercised (0: never).
+    #[arg(long, default_value_t = 0)]
+    breach_every: u64,
+    /// Prefix of the charge point ids (`LG000001`, ...).
+    #[arg(long, default_value = "LG")]
+    id_prefix: String,
+    /// Seconds to wait for any one reply before counting the charge point as failed.
+    #[arg(long, default_value_t = 30)]
+    reply_timeout_secs: u64,
+}
+
+/// Measurand and phase of the n-th sampled value; cycled when more are asked for.
+const SERIES: &[(&str, Option<&str>, &str)] = &[
+    ("Energy.Active.Import.Register", None, "Wh"),
+    ("Power.Active.Import", None, "W"),
+    ("Voltage", Some("L1-N"), "V"),
+    ("Voltage", Some("L2-N"), "V"),
+    ("Voltage", Some("L3-N"), "V"),
+    ("Current.Import", Some("L1"), "A"),
+    ("Current.Import", Some("L2"), "A"),
+    ("Current.Import", Some("L3"), "A"),
+    ("Temperature", None, "Celsius"),
+    ("SoC", None, "Percent"),
+    ("Frequency", None, "Hz"),
+    ("Power.Offered", None, "W"),
+];
+
+/// Counters shared by every charge point task.
+#[derive(Default)]
+struct Totals {
+    /// Charge points whose boot and transaction were accepted.
+    connected: AtomicU64,
+    /// Charge points that failed to connect or broke off before the end.
+    failures: AtomicU64,
+    /// MeterValues answered with a CALLRESULT.
+    acks: AtomicU64,
+    /// Sampled values in those MeterValues.
+    samples_acked: AtomicU64,
+    /// MeterValues answered with a CALLERROR.
+    call_errors: AtomicU64,
+}
+
+/// What one charge point task hands back: its latency histogram (microseconds).
+type Latencies = Histogram<u64>;
+
+fn new_histogram() -> Result<Latencies> {
+    // 1 µs .. 10 min, 3 significant digits: enough for any sane ack latency.
+    Histogram::new_with_bounds(1, 600_000_000, 3).context("histogram bounds")
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let line = runtime.block_on(run(args))?;
+    println!("{line}");
+    Ok(())
+}
+
+/// Resolves the target and refuses anything that is not loopback.
+fn target(url: &str) -> Result<SocketAddr> {
+    let rest = url
+        .strip_prefix("ws://")
+        .context("only ws:// URLs are supported")?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .with_context(|| format!("resolving {authority}"))?
+        .next()
+        .with_context(|| format!("{authority} resolves to nothing"))?;
+    if !addr.ip().is_loopback() {
+        bail!("{addr} is not a loopback address: ocpp-loadgen only loads local servers");
+    }
+    Ok(addr)
+}
+
+async fn run(args: Args) -> Result<String> {
+    let addr = target(&args.url)?;
+    if args.source_addrs == 0 {
+        bail!("--source-addrs must be at least 1");
+    }
+    let totals = Arc::new(Totals::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(args.charge_points as usize);
+    // All charge points get the same deadline, counted from the first connection, so a slow
+    // connect phase shortens the measured phase instead of extending the run without bound.
+    let deadline = started + Duration::from_secs(args.duration_secs);
+    let pause = (args.connect_rate > 0).then(|| Duration::from_secs(1) / args.connect_rate);
+    for n in 0..args.charge_points {
+        let source = IpAddr::V4(Ipv4Addr::new(
+            127,
+            0,
+            0,
+            1 + (n % args.source_addrs as u32) as u8,
+        ));
+        let id = format!("{}{:06}", args.id_prefix, n + 1);
+        let (args2, totals2, stop2) = (args.clone(), totals.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut hist = match new_histogram() {
+                Ok(h) => h,
+                Err(_) => return None,
+            };
+            let outcome = charge_point(
+                &args2, addr, source, &id, deadline, &totals2, &stop2, &mut hist,
+            )
+            .await;
+            if let Err(error) = outcome {
+                totals2.failures.fetch_add(1, Ordering::Relaxed);
+                eprintln!("{id}: {error:#}");
+            }
+            Some(hist)
+        }));
+        if let Some(pause) = pause {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    let mut hist = new_histogram()?;
+    for task in tasks {
+        if let Ok(Some(h)) = task.await {
+            hist.add(h).context("merging histograms")?;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // Rates over the whole run (connect phase included, so the figure is conservative).
+    let measured = elapsed.max(0.001);
+    let ms = |us: u64| us as f64 / 1000.0;
+    let samples = totals.samples_acked.load(Ordering::Relaxed);
+    let line = json!({
+        "connected": totals.connected.load(Ordering::Relaxed),
+        "failures": totals.failures.load(Ordering::Relaxed),
+        "acks": totals.acks.load(Ordering::Relaxed),
+        "call_errors": totals.call_errors.load(Ordering::Relaxed),
+        "samples_acked": samples,
+        "samples_per_sec": (samples as f64 / measured).round(),
+        "messages_per_sec": (totals.acks.load(Ordering::Relaxed) as f64 / measured).round(),
+        "latency_ms": {
+            "p50": ms(hist.value_at_quantile(0.50)),
+            "p90": ms(hist.value_at_quantile(0.90)),
+            "p99": ms(hist.value_at_quantile(0.99)),
+            "max": ms(hist.max()),
+        },
+        "duration_secs": (elapsed * 1000.0).round() / 1000.0,
+    });
+    Ok(line.to_string())
+}
+
+/// The OCPP-J conversation of one charge point; returns when the run is over.
+#[allow(clippy::too_many_arguments)]
+async fn charge_point(
+    args: &Args,
+    addr: SocketAddr,
+    source: IpAddr,
+    id: &str,
+    deadline: Instant,
+    totals: &Totals,
+    stop: &AtomicBool,
+    hist: &mut Latencies,
+) -> Result<()> {
+    let socket = TcpSocket::new_v4().context("socket")?;
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .with_context(|| format!("binding {source}"))?;
+    socket.set_nodelay(true).context("nodelay")?;
+    let stream = socket.connect(addr).await.context("connect")?;
+    let mut request = format!("{}{}", args.url, id)
+        .into_client_request()
+        .context("request")?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("ocpp1.6"),
+    );
+    let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .context("WebSocket handshake")?;
+    let timeout = Duration::from_secs(args.reply_timeout_secs);
+    let mut seq: u64 = 0;
+
+    let boot = json!({"chargePointVendor": "ocpp-loadgen", "chargePointModel": "sim"});
+    let reply = call(&mut ws, &mut seq, "BootNotification", boot, timeout).await?;
+    if reply.get("status").and_then(Value::as_str) != Some("Accepted") {
+        bail!("BootNotification not accepted: {reply}");
+    }
+    let start = json!({"connectorId": 1, "idTag": "LOADGEN", "meterStart": 0,
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)});
+    let reply = call(&mut ws, &mut seq, "StartTransaction", start, timeout).await?;
+    let tx = reply
+        .get("transactionId")
+        .and_then(Value::as_i64)
+        .context("StartTransaction without transactionId")?;
+    totals.connected.fetch_add(1, Ordering::Relaxed);
+
+    let mut ticker = (args.interval_ms > 0)
+        .then(|| tokio::time::interval(Duration::from_millis(args.interval_ms)));
+    let mut energy: u64 = 0;
+    let mut last_ts = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let mut sent: u64 = 0;
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        if let Some(ticker) = ticker.as_mut() {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = tokio::time::sleep_until(deadline.into()) => break,
+            }
+        }
+        sent += 1;
+        energy += 10;
+        // Strictly increasing timestamps, so no two messages of a charge point look like the
+        // repeat the server's de-duplication drops.
+        let now = chrono::Utc::now().max(last_ts + chrono::Duration::milliseconds(1));
+        last_ts = now;
+        let breach = args.breach_every > 0 && sent.is_multiple_of(args.breach_every);
+        let payload = meter_values(args.samples_per_message, tx, now, energy, breach);
+        let begun = Instant::now();
+        match call(&mut ws, &mut seq, "MeterValues", payload, timeout).await {
+            Ok(_) => {
+                let _ = hist.record(begun.elapsed().as_micros().max(1) as u64);
+                let acks = totals.acks.fetch_add(1, Ordering::Relaxed) + 1;
+                totals
+                    .samples_acked
+                    .fetch_add(args.samples_per_message as u64, Ordering::Relaxed);
+                if args.messages > 0 && acks >= args.messages {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+            Err(error) if error.is::<CallError>() => {
+                totals.call_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    // A clean close, so the server ends the session as a normal disconnect.
+    let _ = ws.close(None).await;
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(2), ws.next()).await {}
+    Ok(())
+}
+
+/// One MeterValues payload with `n` sampled values of a single instant.
+fn meter_values(
+    n: u32,
+    tx: i64,
+    at: chrono::DateTime<chrono::Utc>,
+    energy: u64,
+    breach: bool,
+) -> Value {
+    let sampled: Vec<Value> = (0..n as usize)
+        .map(|i| {
+            let (measurand, phase, unit) = SERIES[i % SERIES.len()];
+            let value = match measurand {
+                "Energy.Active.Import.Register" => energy as f64,
+                "Power.Active.Import" if breach => 60000.0,
+                "Power.Active.Import" => 7400.0,
+                "Voltage" => 230.0,
+                "Current.Import" => 10.7,
+                "Temperature" => 31.5,
+                "SoC" => 42.0,
+                "Frequency" => 50.0,
+                _ => 11000.0,
+            };
+            let mut v = json!({"value": format!("{value}"), "measurand": measurand,
+                "unit": unit, "context": "Sample.Periodic"});
+            if let (Some(phase), Some(obj)) = (phase, v.as_object_mut()) {
+                obj.insert("phase".into(), Value::from(phase));
+            }
+            // Past the series list the same measurands repeat on other locations, so every
+            // sampled value of one message is a distinct series.
+            if i >= SERIES.len() {
+                if let Some(obj) = v.as_object_mut() {
+                    let location = ["Inlet", "Outlet", "Body", "EV"][(i / SERIES.len() - 1) % 4];
+                    obj.insert("location".into(), Value::from(location));
+                }
+            }
+            v
+        })
+        .collect();
+    json!({"connectorId": 1, "transactionId": tx, "meterValue": [{
+        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "sampledValue": sampled}]})
+}
+
+/// The server answered a CALL with a CALLERROR: counted, not fatal.
+#[derive(Debug, thiserror::Error)]
+#[error("CALLERROR {0}")]
+struct CallError(String);
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Sends one CALL and waits for its reply, answering any server-initiated CALL in between
+/// with a CALLERROR `NotSupported` (the generator simulates a minimal charge point).
+async fn call(
+    ws: &mut Ws,
+    seq: &mut u64,
+    action: &str,
+    payload: Value,
+    timeout: Duration,
+) -> Result<Value> {
+    *seq += 1;
+    let unique_id = seq.to_string();
+    let frame = json!([2, unique_id, action, payload]).to_string();
+    ws.send(Message::text(frame)).await.context("send")?;
+    loop {
+        let message = tokio::time::timeout(timeout, ws.next())
+            .await
+            .with_context(|| format!("no reply to {action} within {timeout:?}"))?
+            .with_context(|| format!("connection closed waiting for {action}"))?
+            .context("receive")?;
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(frame) => bail!("server closed the connection: {frame:?}"),
+            _ => continue,
+        };
+        let frame: Value = serde_json::from_str(text.as_str()).context("reply is not JSON")?;
+        let kind = frame.get(0).and_then(Value::as_u64);
+        let id = frame.get(1).and_then(Value::as_str);
+        match kind {
+            Some(2) => {
+                let reply = json!([4, id.unwrap_or(""), "NotSupported", "ocpp-loadgen", {}]);
+                ws.send(Message::text(reply.to_string()))
+                    .await
+                    .context("send")?;
+            }
+            Some(3) if id == Some(unique_id.as_str()) => {
+                return Ok(frame.get(2).cloned().unwrap_or(Value::Null));
+            }
+            Some(4) if id == Some(unique_id.as_str()) => {
+                return Err(CallError(frame.to_string()).into());
+            }
+            _ => {}
+        }
+    }
+}
