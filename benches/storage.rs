@@ -3,11 +3,12 @@
 // criterion_group! generates an undocumented `pub fn`.
 #![allow(missing_docs)]
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::hint::black_box;
 
-use actors::sample::Sample;
-use actors::store::{chunk, keys};
+use actors::id::ChargePointId;
+use actors::store::chunk;
+use actors::writer::{self, WriteBatch};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use deadpool_redis::redis;
 
@@ -16,57 +17,24 @@ mod common;
 /// Samples per buffer flush (`buffer` flushes at 100 samples).
 const FLUSH_SAMPLES: usize = 100;
 
-/// What `RedisWriter::build_pipeline` (private) does for one flush of one charge point, built
-/// from the same public pieces: group by (charge point, hour) into one `APPEND` of an encoded
-/// block plus its first `EXPIREAT`, and one `HSET` of the newest sample per series. Kept in
-/// step with actors/src/writer.rs by hand; it leaves out only the record ops (none in a
-/// MeterValues flush) and the remembered-expiry set.
-fn build_pipeline(charge_point: &str, samples: &[Sample]) -> (redis::Pipeline, u64) {
-    let mut pipe = redis::pipe();
-    let mut commands = 0u64;
-    let mut chunks: HashMap<(String, i64), Vec<&Sample>> = HashMap::new();
-    let mut latest: HashMap<String, HashMap<String, &Sample>> = HashMap::new();
-    for sample in samples {
-        let hour = sample.timestamp.timestamp().div_euclid(3600);
-        chunks
-            .entry((keys::raw_chunk(charge_point, hour), hour))
-            .or_default()
-            .push(sample);
-        let newest = latest.entry(keys::latest(charge_point)).or_default();
-        let field = keys::latest_field(sample);
-        match newest.get(&field) {
-            Some(seen) if seen.timestamp > sample.timestamp => {}
-            _ => {
-                newest.insert(field, sample);
-            }
-        }
-    }
-    for ((key, hour), samples) in chunks {
-        let mut block = Vec::with_capacity(samples.len() * 6 + 32);
-        let owned: Vec<Sample> = samples.into_iter().cloned().collect();
-        chunk::encode_block(&owned, &mut block);
-        pipe.cmd("APPEND").arg(&key).arg(block).ignore();
-        pipe.cmd("EXPIREAT")
-            .arg(&key)
-            .arg(keys::raw_chunk_expires_at(hour, 7))
-            .ignore();
-        commands += 2;
-    }
-    for (key, fields) in latest {
-        let mut cmd = redis::cmd("HSET");
-        cmd.arg(&key);
-        for (field, sample) in fields {
-            cmd.arg(field).arg(chunk::encode_sample_value(sample));
-        }
-        pipe.add_command(cmd).ignore();
-        commands += 1;
-    }
-    (pipe, commands)
+/// The writer's own pipeline building for one flush of one charge point. A fresh expiry set
+/// each time, so every iteration pays the `EXPIREAT` of a new chunk, as a flush opening an
+/// hour does.
+fn build_pipeline(flush: &WriteBatch) -> (redis::Pipeline, u64) {
+    writer::build_pipeline(&[flush], 7, &mut HashSet::new())
 }
 
 fn storage(c: &mut Criterion) {
     let batch = common::samples(FLUSH_SAMPLES / common::VALUES_PER_MESSAGE);
     assert_eq!(batch.len(), FLUSH_SAMPLES);
+
+    #[allow(clippy::expect_used)] // a literal, valid id
+    let charge_point = ChargePointId::parse("CP-000042").expect("valid id");
+    let flush = WriteBatch {
+        charge_point,
+        samples: batch.clone(),
+        ops: Vec::new(),
+    };
 
     let mut group = c.benchmark_group("store");
     group.throughput(Throughput::Elements(FLUSH_SAMPLES as u64));
@@ -79,11 +47,11 @@ fn storage(c: &mut Criterion) {
         })
     });
     group.bench_function("writer flush pipeline(100 samples)", |b| {
-        b.iter(|| build_pipeline(black_box("CP-000042"), black_box(&batch)).1)
+        b.iter(|| build_pipeline(black_box(&flush)).1)
     });
     group.bench_function("writer flush pipeline + wire bytes(100 samples)", |b| {
         b.iter(|| {
-            let (pipe, _) = build_pipeline(black_box("CP-000042"), black_box(&batch));
+            let (pipe, _) = build_pipeline(black_box(&flush));
             pipe.get_packed_pipeline().len()
         })
     });

@@ -288,60 +288,8 @@ impl RedisWriter {
 
     /// Encodes the first `count` batches into one pipeline; returns it with its command count.
     fn build_pipeline(&mut self, count: usize) -> (Pipeline, u64) {
-        let mut pipe = redis::pipe();
-        let mut commands = 0u64;
-        // Group samples per chunk key so one flush is one APPEND per (charge point, hour).
-        let mut chunks: HashMap<(String, i64), Vec<&Sample>> = HashMap::new();
-        let mut latest: HashMap<String, HashMap<String, &Sample>> = HashMap::new();
-        for batch in self.queue.iter().take(count) {
-            let cp = batch.charge_point.as_str();
-            for sample in &batch.samples {
-                let hour = sample.timestamp.timestamp().div_euclid(3600);
-                chunks
-                    .entry((keys::raw_chunk(cp, hour), hour))
-                    .or_default()
-                    .push(sample);
-                let newest = latest.entry(keys::latest(cp)).or_default();
-                let field = keys::latest_field(sample);
-                match newest.get(&field) {
-                    Some(seen) if seen.timestamp > sample.timestamp => {}
-                    _ => {
-                        newest.insert(field, sample);
-                    }
-                }
-            }
-            for op in &batch.ops {
-                commands += add_op(&mut pipe, cp, op);
-            }
-        }
-        for ((key, hour), samples) in chunks {
-            let mut block = Vec::with_capacity(samples.len() * 6 + 32);
-            let owned: Vec<Sample> = samples.into_iter().cloned().collect();
-            chunk::encode_block(&owned, &mut block);
-            pipe.cmd("APPEND").arg(&key).arg(block).ignore();
-            commands += 1;
-            if !self.expiring_chunks.contains(&key) {
-                pipe.cmd("EXPIREAT")
-                    .arg(&key)
-                    .arg(keys::raw_chunk_expires_at(hour, self.settings.raw_days))
-                    .ignore();
-                commands += 1;
-                if self.expiring_chunks.len() >= MAX_REMEMBERED_CHUNKS {
-                    self.expiring_chunks.clear();
-                }
-                self.expiring_chunks.insert(key);
-            }
-        }
-        for (key, fields) in latest {
-            let mut cmd = redis::cmd("HSET");
-            cmd.arg(&key);
-            for (field, sample) in fields {
-                cmd.arg(field).arg(chunk::encode_sample_value(sample));
-            }
-            pipe.add_command(cmd).ignore();
-            commands += 1;
-        }
-        (pipe, commands)
+        let batches: Vec<&WriteBatch> = self.queue.iter().take(count).collect();
+        build_pipeline(&batches, self.settings.raw_days, &mut self.expiring_chunks)
     }
 
     /// Handles the outcome of a pipeline: confirm and continue, or keep and retry later.
@@ -408,6 +356,70 @@ impl RedisWriter {
             }
         }
     }
+}
+
+/// Encodes batches into one pipeline and returns it with its command count: one `APPEND` per
+/// (charge point, hour) touched, an `EXPIREAT` for chunks not yet in `expiring_chunks` (which
+/// it updates), one `HSET` of the newest sample per series, and the record changes. Public so
+/// that the flush benchmark measures this very code; the writer is its only other caller.
+pub fn build_pipeline(
+    batches: &[&WriteBatch],
+    raw_days: u32,
+    expiring_chunks: &mut HashSet<String>,
+) -> (Pipeline, u64) {
+    let mut pipe = redis::pipe();
+    let mut commands = 0u64;
+    // Group samples per chunk key so one flush is one APPEND per (charge point, hour).
+    let mut chunks: HashMap<(String, i64), Vec<&Sample>> = HashMap::new();
+    let mut latest: HashMap<String, HashMap<String, &Sample>> = HashMap::new();
+    for batch in batches {
+        let cp = batch.charge_point.as_str();
+        for sample in &batch.samples {
+            let hour = sample.timestamp.timestamp().div_euclid(3600);
+            chunks
+                .entry((keys::raw_chunk(cp, hour), hour))
+                .or_default()
+                .push(sample);
+            let newest = latest.entry(keys::latest(cp)).or_default();
+            let field = keys::latest_field(sample);
+            match newest.get(&field) {
+                Some(seen) if seen.timestamp > sample.timestamp => {}
+                _ => {
+                    newest.insert(field, sample);
+                }
+            }
+        }
+        for op in &batch.ops {
+            commands += add_op(&mut pipe, cp, op);
+        }
+    }
+    for ((key, hour), samples) in chunks {
+        let mut block = Vec::with_capacity(samples.len() * 6 + 32);
+        chunk::encode_block(&samples, &mut block);
+        pipe.cmd("APPEND").arg(&key).arg(block).ignore();
+        commands += 1;
+        if !expiring_chunks.contains(&key) {
+            pipe.cmd("EXPIREAT")
+                .arg(&key)
+                .arg(keys::raw_chunk_expires_at(hour, raw_days))
+                .ignore();
+            commands += 1;
+            if expiring_chunks.len() >= MAX_REMEMBERED_CHUNKS {
+                expiring_chunks.clear();
+            }
+            expiring_chunks.insert(key);
+        }
+    }
+    for (key, fields) in latest {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(&key);
+        for (field, sample) in fields {
+            cmd.arg(field).arg(chunk::encode_sample_value(sample));
+        }
+        pipe.add_command(cmd).ignore();
+        commands += 1;
+    }
+    (pipe, commands)
 }
 
 /// Appends the commands of one record change; returns how many it added.

@@ -42,6 +42,7 @@
 //! expression reproduces the original f64 bit for bit, otherwise it stores the raw f64 (kind 2).
 //! The decoder therefore gives back exactly the samples that were encoded, in the same order.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -121,9 +122,10 @@ pub struct ChunkError {
 
 /// Appends one self-contained block holding `samples` (any series, any timestamp order) to
 /// `out`; the writer `APPEND`s exactly these bytes to the chunk key. Writes nothing for an
-/// empty slice, since an empty block would only cost memory.
-pub fn encode_block(samples: &[Sample], out: &mut Vec<u8>) {
-    let Some(first) = samples.first() else {
+/// empty slice, since an empty block would only cost memory. Takes owned or borrowed samples
+/// (`&[Sample]` or `&[&Sample]`), so the writer can encode a flush without copying it.
+pub fn encode_block<S: Borrow<Sample>>(samples: &[S], out: &mut Vec<u8>) {
+    let Some(first) = samples.first().map(Borrow::borrow) else {
         return;
     };
 
@@ -132,7 +134,7 @@ pub fn encode_block(samples: &[Sample], out: &mut Vec<u8>) {
     let mut index: HashMap<Series, usize> = HashMap::new();
     let mut series: Vec<(Series, u8)> = Vec::new();
     let mut sample_series = Vec::with_capacity(samples.len());
-    for sample in samples {
+    for sample in samples.iter().map(Borrow::borrow) {
         let key = Series::of(sample);
         let i = match index.get(&key) {
             Some(&i) => i,
@@ -166,7 +168,7 @@ pub fn encode_block(samples: &[Sample], out: &mut Vec<u8>) {
 
     let mut previous_time = (base.0, 0u32);
     let mut previous_mantissa = vec![0i64; series.len()];
-    for (sample, &i) in samples.iter().zip(&sample_series) {
+    for (sample, &i) in samples.iter().map(Borrow::borrow).zip(&sample_series) {
         let time = split_timestamp(&sample.timestamp);
         let new_time = time != previous_time;
         let (kind, delta) = match &sample.value {
@@ -814,7 +816,7 @@ mod tests {
         let third = vec![sample(1_709_294_000_000, Measurand::SoC, None, 80.0)];
         let mut chunk = Vec::new();
         encode_block(&first, &mut chunk);
-        encode_block(&[], &mut chunk);
+        encode_block::<Sample>(&[], &mut chunk);
         encode_block(&second, &mut chunk);
         encode_block(&third, &mut chunk);
         let (decoded, error) = decode_chunk(&chunk);
