@@ -405,16 +405,29 @@ pub enum UnknownChargePoints {
     Reject,
 }
 
-/// `[admin]`: who may use the admin API.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+/// `[admin]`: who may use the admin API, and whether the web dashboard is served with it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
-    /// Bearer tokens accepted on every route but `/health`, `/ready` and `/metrics`. Empty:
-    /// the API is open on a loopback `server.http_addr`, and a token is generated at start
-    /// (and logged once) on any other address.
+    /// Bearer tokens accepted on every route but `/health`, `/ready`, `/metrics` and the
+    /// dashboard's files. Empty: the API is open on a loopback `server.http_addr`, and a token
+    /// is generated at start (and logged once) on any other address.
     pub tokens: Vec<String>,
     /// Bearer token `/metrics` requires (an admin token works too); empty: `/metrics` is open.
     pub metrics_token: String,
+    /// Whether the admin listener serves the web dashboard at `/` and `/dashboard/*`; off for
+    /// installations that want the JSON API alone.
+    pub dashboard: bool,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            tokens: Vec::new(),
+            metrics_token: String::new(),
+            dashboard: true,
+        }
+    }
 }
 
 /// `[tls]`: PEM files; both set turns both listeners into TLS, both empty leaves them plain.
@@ -774,6 +787,9 @@ mod tests {
             UnknownChargePoints::Reject
         );
         assert_eq!(config.tls.key, "/etc/ocpp/key.pem");
+        assert!(config.admin.dashboard, "the dashboard is on by default");
+        let env = vec![("OCPP_METER_ADMIN_DASHBOARD".into(), "false".into())];
+        assert!(!Config::load(Some(&shipped()), env).unwrap().admin.dashboard);
 
         let env = vec![("OCPP_METER_ADMIN_TOKENS".into(), r#"["short"]"#.into())];
         let error = Config::load(None, env).unwrap_err().to_string();

@@ -8,6 +8,7 @@
 //!   requests of the `actors` crate.
 //! - [`ws`]: the WebSocket endpoint charge points connect to.
 //! - [`api`]: the admin HTTP API.
+//! - [`dashboard`]: the live web dashboard served by the admin listener at `/`.
 //! - [`start`] / [`RunningServer`]: wiring and graceful shutdown, used by `main.rs` and by the
 //!   integration tests (which bind ephemeral ports).
 //!
@@ -16,6 +17,7 @@
 
 pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod metrics;
 pub mod notify;
 pub mod ocpp;
@@ -324,6 +326,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         )?)
     };
     let (admin_tokens, admin_token) = security::AdminTokens::from_config(&config.admin, http_addr);
+    let dashboard = config.admin.dashboard;
 
     let ws_server = HttpServer::new(move || {
         App::new()
@@ -355,6 +358,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
                 security::admin_tokens::require_token,
             ))
             .configure(api::json_error_handlers)
+            .configure(|cfg| {
+                if dashboard {
+                    dashboard::configure(cfg);
+                }
+            })
             .configure(api::configure)
     })
     .workers(workers.min(2))

@@ -1,6 +1,7 @@
 //! Bearer tokens for the admin API. Every route needs one when any token is configured, except
-//! `/health` and `/ready` (probes) and `/metrics` (which needs `admin.metrics_token` when that
-//! is set). With no token configured the API is open only on a loopback address: on any other
+//! `/health` and `/ready` (probes), the dashboard's page and files (`/`, `/dashboard/*`: they
+//! hold no data, and the page must load to ask for a token) and `/metrics` (which needs
+//! `admin.metrics_token` when that is set). With no token configured the API is open only on a loopback address: on any other
 //! address a token is generated at start and logged once, so a default install never exposes
 //! an open write API on 0.0.0.0.
 
@@ -19,7 +20,9 @@ use crate::api::error_response;
 use crate::config::AdminConfig;
 
 /// Routes that never need a token.
-const OPEN: &[&str] = &["/health", "/ready"];
+const OPEN: &[&str] = &["/health", "/ready", "/"];
+/// Prefix of the dashboard's static files, which never need a token either.
+const OPEN_PREFIX: &str = "/dashboard/";
 /// The route guarded by `admin.metrics_token` instead.
 const METRICS: &str = "/metrics";
 
@@ -62,7 +65,7 @@ impl AdminTokens {
 
     /// Whether a request for `path` with this Authorization header may proceed.
     fn allows(&self, path: &str, authorization: Option<&HeaderValue>) -> bool {
-        if OPEN.contains(&path) {
+        if OPEN.contains(&path) || path.starts_with(OPEN_PREFIX) {
             return true;
         }
         let presented = authorization.and_then(bearer);
@@ -130,6 +133,7 @@ mod tests {
         let config = AdminConfig {
             tokens: admin.iter().map(|t| (*t).to_owned()).collect(),
             metrics_token: metrics.to_owned(),
+            ..AdminConfig::default()
         };
         AdminTokens::from_config(&config, "127.0.0.1:0".parse().unwrap()).0
     }
@@ -140,6 +144,15 @@ mod tests {
         let t = tokens(&["admin-token-0123456789"], "metrics-token-0123456789");
         assert!(t.allows("/health", None));
         assert!(t.allows("/ready", None));
+        assert!(
+            t.allows("/", None),
+            "the dashboard page asks for the token itself"
+        );
+        assert!(t.allows("/dashboard/app.js", None));
+        assert!(t.allows("/dashboard/vendor/uPlot.esm.js", None));
+        assert!(!t.allows("/dashboard", None));
+        assert!(!t.allows("/dashboardx/app.js", None));
+        assert!(!t.allows("//api/v1/charge-points", None));
         assert!(!t.allows("/api/v1/charge-points", None));
         assert!(!t.allows("/api/v1/charge-points", h("Bearer wrong").as_ref()));
         assert!(!t.allows("/anything-else", None));
