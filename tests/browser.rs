@@ -29,6 +29,9 @@ use tokio_tungstenite::tungstenite::Message;
 /// An admin token long enough for `[admin] tokens` (at least 16 characters).
 const TOKEN: &str = "dashboard-token-for-browser-tests-0123";
 
+/// How long the page must have finished no request to count as settled.
+const QUIET: Duration = Duration::from_millis(1000);
+
 /// The bound between a MeterValues answered and its alert shown in the page.
 const ALERT_SHOWN_WITHIN: Duration = Duration::from_secs(5);
 
@@ -372,6 +375,7 @@ async fn the_detail_page_charts_new_meter_values_live() {
     wait_cell(&browser, "DET-1", "online", "online").await;
     open_detail_from_overview(&browser, "DET-1").await;
     wait_live(&browser, "connected", WAIT).await;
+    browser.wait_network_idle(QUIET).await;
     let before = browser
         .wait_for("the live power chart", WAIT, || async {
             chart_points(&browser, "live-power").await
@@ -468,6 +472,8 @@ async fn a_threshold_breach_shows_an_alert_within_5_s_and_acknowledging_it_updat
             browser.visible("select#alert-state").await.then_some(())
         })
         .await;
+    // Past the re-read that follows the stream opening: the alert must come live.
+    browser.wait_network_idle(QUIET).await;
 
     // 60 kW against the default power_max_w of 50 kW.
     send_power(&mut cp, 60.0).await;
@@ -825,12 +831,13 @@ async fn live_updates_resume_after_a_server_restart_without_a_reload() {
     again.server.http_addr = http_addr.to_string();
     let server = start_server(again).await;
     wait_live(&browser, "connected", Duration::from_secs(30)).await;
+    browser.wait_network_idle(QUIET).await;
 
     let mut cp = ChargePoint::connect(&server, "RS-1").await;
     cp.boot().await;
-    // After a reconnection the page may re-read recent readings from the API to cover the gap,
-    // so the first new reading could arrive either way; the second one, sent once the first is
-    // shown, can only come through the reopened event stream.
+    // The page re-reads recent readings from the API after a reconnection; past that (the
+    // idle wait above) new readings can only come through the reopened event stream. Two of
+    // them, in case a late re-read slipped through the idle wait.
     for kw in [6.0, 7.0] {
         let before = chart_points(&browser, "live-power").await.unwrap_or(0);
         send_power(&mut cp, kw).await;

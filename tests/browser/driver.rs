@@ -308,6 +308,36 @@ impl Browser {
         }
     }
 
+    /// Waits until the page has finished no request for `quiet` (the resource timing list stops
+    /// growing; a streaming response such as the event stream only counts once it ends).
+    ///
+    /// Pages re-read their state from the API whenever the live stream (re)opens. A test that
+    /// wants to prove an update came through the stream starts after that re-read, or a late
+    /// re-read could deliver the update instead and hide a broken stream.
+    pub async fn wait_network_idle(&self, quiet: Duration) {
+        self.js("performance.setResourceTimingBufferSize(100000); return null")
+            .await;
+        let last = std::cell::Cell::new((u64::MAX, Instant::now()));
+        self.wait_for(
+            &format!("no request finishing for {quiet:?}"),
+            WAIT,
+            || async {
+                let count = self
+                    .js("return performance.getEntriesByType('resource').length")
+                    .await
+                    .as_u64()
+                    .unwrap_or(0);
+                let (seen, since) = last.get();
+                if count != seen {
+                    last.set((count, Instant::now()));
+                    return None;
+                }
+                (since.elapsed() >= quiet).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// The URL, live state, collected errors and the start of the page text.
     pub async fn describe(&self) -> String {
         let state = self
