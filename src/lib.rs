@@ -387,6 +387,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         ("ws", "http")
     };
     log::info!("Listening for charge points on {ws_scheme}://{ws_addr}/ocpp/{{id}} and for the admin API on {http_scheme}://{http_addr}.");
+    if dashboard {
+        log::info!("The dashboard is at {http_scheme}://{http_addr}/ .");
+    }
 
     Ok(RunningServer {
         ws_addr,

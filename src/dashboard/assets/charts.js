@@ -15,6 +15,21 @@ function color(label, i) {
   return PALETTE[i % PALETTE.length];
 }
 
+/** Local time tick labels that stay short on a phone: time of day, with the date over long spans. */
+function timeTicks(u, splits) {
+  const span = splits.length > 1 ? splits[splits.length - 1] - splits[0] : 0;
+  const clock = span < 10 * 60
+    ? { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }
+    : { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  return splits.map((s) => {
+    const d = new Date(s * 1000);
+    const day = d.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+    if (span > 4 * 86400) return day;
+    if (span > 20 * 3600) return `${day}\n${d.toLocaleTimeString(undefined, clock)}`;
+    return d.toLocaleTimeString(undefined, clock);
+  });
+}
+
 /** A uPlot time chart inside `container`; `set()` replaces its series and data. */
 export class TimeChart {
   /**
@@ -29,6 +44,8 @@ export class TimeChart {
     container.append(this.plotEl, this.emptyEl);
     this.signature = null;
     this.plot = null;
+    /** Fixed x range [min, max] in seconds (bar charts show their whole period), or null. */
+    this.xRange = null;
     this.width = 0;
     this.resizeTimer = null;
     // Resizing inside the observer callback would grow the container within the same frame
@@ -61,18 +78,24 @@ export class TimeChart {
     if (this.plot) this.plot.destroy();
     const { format, axis, bars, step } = this.options;
     const opts = {
-      width: Math.max(this.container.clientWidth, 200),
+      width: this.plotWidth(),
       height: this.height(),
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
       scales: { x: { time: true } },
       axes: [
-        { stroke: "#5f6b7a", grid: { stroke: "#eceff2" }, ticks: { stroke: "#d8dde3" } },
         {
           stroke: "#5f6b7a",
           grid: { stroke: "#eceff2" },
           ticks: { stroke: "#d8dde3" },
-          size: 62,
+          space: 80,
+          values: timeTicks,
+        },
+        {
+          stroke: "#5f6b7a",
+          grid: { stroke: "#eceff2" },
+          ticks: { stroke: "#d8dde3" },
+          size: 74,
           values: (u, splits) => splits.map((v) => axis(v)),
         },
       ],
@@ -97,18 +120,23 @@ export class TimeChart {
       ],
     };
     if (bars) {
-      opts.scales.x.range = (u, min, max) => [min, max + step];
+      opts.scales.x.range = (u, min, max) => this.xRange || [min, max + step];
       opts.scales.y = { range: (u, min, max) => [0, Math.max(max, 0) * 1.1 || 1] };
     }
     this.plot = new uPlot(opts, data, this.plotEl);
-    this.width = this.container.clientWidth;
+    this.width = this.plotEl.clientWidth;
+  }
+
+  /** The content width available (the card's padding excluded), so the canvas never overflows. */
+  plotWidth() {
+    return Math.max(this.plotEl.clientWidth, 150);
   }
 
   resize() {
-    const width = this.container.clientWidth;
+    const width = this.plotEl.clientWidth;
     if (!this.plot || width <= 0 || width === this.width) return;
     this.width = width;
-    this.plot.setSize({ width: Math.max(width, 200), height: this.height() });
+    this.plot.setSize({ width: this.plotWidth(), height: this.height() });
   }
 
   destroy() {

@@ -345,6 +345,10 @@ export function mount(view, { params }) {
     const hours = energyPerBucket(hourly.buckets);
     const days = energyPerBucket(daily.buckets);
     const series = [{ key: "energy", label: "Energy" }];
+    const hourStart = Math.floor(now / HOUR) * HOUR;
+    hourlyChart.xRange = [(hourStart - 47 * HOUR) / 1000, (hourStart + HOUR) / 1000];
+    const dayStart = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate());
+    dailyChart.xRange = [(dayStart - 29 * 24 * HOUR) / 1000, (dayStart + 24 * HOUR) / 1000];
     hourlyChart.set(series, [hours.map(([t]) => t / 1000), hours.map(([, wh]) => wh)]);
     dailyChart.set(series, [days.map(([t]) => t / 1000), days.map(([, wh]) => wh)]);
     const last24 = hours.filter(([t]) => t >= now - 24 * HOUR).reduce((a, [, wh]) => a + wh, 0);

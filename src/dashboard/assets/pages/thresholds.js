@@ -17,7 +17,11 @@ const LABELS = {
 
 /** The fields of a thresholds document (everything numeric but `source`). */
 function fields(doc) {
-  return Object.keys(doc).filter((k) => k !== "source" && typeof doc[k] === "number");
+  const known = Object.keys(LABELS);
+  const rank = (k) => (known.includes(k) ? known.indexOf(k) : known.length);
+  return Object.keys(doc)
+    .filter((k) => k !== "source" && typeof doc[k] === "number")
+    .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 }
 
 /** Inputs for `doc` inside `form`, before its actions row. */
