@@ -8,6 +8,11 @@ import { PowerState } from "../power.js";
 
 /** Concurrent stats requests when loading a fleet. */
 const STATS_CONCURRENCY = 6;
+/**
+ * Online charge points whose statistics are read at load (one request each: the API has no
+ * bulk form). Beyond this, a row's power appears with its next MeterValues on the live stream.
+ */
+const STATS_AT_LOAD = 300;
 
 export function mount(view) {
   const charges = new Map(); // id -> entry
@@ -237,7 +242,7 @@ export function mount(view) {
       loaded = true;
       applyFilter();
       // Current power from each online charge point's latest readings.
-      const online = sorted.filter((e) => e.online);
+      const online = sorted.filter((e) => e.online).slice(0, STATS_AT_LOAD);
       await mapLimit(online, STATS_CONCURRENCY, async (e) => {
         try {
           const stats = await api(cpPath(e.id, "/stats"));
