@@ -201,6 +201,11 @@ async fn save_screenshot(browser: &Browser, name: &str) {
     if std::env::var("DASHBOARD_SCREENSHOTS").as_deref() != Ok("1") {
         return;
     }
+    // Charts redraw a moment after their data changes; let the last draw land (a picture, not
+    // an assertion, so a short pause is fine here).
+    browser
+        .js("return new Promise(resolve => setTimeout(() => resolve(null), 500))")
+        .await;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("docs")
         .join(name);
@@ -565,6 +570,42 @@ async fn a_threshold_breach_shows_an_alert_within_5_s_and_acknowledging_it_updat
                 .visible(&format!("#cp-alerts {row}"))
                 .await
                 .then_some(())
+        })
+        .await;
+
+    // Back on the alerts page: the filters, then the alert clearing live.
+    browser.click("a[href=\"#/alerts\"]").await;
+    let shown = |visible: bool, what: &'static str| {
+        let browser = &browser;
+        let row = row.clone();
+        async move {
+            browser
+                .wait_for(what, WAIT, || async {
+                    (browser.visible(&row).await == visible).then_some(())
+                })
+                .await;
+        }
+    };
+    shown(true, "the alert on the alerts page").await;
+    browser.select("select#alert-state", "cleared").await;
+    shown(false, "the active alert filtered out by state=cleared").await;
+    browser.select("select#alert-state", "all").await;
+    shown(true, "the alert back with state=all").await;
+    browser.type_into("input#alert-cp", "NO-SUCH-CP").await;
+    shown(false, "the alert filtered out by charge point").await;
+    browser.type_into("input#alert-cp", "ALERT-1").await;
+    shown(true, "the alert back with its charge point").await;
+    browser.wait_network_idle(QUIET).await;
+    // 10 kW is below the threshold minus the hysteresis: the alert clears, live.
+    send_power(&mut cp, 10.0).await;
+    browser
+        .wait_for("the row to say cleared", WAIT, || async {
+            (browser
+                .text(&format!("{row} [data-field=\"state\"]"))
+                .await
+                .as_deref()
+                == Some("cleared"))
+            .then_some(())
         })
         .await;
 

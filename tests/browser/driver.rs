@@ -286,6 +286,21 @@ impl Browser {
             .unwrap_or_else(|e| panic!("type into {selector}: {e}"));
     }
 
+    /// Picks the option of value `value` in the `select` matching `selector`, as a user does.
+    pub async fn select(&self, selector: &str, value: &str) {
+        self.wait_for(&format!("{selector} to choose from"), WAIT, || async {
+            self.visible(selector).await.then_some(())
+        })
+        .await;
+        self.client
+            .find(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("find {selector}: {e}"))
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("choose {value} in {selector}: {e}"));
+    }
+
     /// Polls `check` every 50 ms until it yields a value; panics after `timeout` with what was
     /// awaited and the state of the page, so a failure in CI says what the page showed.
     pub async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> T
