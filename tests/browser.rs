@@ -204,7 +204,8 @@ async fn save_screenshot(browser: &Browser, name: &str) {
     // Charts redraw a moment after their data changes; let the last draw land (a picture, not
     // an assertion, so a short pause is fine here).
     browser
-        .js("return new Promise(resolve => setTimeout(() => resolve(null), 500))")
+        .js("document.activeElement && document.activeElement.blur();
+             return new Promise(resolve => setTimeout(() => resolve(null), 500))")
         .await;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("docs")
@@ -296,8 +297,6 @@ async fn the_overview_shows_charge_points_coming_and_going_and_fits_a_phone() {
         "the empty state is gone once a charge point is known"
     );
 
-    save_screenshot(&browser, "dashboard-overview.png").await;
-
     // The search box filters rows by id.
     browser.type_into("input#fleet-search", "BETA").await;
     browser
@@ -307,9 +306,9 @@ async fn the_overview_shows_charge_points_coming_and_going_and_fits_a_phone() {
                 .then_some(())
         })
         .await;
-    browser.type_into("input#fleet-search", "OV-").await;
+    browser.type_into("input#fleet-search", "").await;
     browser
-        .wait_for("both rows back", WAIT, || async {
+        .wait_for("both rows back with the search cleared", WAIT, || async {
             (browser.visible("#fleet tr[data-cp-id=\"OV-ALPHA\"]").await
                 && browser.visible("#fleet tr[data-cp-id=\"OV-BETA\"]").await)
                 .then_some(())
@@ -323,6 +322,7 @@ async fn the_overview_shows_charge_points_coming_and_going_and_fits_a_phone() {
         fleet_cell(&browser, "OV-BETA", "online").await.as_deref(),
         Some("online")
     );
+    let extra = screenshot_fleet(&server, &browser).await;
 
     // A 390 px phone screen: the page itself never scrolls sideways (tables may, inside
     // their own container).
@@ -356,6 +356,39 @@ async fn the_overview_shows_charge_points_coming_and_going_and_fits_a_phone() {
     browser.assert_no_errors().await;
     browser.close().await;
     drop(beta);
+    drop(extra);
+}
+
+/// With `DASHBOARD_SCREENSHOTS=1`: a few more charge points (one charging fast, one over the
+/// power threshold) so the README's overview shows a fleet, then the screenshot. Returns their
+/// connections, which must stay open until the test ends.
+async fn screenshot_fleet(server: &RunningServer, browser: &Browser) -> Vec<ChargePoint> {
+    if std::env::var("DASHBOARD_SCREENSHOTS").as_deref() != Ok("1") {
+        return Vec::new();
+    }
+    let mut fleet = Vec::new();
+    for (id, kw, status) in [
+        ("DEPOT-01", 22.0, "Charging"),
+        ("DEPOT-02", 0.0, "Available"),
+        ("HPC-01", 61.5, "Charging"),
+    ] {
+        let mut cp = ChargePoint::connect(server, id).await;
+        cp.boot().await;
+        send_status(&mut cp, 1, status).await;
+        if kw > 0.0 {
+            send_power(&mut cp, kw).await;
+        }
+        wait_cell(browser, id, "online", "online").await;
+        assert!(
+            browser
+                .visible(&format!("#fleet tr[data-cp-id=\"{id}\"]"))
+                .await
+        );
+        fleet.push(cp);
+    }
+    wait_cell(browser, "HPC-01", "alerts", "1").await;
+    save_screenshot(browser, "dashboard-overview.png").await;
+    fleet
 }
 
 #[actix_web::test]

@@ -265,7 +265,8 @@ impl Browser {
             .unwrap_or_else(|e| panic!("click {selector}: {e}"));
     }
 
-    /// Replaces the value of the input matching `selector` by typing `value` into it.
+    /// Replaces the value of the input matching `selector` by typing `value` into it (an empty
+    /// `value` empties it).
     pub async fn type_into(&self, selector: &str, value: &str) {
         self.wait_for(&format!("{selector} to type into"), WAIT, || async {
             self.visible(selector).await.then_some(())
@@ -280,8 +281,15 @@ impl Browser {
             .clear()
             .await
             .unwrap_or_else(|e| panic!("clear {selector}: {e}"));
+        // WebDriver's clear fires no `input` event, so a page that filters as the user types
+        // would not notice an emptied box: type a character and delete it, as a user would.
+        let keys = if value.is_empty() {
+            format!("x{}", fantoccini::key::Key::Backspace)
+        } else {
+            value.to_owned()
+        };
         element
-            .send_keys(value)
+            .send_keys(&keys)
             .await
             .unwrap_or_else(|e| panic!("type into {selector}: {e}"));
     }
