@@ -192,3 +192,116 @@ async fn transaction_ids_are_unique_across_restarts() {
     }
     assert_eq!(seen.len(), 6);
 }
+
+#[actix_web::test]
+async fn a_charge_points_transactions_are_listed_newest_first() {
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let mut cp = ChargePoint::connect(&server, "CP-TXNS").await;
+    cp.boot().await;
+    let base = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let at = |secs: i64| {
+        (base + chrono::Duration::seconds(secs))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let start = |tag: &str, meter: i64, secs: i64| json!({"connectorId": 1, "idTag": tag, "meterStart": meter, "timestamp": at(secs)});
+    let older = cp.call("StartTransaction", start("OLD", 1000, 0)).await["transactionId"]
+        .as_i64()
+        .expect("transaction id");
+    cp.call(
+        "StopTransaction",
+        json!({"transactionId": older, "meterStop": 1600, "timestamp": at(120), "reason": "Local"}),
+    )
+    .await;
+    let newer = cp.call("StartTransaction", start("NEW", 2000, 300)).await["transactionId"]
+        .as_i64()
+        .expect("transaction id");
+    assert_ne!(older, newer);
+
+    let list = "/api/v1/charge-points/CP-TXNS/transactions";
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let (_, body) = get(&server, list).await;
+            body["transactions"].as_array().map(Vec::len) == Some(2)
+                && body["transactions"][1]["state"] == "stopped"
+        })
+        .await,
+        "both transactions are listed: {}",
+        get(&server, list).await.1
+    );
+    let (code, body) = get(&server, list).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["charge_point_id"], "CP-TXNS");
+    let rows = body["transactions"].as_array().unwrap();
+    assert_eq!(rows[0]["transaction_id"], newer, "newest start first");
+    assert_eq!(rows[0]["state"], "active");
+    assert_eq!(rows[0]["id_tag"], "NEW");
+    assert_eq!(rows[0]["energy_wh"], serde_json::Value::Null);
+    assert_eq!(rows[1]["transaction_id"], older);
+    assert_eq!(rows[1]["state"], "stopped");
+    assert_eq!(rows[1]["energy_wh"], 600);
+    assert_eq!(rows[1]["stop_reason"], "Local");
+    for row in rows {
+        let (_, one) = get(
+            &server,
+            &format!("/api/v1/transactions/{}", row["transaction_id"]),
+        )
+        .await;
+        assert_eq!(row, &one, "a row is the transaction's own document");
+    }
+
+    let ids = |body: &serde_json::Value| -> Vec<i64> {
+        body["transactions"]
+            .as_array()
+            .expect("transactions")
+            .iter()
+            .map(|t| t["transaction_id"].as_i64().unwrap())
+            .collect()
+    };
+    let (_, active) = get(&server, &format!("{list}?state=active")).await;
+    assert_eq!(ids(&active), vec![newer]);
+    let (_, stopped) = get(&server, &format!("{list}?state=stopped")).await;
+    assert_eq!(ids(&stopped), vec![older]);
+    let (_, all) = get(&server, &format!("{list}?state=all&limit=1")).await;
+    assert_eq!(ids(&all), vec![newer], "limit keeps the newest");
+    let (_, one_stopped) = get(&server, &format!("{list}?state=stopped&limit=1")).await;
+    assert_eq!(
+        ids(&one_stopped),
+        vec![older],
+        "limit counts after the filter"
+    );
+
+    for (query, names) in [
+        ("state=open", "state"),
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("limit=ten", "limit"),
+    ] {
+        let (code, body) = get(&server, &format!("{list}?{query}")).await;
+        assert_eq!(code, 400, "{query}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(names), "{query}: {error}");
+    }
+    let (code, body) = get(&server, "/api/v1/charge-points/NEVER-SEEN/transactions").await;
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = get(&server, "/api/v1/charge-points/bad%7Bid/transactions").await;
+    assert_eq!(code, 400, "{body}");
+
+    // A charge point that was seen but never charged has an empty list, not a 404.
+    let mut idle = ChargePoint::connect(&server, "CP-IDLE").await;
+    idle.boot().await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            get(&server, "/api/v1/charge-points/CP-IDLE/transactions")
+                .await
+                .0
+                == 200
+        })
+        .await
+    );
+    let (_, empty) = get(&server, "/api/v1/charge-points/CP-IDLE/transactions").await;
+    assert_eq!(empty["transactions"], json!([]));
+    drop((cp, idle));
+    server.shutdown().await;
+}

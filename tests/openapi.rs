@@ -281,6 +281,29 @@ async fn real_responses_match_their_documented_schemas() {
     assert_matches(&doc, "Thresholds", &thresholds);
     let (_, scoped) = get(&server, "/api/v1/charge-points/CP-DOC/thresholds").await;
     assert_matches(&doc, "Thresholds", &scoped);
+    let started = cp
+        .call(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "DOC", "meterStart": 1000, "timestamp": now}),
+        )
+        .await;
+    let txn = started["transactionId"].as_i64().expect("transaction id");
+    cp.call(
+        "StopTransaction",
+        json!({"transactionId": txn, "meterStop": 1500, "timestamp": now}),
+    )
+    .await;
+    let txns_path = "/api/v1/charge-points/CP-DOC/transactions";
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            get(&server, txns_path).await.1["transactions"][0]["state"] == "stopped"
+        })
+        .await
+    );
+    let (_, txns) = get(&server, txns_path).await;
+    assert_matches(&doc, "ChargePointTransactions", &txns);
+    let (_, one_txn) = get(&server, &format!("/api/v1/transactions/{txn}")).await;
+    assert_matches(&doc, "Transaction", &one_txn);
     let (status, error) = get(&server, "/api/v1/charge-points/NEVER-SEEN").await;
     assert_eq!(status, 404);
     assert_matches(&doc, "ErrorBody", &error);

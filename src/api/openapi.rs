@@ -36,7 +36,9 @@ struct Doc;
         schemas::LatestSamples,
         schemas::Health,
         schemas::Ready,
-        schemas::Thresholds
+        schemas::Thresholds,
+        schemas::Transaction,
+        schemas::ChargePointTransactions
     )),
     nest(
         (path = "/api/v1", api = Doc),

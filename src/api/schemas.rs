@@ -140,3 +140,41 @@ pub struct Thresholds {
     /// For a charge point: `charge_point` (an override) or `global`.
     pub source: Option<String>,
 }
+
+/// `GET /api/v1/transactions/{id}`, and each row of a charge point's transaction list.
+#[derive(ToSchema)]
+pub struct Transaction {
+    /// The id the central system handed out at StartTransaction.
+    pub transaction_id: i64,
+    /// The charge point that started it.
+    pub charge_point_id: Option<String>,
+    /// The connector it runs on.
+    pub connector_id: Option<i64>,
+    /// The idTag that started it.
+    pub id_tag: Option<String>,
+    /// Energy register at start (Wh).
+    pub meter_start: Option<i64>,
+    /// Start as reported by the charge point (RFC 3339).
+    pub start_time: Option<String>,
+    /// Energy register at stop (Wh), once stopped.
+    pub meter_stop: Option<i64>,
+    /// Stop as reported by the charge point (RFC 3339), once stopped.
+    pub stop_time: Option<String>,
+    /// The idTag that stopped it, if the charge point sent one.
+    pub stop_id_tag: Option<String>,
+    /// OCPP stop reason, if sent.
+    pub stop_reason: Option<String>,
+    /// `active` or `stopped`.
+    pub state: String,
+    /// `meter_stop - meter_start` once stopped, else null.
+    pub energy_wh: Option<i64>,
+}
+
+/// `GET /api/v1/charge-points/{id}/transactions`.
+#[derive(ToSchema)]
+pub struct ChargePointTransactions {
+    /// The charge point.
+    pub charge_point_id: String,
+    /// Newest start first.
+    pub transactions: Vec<Transaction>,
+}

@@ -132,6 +132,50 @@ pub async fn transaction(pool: &Pool, id: i32) -> Result<Option<TransactionRecor
     Ok((!record.is_empty()).then_some(record))
 }
 
+/// Up to `count` ids of the charge point's transactions, newest start first, skipping the
+/// `skip` newest: the index `ocpp:{cp}:txns` lets the API page through one charge point's
+/// transactions without scanning every transaction record.
+pub async fn transaction_ids_newest_first(
+    pool: &Pool,
+    charge_point: &str,
+    skip: usize,
+    count: usize,
+) -> Result<Vec<i32>, ReadError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let mut conn = pool.get().await?;
+    let ids: Vec<i32> = conn
+        .zrevrange(
+            keys::transactions(charge_point),
+            skip as isize,
+            (skip + count - 1) as isize,
+        )
+        .await?;
+    Ok(ids)
+}
+
+/// The stored records of several transactions in one round trip, in the order of `ids`
+/// (`None` for an id without a record), so a listing costs one pipeline, not one read per row.
+pub async fn transactions(
+    pool: &Pool,
+    ids: &[i32],
+) -> Result<Vec<Option<TransactionRecord>>, ReadError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut conn = pool.get().await?;
+    let mut pipe = redis::pipe();
+    for id in ids {
+        pipe.hgetall(keys::transaction(*id));
+    }
+    let records: Vec<TransactionRecord> = pipe.query_async(&mut conn).await?;
+    Ok(records
+        .into_iter()
+        .map(|record| (!record.is_empty()).then_some(record))
+        .collect())
+}
+
 /// The stored statistics snapshot of a charge point (JSON), `None` if there is none (never
 /// connected, or expired after `retention.stats_hours`).
 pub async fn stats_document(pool: &Pool, charge_point: &str) -> Result<Option<String>, ReadError> {
