@@ -1,8 +1,8 @@
 // Charge point detail: identity and connectors, live charts per phase (power, current, voltage,
 // temperature) fed by the live stream, history with a range picker, hourly and daily energy,
-// transactions with their energy, and the charge point's alerts.
+// its transactions (GET /charge-points/{id}/transactions) with their energy, and its alerts.
 
-import { api, ApiError, cpPath, mapLimit, query } from "../api.js";
+import { api, ApiError, cpPath, query } from "../api.js";
 import { LiveWindow, TimeChart } from "../charts.js";
 import { debounce, h, replace, setText } from "../dom.js";
 import * as fmt from "../format.js";
@@ -12,6 +12,8 @@ import { alertHead, alertRow, updateAlertRow } from "./alert_rows.js";
 const ENERGY = "Energy.Active.Import.Register";
 const LIVE_WINDOW_MS = 10 * 60 * 1000;
 const HOUR = 3600 * 1000;
+/** Transactions listed in #transactions: the newest by start time. */
+const TX_LIMIT = 50;
 
 /** The live charts: measurand, chart name (data-chart="live-<name>"), title, formatting. */
 const LIVE = [
@@ -58,7 +60,8 @@ export function mount(view, { params }) {
   let alive = true;
   const connectorsSeen = new Set();
   const power = new PowerState();
-  const knownTransactions = new Map(); // id -> transaction document (or null while loading)
+  const txDocs = new Map(); // transaction id -> document, as last listed by the API
+  const txAsked = new Set(); // ids seen in samples or stats that made the list be read again
   const openEnergy = new Map(); // transaction id -> energy_wh from stats
   const alertRows = new Map();
 
@@ -107,7 +110,7 @@ export function mount(view, { params }) {
 
   // Transactions and alerts.
   const txBody = h("tbody");
-  const txEmpty = h("p", { class: "muted" }, "No transaction in the selected range.");
+  const txEmpty = h("p", { class: "muted", hidden: true }, "No transaction recorded for this charge point.");
   const alertBody = h("tbody");
   const alertEmpty = h("p", { class: "muted" }, "No alert for this charge point.");
 
@@ -215,10 +218,18 @@ export function mount(view, { params }) {
     setText(facts.model, [cp.vendor, cp.model].filter(Boolean).join(" ") || fmt.DASH);
     setText(facts.firmware, cp.firmware_version || fmt.DASH);
     fmt.setTime(facts.lastSeen, cp.last_seen);
-    setText(facts.rate, String(stats.samples_last_minute ?? fmt.DASH));
     power.add(stats.latest || []);
     for (const s of stats.latest || []) connectorsSeen.add(s.connector_id);
-    if (cp.connected) setText(facts.power, fmt.power(stats.active_power_w ?? power.total()));
+    paintStats(stats, cp.connected);
+  }
+
+  /** The header figures and the open transactions' energy from a stats answer. */
+  function paintStats(stats, connected) {
+    setText(facts.rate, String(stats.samples_last_minute ?? fmt.DASH));
+    if (connected) setText(facts.power, fmt.power(stats.active_power_w ?? power.total()));
+    // Never move "last seen" back: live events may already have shown a newer time.
+    const shown = Date.parse(facts.lastSeen.dataset.time || "") || 0;
+    if (Date.parse(stats.last_meter_values_at || "") > shown) fmt.setTime(facts.lastSeen, stats.last_meter_values_at);
     openEnergy.clear();
     for (const t of stats.open_transactions || []) {
       openEnergy.set(t.transaction_id, t.energy_wh);
@@ -359,32 +370,54 @@ export function mount(view, { params }) {
 
   // ---- transactions ----
 
-  const txRows = new Map();
+  const txRows = new Map(); // transaction id -> tr
+  let txLagRetries = 0;
+
+  /**
+   * A transaction id met in a sample, the stats or the history: read the list again when it is
+   * not listed yet (once per id, so an id older than the list's limit cannot loop).
+   */
   function noteTransaction(txId) {
-    if (knownTransactions.has(txId)) {
-      const doc = knownTransactions.get(txId);
-      if (doc) paintTransaction(doc);
+    const doc = txDocs.get(txId);
+    if (doc) {
+      if (doc.state === "active") paintTransaction(doc); // its live energy may have moved
       return;
     }
-    knownTransactions.set(txId, null);
+    if (txAsked.has(txId)) return;
+    txAsked.add(txId);
     refreshTransactions();
   }
 
-  const refreshTransactions = debounce(async () => {
-    const ids = [...knownTransactions.keys()].sort((a, b) => b - a).slice(0, 50);
-    await mapLimit(ids, 4, async (txId) => {
-      const doc = knownTransactions.get(txId);
-      if (doc && doc.state === "stopped") return;
-      try {
-        const fresh = await api(`/api/v1/transactions/${encodeURIComponent(txId)}`);
-        if (!alive) return;
-        knownTransactions.set(txId, fresh);
-        paintTransaction(fresh);
-      } catch (_) {
-        // An unknown or expired transaction stays out of the table.
+  async function loadTransactions() {
+    const answer = await api(cpPath(id, `/transactions${query({ state: "all", limit: TX_LIMIT })}`));
+    if (!alive) return;
+    const list = answer.transactions || [];
+    txDocs.clear();
+    for (const t of list) txDocs.set(t.transaction_id, t);
+    for (const [txId, tr] of txRows) {
+      if (!txDocs.has(txId)) {
+        tr.remove();
+        txRows.delete(txId);
       }
-    });
-  }, 200);
+    }
+    txBody.replaceChildren(...list.map(paintTransaction)); // newest start first, as listed
+    txEmpty.hidden = list.length > 0;
+    // The writer stores StartTransaction a moment after the charge point got its answer, so a
+    // sample can name a transaction the list does not have yet: read again shortly, a few times.
+    const oldest = list.length ? Math.min(...list.map((t) => t.transaction_id)) : -Infinity;
+    const lagging = [...txAsked].some((t) => !txDocs.has(t) && (list.length < TX_LIMIT || t > oldest));
+    if (lagging && txLagRetries < 5) {
+      txLagRetries += 1;
+      refreshTransactionsLater();
+    } else if (!lagging) {
+      txLagRetries = 0;
+    }
+  }
+
+  const refreshTransactions = debounce(() => loadTransactions().catch(() => {}), 300);
+  // StopTransaction and its status change arrive close together; a second read a little later
+  // catches a stop the writer stored after the first read.
+  const refreshTransactionsLater = debounce(() => loadTransactions().catch(() => {}), 1500);
 
   function paintTransaction(t) {
     let tr = txRows.get(t.transaction_id);
@@ -396,13 +429,10 @@ export function mount(view, { params }) {
         cell("id"), cell("connector"), cell("state", "state"), cell("id-tag"), cell("start"), cell("stop"), cell("energy", "num"), cell("stop-reason"),
       );
       txRows.set(t.transaction_id, tr);
-      const sorted = [...txRows.entries()].sort((a, b) => b[0] - a[0]).map(([, row]) => row);
-      txBody.replaceChildren(...sorted);
-      txEmpty.hidden = true;
     }
     const get = (f) => tr.querySelector(`[data-field="${f}"]`);
     setText(get("id"), String(t.transaction_id));
-    setText(get("connector"), String(t.connector_id));
+    setText(get("connector"), t.connector_id === null || t.connector_id === undefined ? fmt.DASH : String(t.connector_id));
     setText(get("state"), t.state);
     get("state").className = `state ${t.state === "active" ? "active" : "offline"}`;
     setText(get("id-tag"), t.id_tag || fmt.DASH);
@@ -411,6 +441,7 @@ export function mount(view, { params }) {
     const wh = t.state === "stopped" ? t.energy_wh : openEnergy.get(t.transaction_id);
     setText(get("energy"), fmt.energy(wh ?? null));
     setText(get("stop-reason"), t.stop_reason || fmt.DASH);
+    return tr;
   }
 
   // ---- alerts ----
@@ -430,13 +461,9 @@ export function mount(view, { params }) {
     try {
       const stats = await api(cpPath(id, "/stats"));
       if (!alive) return;
-      setText(facts.rate, String(stats.samples_last_minute ?? fmt.DASH));
-      for (const t of stats.open_transactions || []) {
-        openEnergy.set(t.transaction_id, t.energy_wh);
-        noteTransaction(t.transaction_id);
-      }
+      paintStats(stats, stats.connected);
     } catch (_) {
-      // Figures stay as they were until the next event.
+      // Figures stay as they were until the next reading.
     }
   }, 2000);
 
@@ -463,14 +490,19 @@ export function mount(view, { params }) {
       case "disconnected":
         setOnline(name === "connected");
         fmt.setTime(facts.lastSeen, data.at || now);
-        if (name === "disconnected") refreshTransactions();
+        if (name === "disconnected") {
+          refreshTransactions();
+          refreshTransactionsLater();
+        }
         break;
       case "status":
         connectorState.set(data.connector_id, data);
         paintConnectors(connectorState.values());
         fmt.setTime(facts.lastSeen, data.at || now);
-        // A StopTransaction is usually followed by a status change: refresh open transactions.
+        // Transactions are not on the event stream; StartTransaction and StopTransaction come
+        // with a connector status change (Preparing, Charging, Finishing...), so list again.
         refreshTransactions();
+        refreshTransactionsLater();
         break;
       case "alert":
       case "alert_cleared": {
@@ -498,18 +530,16 @@ export function mount(view, { params }) {
       showError(error);
       return;
     }
-    const parts = [seedLive(), loadHistory(), loadEnergy(), loadAlerts()];
+    const parts = [seedLive(), loadHistory(), loadEnergy(), loadAlerts(), loadTransactions()];
     const results = await Promise.allSettled(parts);
     const failed = results.find((r) => r.status === "rejected");
     if (failed) showError(failed.reason);
-    if (knownTransactions.size === 0) txEmpty.hidden = false;
   }
 
   const resync = debounce(async () => {
     try {
       await loadIdentity();
-      await Promise.all([seedLive(), loadAlerts()]);
-      refreshTransactions();
+      await Promise.all([seedLive(), loadAlerts(), loadTransactions()]);
       refreshEnergy();
     } catch (error) {
       showError(error);
@@ -530,6 +560,7 @@ export function mount(view, { params }) {
       refreshEnergy.cancel();
       refreshStats.cancel();
       refreshTransactions.cancel();
+      refreshTransactionsLater.cancel();
       clearTimeout(drawTimer);
       for (const { chart } of liveCharts.values()) chart.destroy();
       historyChart.destroy();
