@@ -54,3 +54,26 @@ export function debounce(fn, ms) {
   wrapped.cancel = () => clearTimeout(timer);
   return wrapped;
 }
+
+/**
+ * Runs `fn` at most once per `ms` while calls keep arriving: the first call at once, later ones
+ * folded into one trailing run. Unlike `debounce`, a steady stream of calls cannot starve it.
+ */
+export function throttle(fn, ms) {
+  let timer = null;
+  let last = -Infinity;
+  const run = () => {
+    timer = null;
+    last = Date.now();
+    fn();
+  };
+  const wrapped = () => {
+    if (timer) return;
+    timer = setTimeout(run, Math.max(0, last + ms - Date.now()));
+  };
+  wrapped.cancel = () => {
+    clearTimeout(timer);
+    timer = null;
+  };
+  return wrapped;
+}

@@ -4,7 +4,7 @@
 
 import { api, ApiError, cpPath, query } from "../api.js";
 import { LiveWindow, TimeChart } from "../charts.js";
-import { debounce, h, replace, setText } from "../dom.js";
+import { debounce, h, replace, setText, throttle } from "../dom.js";
 import * as fmt from "../format.js";
 import { energyPerBucket, PowerState } from "../power.js";
 import { alertHead, alertRow, updateAlertRow } from "./alert_rows.js";
@@ -14,6 +14,8 @@ const LIVE_WINDOW_MS = 10 * 60 * 1000;
 const HOUR = 3600 * 1000;
 /** Transactions listed in #transactions: the newest by start time. */
 const TX_LIMIT = 50;
+/** The header figures (samples last minute, power now, last seen) are re-read at most this often. */
+const STATS_EVERY_MS = 5000;
 
 /** The live charts: measurand, chart name (data-chart="live-<name>"), title, formatting. */
 const LIVE = [
@@ -74,7 +76,7 @@ export function mount(view, { params }) {
     model: h("dd", {}, fmt.DASH),
     firmware: h("dd", {}, fmt.DASH),
     lastSeen: h("dd", { "data-field": "last-seen" }, fmt.DASH),
-    rate: h("dd", {}, fmt.DASH),
+    rate: h("dd", { "data-field": "samples-last-minute" }, fmt.DASH),
   };
   const fact = (label, dd) => h("div", {}, h("dt", {}, label), dd);
 
@@ -457,7 +459,8 @@ export function mount(view, { params }) {
 
   // ---- live events ----
 
-  const refreshStats = debounce(async () => {
+  // Throttled, not debounced: readings arriving every second must not postpone it forever.
+  const refreshStats = throttle(async () => {
     try {
       const stats = await api(cpPath(id, "/stats"));
       if (!alive) return;
@@ -465,7 +468,7 @@ export function mount(view, { params }) {
     } catch (_) {
       // Figures stay as they were until the next reading.
     }
-  }, 2000);
+  }, STATS_EVERY_MS);
 
   function onEvent(name, data) {
     if (data.charge_point_id !== id) return;
