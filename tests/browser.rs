@@ -123,6 +123,62 @@ async fn send_phases(cp: &mut ChargePoint, transaction: Option<i64>, ago: Durati
     assert_eq!(cp.call("MeterValues", payload).await, json!({}));
 }
 
+/// A StartTransaction on connector 1, `ago` before now: its transaction id.
+async fn start_transaction(
+    cp: &mut ChargePoint,
+    tag: &str,
+    meter_start: i64,
+    ago: Duration,
+) -> i64 {
+    let answer = cp
+        .call(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": tag, "meterStart": meter_start,
+                "timestamp": timestamp(ago)}),
+        )
+        .await;
+    answer["transactionId"].as_i64().expect("transaction id")
+}
+
+/// A StopTransaction, `ago` before now.
+async fn stop_transaction(cp: &mut ChargePoint, transaction: i64, meter_stop: i64, ago: Duration) {
+    cp.call(
+        "StopTransaction",
+        json!({"transactionId": transaction, "meterStop": meter_stop,
+            "timestamp": timestamp(ago), "reason": "Local"}),
+    )
+    .await;
+}
+
+/// "Samples last minute" of the detail page, `None` until it shows a number.
+async fn samples_last_minute(browser: &Browser) -> Option<u64> {
+    browser
+        .text("[data-cp-detail] [data-field=\"samples-last-minute\"]")
+        .await
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Waits until the row of `transaction` in `#transactions` shows `state` and, when given,
+/// `energy` (an active transaction's live energy depends on when the stats were last read).
+async fn wait_transaction(browser: &Browser, transaction: i64, state: &str, energy: Option<&str>) {
+    let row = format!("#transactions tr[data-transaction-id=\"{transaction}\"]");
+    browser
+        .wait_for(
+            &format!("transaction {transaction}: {state}, {energy:?}"),
+            WAIT,
+            || async {
+                let shown_state = browser.text(&format!("{row} [data-field=\"state\"]")).await;
+                let shown_energy = browser
+                    .text(&format!("{row} [data-field=\"energy\"]"))
+                    .await;
+                (shown_state.as_deref() == Some(state)
+                    && energy.is_none_or(|e| shown_energy.as_deref() == Some(e)))
+                .then_some(())
+            },
+        )
+        .await;
+}
+
 /// A connector status report.
 async fn send_status(cp: &mut ChargePoint, connector: u32, status: &str) {
     cp.call(
@@ -397,6 +453,10 @@ async fn the_detail_page_charts_new_meter_values_live() {
     let server = start_server(test_config(&redis)).await;
     let mut cp = ChargePoint::connect(&server, "DET-1").await;
     cp.boot().await;
+    // A transaction started and stopped before the page opens, with no reading naming it: only
+    // the charge point's transaction list can show it.
+    let earlier = start_transaction(&mut cp, "TAG-EARLY", 5000, Duration::from_secs(300)).await;
+    stop_transaction(&mut cp, earlier, 6250, Duration::from_secs(240)).await;
     send_status(&mut cp, 1, "Charging").await;
     let start = cp
         .call(
@@ -414,6 +474,7 @@ async fn the_detail_page_charts_new_meter_values_live() {
     open_detail_from_overview(&browser, "DET-1").await;
     wait_live(&browser, "connected", WAIT).await;
     browser.wait_network_idle(QUIET).await;
+    wait_transaction(&browser, earlier, "stopped", Some("1.25 kWh")).await;
     let before = browser
         .wait_for("the live power chart", WAIT, || async {
             chart_points(&browser, "live-power").await
@@ -453,6 +514,50 @@ async fn the_detail_page_charts_new_meter_values_live() {
             })
             .await;
     }
+
+    // "Samples last minute" follows the readings while they keep arriving (one every 400 ms,
+    // 10 samples each, as a busy charge point sends them), not only once they stop.
+    browser.wait_network_idle(QUIET).await;
+    let rate_before = browser
+        .wait_for("samples last minute", WAIT, || async {
+            samples_last_minute(&browser).await
+        })
+        .await;
+    let mut rate_now = rate_before;
+    for step in 31..=80u32 {
+        send_phases(&mut cp, transaction, Duration::ZERO, step).await;
+        rate_now = samples_last_minute(&browser).await.unwrap_or(rate_now);
+        if rate_now >= rate_before + 150 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert!(
+        rate_now >= rate_before + 150,
+        "samples last minute went from {rate_before} to only {rate_now} while readings arrived\n{}",
+        browser.describe().await
+    );
+
+    // Transactions come and go live: the open one stops with its energy, a new one (no
+    // reading names it yet) appears on its status change, and the newest start is listed first.
+    let transaction = transaction.expect("transaction id");
+    stop_transaction(&mut cp, transaction, 19400, Duration::ZERO).await;
+    send_status(&mut cp, 1, "Finishing").await;
+    wait_transaction(&browser, transaction, "stopped", Some("7.40 kWh")).await;
+    let newest = start_transaction(&mut cp, "TAG-NEW", 19400, Duration::ZERO).await;
+    send_status(&mut cp, 1, "Charging").await;
+    wait_transaction(&browser, newest, "active", None).await;
+    let order = browser
+        .js(
+            "return Array.from(document.querySelectorAll('#transactions tbody tr'))
+                 .map(tr => Number(tr.dataset.transactionId))",
+        )
+        .await;
+    assert_eq!(
+        order,
+        json!([newest, transaction, earlier]),
+        "newest start first"
+    );
 
     // The rest of the page is there: history with its range picker, energy, transactions,
     // alert history.
