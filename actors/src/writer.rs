@@ -29,6 +29,7 @@ use crate::charge_point::{BootInfo, StatusReport};
 use crate::id::ChargePointId;
 use crate::sample::Sample;
 use crate::store::{chunk, keys};
+use crate::FastHashMap;
 
 /// Writer tuning, from `[buffer]`, `[redis]` and `[retention]` in config.toml.
 #[derive(Debug, Clone)]
@@ -227,7 +228,7 @@ pub struct RedisWriter {
     writing: bool,
     /// Per charge point, the newest sample per series already in the raw chunks but not yet in
     /// the latest-values hash; see the module documentation.
-    latest_unwritten: HashMap<ChargePointId, LatestBacklog>,
+    latest_unwritten: FastHashMap<ChargePointId, LatestBacklog>,
     /// The latest-hash writes the running pipeline carries, put back on failure.
     latest_in_flight: Vec<(ChargePointId, HashMap<String, Sample>)>,
     /// Samples in `queue`, checked against `max_pending_samples`.
@@ -263,7 +264,7 @@ impl RedisWriter {
             queue: VecDeque::new(),
             in_flight: 0,
             writing: false,
-            latest_unwritten: HashMap::new(),
+            latest_unwritten: FastHashMap::default(),
             latest_in_flight: Vec::new(),
             pending_samples: 0,
             backoff,
@@ -526,7 +527,7 @@ pub fn build_pipeline(
     let mut pipe = redis::pipe();
     let mut commands = 0u64;
     // Group samples per chunk key so one flush is one APPEND per (charge point, hour).
-    let mut chunks: HashMap<(String, i64), Vec<&Sample>> = HashMap::new();
+    let mut chunks: FastHashMap<(String, i64), Vec<&Sample>> = FastHashMap::default();
     for batch in batches {
         let cp = batch.charge_point.as_str();
         for sample in &batch.samples {
