@@ -21,6 +21,7 @@
 #   scripts/bench.sh --runs 3 --secs 10                # medians of 3 runs and the spread
 #   scripts/bench.sh --scenario fleet --runs 3         # ~2.5 min per run
 #   scripts/bench.sh --scenario all --runs 3
+#   scripts/bench.sh --bin-dir /tmp/old-build        # binaries copied from another build (A/B)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,7 @@ fleet_size=19000
 fleet_secs=60
 read_secs=20
 build=1
+bin_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -44,8 +46,9 @@ while [ $# -gt 0 ]; do
     --fleet-secs) fleet_secs="$2"; shift 2 ;;
     --read-secs) read_secs="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
+    --bin-dir) bin_dir="$2"; build=0; shift 2 ;;
     *) echo "usage: $0 [--scenario ingest|fleet|reads|all] [--runs N] [--secs S] [--charge-points N]" \
-         "[--samples-per-message N] [--fleet-size N] [--fleet-secs S] [--read-secs S] [--no-build]" >&2; exit 2 ;;
+         "[--samples-per-message N] [--fleet-size N] [--fleet-secs S] [--read-secs S] [--no-build] [--bin-dir DIR]" >&2; exit 2 ;;
   esac
 done
 case "$scenario" in
@@ -65,7 +68,7 @@ if [ "$build" = 1 ]; then
   echo "building release binaries" >&2
   cargo build --release --bins -q
 fi
-bin="${CARGO_TARGET_DIR:-target}/release"
+bin="${bin_dir:-${CARGO_TARGET_DIR:-target}/release}"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 free_port() {
@@ -181,6 +184,8 @@ run_fleet() {
   local connected_now
   connected_now="$(curl -fsS --max-time 5 "$http/metrics" | awk '$1 ~ /connected_charge_points$/ {print $2}' | head -n1)"
   wait "$fleet_pid" || true
+  # Why charge points failed, most frequent first (the generator logs one line each).
+  sed -E 's/^[A-Z]+[0-9]+: //' "$work/fleet.log" | sort | uniq -c | sort -rn | head -3 >&2 || true
   stop_meter
   emit scenario fleet meter "$(cat "$work/fleet.json")" ingested "$ingested" stored "$stored" \
     calls "$calls" mem "$mem" cpu "$cpu" hwm "$hwm" rss0 "$rss0" rss_idle "$rss_idle" \
@@ -257,6 +262,7 @@ def ingest(r):
         "lost": m["samples_acked"] - stored,
         "failures": m["failures"] + null["failures"],
         "server cpu s": num(r["cpu"]),
+        "server CPU us/sample": 1e6 * num(r["cpu"]) / max(stored, 1),
         "server peak RSS MiB": num(r["hwm"]) / 1024,
         "load average": num(r["load"]),
     }
