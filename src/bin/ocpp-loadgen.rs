@@ -353,8 +353,10 @@ async fn charge_point(
             Err(error) => return Err(error),
         }
     }
-    // Idle phase: connected and silent, except for answering the server's own calls.
-    while Instant::now() < idle_until {
+    // Idle phase (only when asked for: a run that stops early, at --messages or at the end of
+    // a backfill, must not sit until the deadline): connected and silent, except for answering
+    // the server's own calls.
+    while args.idle_secs > 0 && Instant::now() < idle_until {
         match tokio::time::timeout_at(idle_until.into(), ws.next()).await {
             Err(_) => break,
             Ok(None) => bail!("connection closed while idle"),
