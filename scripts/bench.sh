@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
-# Ingest benchmark of issue 5 (never run by CI): a private redis-server on a unix socket, the
-# release ocpp-meter with aggregation and alerting on, and ocpp-loadgen in the scenario
-# "200 charge points, closed loop, 10 sampled values per MeterValues"; then the same generator
-# against ocpp-null-server (the do-nothing ceiling). Prints one table row per run and the
-# medians. Bounded: every run lasts --secs plus at most ~45 s of draining.
+# Benchmarks of issue 5 (never run by CI). Every run starts a private redis-server on a unix
+# socket and the release ocpp-meter with the shipped config.toml (aggregation, alerting,
+# statistics and the boot metering profile on), then drives it with ocpp-loadgen (and
+# ocpp-readgen). Bounded: every phase has a fixed length plus at most ~45 s of draining.
 #
-#   scripts/bench.sh                      # 1 run of 10 s
-#   scripts/bench.sh --runs 3 --secs 20   # medians of 3 runs and the spread
+# Scenarios (--scenario, default ingest):
+#   ingest  200 charge points, closed loop, 10 sampled values per MeterValues, --secs long; then
+#           the same generator against ocpp-null-server (the do-nothing ceiling). Targets 1, 2, 3, 6.
+#   fleet   --fleet-size charge points (default 19,000: this box's open-file limit is 20,000 per
+#           process, see docs/performance.md) sending MeterValues every 10 s; ack p99 after the
+#           connect phase (warm-up), then the fleet idles and the server's RSS per idle charge
+#           point is taken. Targets 4 and 6.
+#   reads   seeds one charge point with 24 h of readings 10 s apart (8,640 per series) and one
+#           with 30 days of readings 10 min apart, through the real ingest path (backfilled
+#           MeterValues); then, with the fleet running, measures p99 of the 24 h meter-values
+#           read of one series and of the 30-day hourly aggregates read. Targets 5 and 6.
+#   all     the three, in that order.
+#
+#   scripts/bench.sh                                   # 1 ingest run of 10 s (~1 min)
+#   scripts/bench.sh --runs 3 --secs 10                # medians of 3 runs and the spread
+#   scripts/bench.sh --scenario fleet --runs 3         # ~2.5 min per run
+#   scripts/bench.sh --scenario all --runs 3
+#   scripts/bench.sh --bin-dir /tmp/old-build        # binaries copied from another build (A/B)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,15 +29,32 @@ runs=1
 secs=10
 cps=200
 spm=10
+scenario=ingest
+fleet_size=19000
+fleet_secs=60
+read_secs=20
+build=1
+bin_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --secs) secs="$2"; shift 2 ;;
     --charge-points) cps="$2"; shift 2 ;;
     --samples-per-message) spm="$2"; shift 2 ;;
-    *) echo "usage: $0 [--runs N] [--secs S] [--charge-points N] [--samples-per-message N]" >&2; exit 2 ;;
+    --scenario) scenario="$2"; shift 2 ;;
+    --fleet-size) fleet_size="$2"; shift 2 ;;
+    --fleet-secs) fleet_secs="$2"; shift 2 ;;
+    --read-secs) read_secs="$2"; shift 2 ;;
+    --no-build) build=0; shift ;;
+    --bin-dir) bin_dir="$2"; build=0; shift 2 ;;
+    *) echo "usage: $0 [--scenario ingest|fleet|reads|all] [--runs N] [--secs S] [--charge-points N]" \
+         "[--samples-per-message N] [--fleet-size N] [--fleet-secs S] [--read-secs S] [--no-build] [--bin-dir DIR]" >&2; exit 2 ;;
   esac
 done
+case "$scenario" in
+  ingest|fleet|reads|all) ;;
+  *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+esac
 
 work="$(mktemp -d /tmp/ocpp-meter-bench.XXXXXX)"
 pids=()
@@ -32,8 +64,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "building release binaries" >&2
-cargo build --release --bins -q
+if [ "$build" = 1 ]; then
+  echo "building release binaries" >&2
+  cargo build --release --bins -q
+fi
+bin="${bin_dir:-${CARGO_TARGET_DIR:-target}/release}"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -48,105 +84,269 @@ redis_mem() { rcli info memory | tr -d '\r' | awk -F: '$1 == "used_memory" {prin
 cpu_secs() {
   awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
 }
+status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 metric() { curl -fsS --max-time 5 "$http/metrics" | awk -v m="$1" '$1 ~ "(^|_)"m"(_total)?$" {print $2}' | head -n1; }
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
-run_meter() {
+# Starts redis-server and ocpp-meter (extra environment in "$@"); sets redis_pid, server_pid,
+# ws_port, http, calls0, mem0.
+start_meter() {
   rm -f "$work/redis.sock"
   redis-server --port 0 --unixsocket "$work/redis.sock" --unixsocketperm 700 --save "" \
     --appendonly no --dir "$work" --logfile "$work/redis.log" &
-  local redis_pid=$!
+  redis_pid=$!
   pids+=("$redis_pid")
   for _ in $(seq 1 100); do rcli ping >/dev/null 2>&1 && break; sleep 0.1; done
-  local ws_port http_port
   ws_port="$(free_port)"
+  local http_port
   http_port="$(free_port)"
   http="http://127.0.0.1:$http_port"
   # Loopback binds: no admin token is generated. The boot metering calls are left on (the
   # generator answers them NotSupported once per charge point).
-  RUST_LOG=warn target/release/ocpp-meter --config config.toml \
+  env RUST_LOG=warn "$@" "$bin/ocpp-meter" --config config.toml \
     --ws-addr "127.0.0.1:$ws_port" --http-addr "127.0.0.1:$http_port" \
     --redis-url "redis+unix://$work/redis.sock" >"$work/server.log" 2>&1 &
-  local server_pid=$!
+  server_pid=$!
   pids+=("$server_pid")
   for _ in $(seq 1 300); do curl -fsS --max-time 1 "$http/health" >/dev/null 2>&1 && break; sleep 0.1; done
   rcli config resetstat >/dev/null
-  local calls0 mem0
   calls0="$(redis_calls)"
   mem0="$(redis_mem)"
-  target/release/ocpp-loadgen --url "ws://127.0.0.1:$ws_port/ocpp/" --charge-points "$cps" \
-    --samples-per-message "$spm" --duration-secs "$secs" >"$work/meter.json" 2>"$work/loadgen.log"
-  # Wait for the buffers to reach Redis (at most buffer.max_age_secs + margin).
-  local ingested stored
-  for _ in $(seq 1 40); do
+}
+
+# Waits until the writer stored everything ingested (at most 45 s), reads CPU and peak RSS,
+# stops the server (SIGTERM drain) and Redis; sets ingested, stored, calls, mem, cpu, hwm.
+stop_meter() {
+  for _ in $(seq 1 45); do
     ingested="$(metric samples_ingested)"
     stored="$(metric samples_stored)"
     [ -n "$stored" ] && [ "$stored" = "$ingested" ] && break
     sleep 1
   done
-  local cpu hwm
   cpu="$(cpu_secs "$server_pid")"
-  hwm="$(awk '/^VmHWM/ {print $2}' "/proc/$server_pid/status")"
+  hwm="$(status_kib "$server_pid" VmHWM)"
   kill -TERM "$server_pid"
   wait "$server_pid" || echo "server exit status $?" >&2
-  local calls1 mem1
-  calls1="$(redis_calls)"
-  mem1="$(redis_mem)"
+  # After the drain: what the shutdown wrote counts as stored too.
+  calls=$(($(redis_calls) - calls0))
+  mem=$(($(redis_mem) - mem0))
   kill -TERM "$redis_pid"
   wait "$redis_pid" 2>/dev/null || true
-  echo "$(cat "$work/meter.json") $ingested $stored $((calls1 - calls0)) $((mem1 - mem0)) $cpu $hwm"
-}
-
-run_null() {
-  local port
-  port="$(free_port)"
-  target/release/ocpp-null-server --listen "127.0.0.1:$port" 2>/dev/null &
-  local pid=$!
-  pids+=("$pid")
-  sleep 0.3
-  target/release/ocpp-loadgen --url "ws://127.0.0.1:$port/ocpp/" --charge-points "$cps" \
-    --samples-per-message "$spm" --duration-secs "$secs" 2>/dev/null
-  kill -TERM "$pid"
-  wait "$pid" 2>/dev/null || true
 }
 
 results="$work/results"
 : >"$results"
+# One JSON object per run: {"scenario":..., metric: value, ...}.
+emit() { python3 -c 'import json,sys; print(json.dumps(dict(zip(sys.argv[1::2], sys.argv[2::2]))))' "$@" >>"$results"; }
+
+run_ingest() {
+  local load
+  load="$(loadavg)"
+  start_meter
+  "$bin/ocpp-loadgen" --url "ws://127.0.0.1:$ws_port/ocpp/" --charge-points "$cps" \
+    --samples-per-message "$spm" --duration-secs "$secs" >"$work/meter.json" 2>"$work/loadgen.log"
+  stop_meter
+  local port null_pid
+  port="$(free_port)"
+  "$bin/ocpp-null-server" --listen "127.0.0.1:$port" 2>/dev/null &
+  null_pid=$!
+  pids+=("$null_pid")
+  sleep 0.3
+  "$bin/ocpp-loadgen" --url "ws://127.0.0.1:$port/ocpp/" --charge-points "$cps" \
+    --samples-per-message "$spm" --duration-secs "$secs" >"$work/null.json" 2>/dev/null
+  kill -TERM "$null_pid"
+  wait "$null_pid" 2>/dev/null || true
+  emit scenario ingest meter "$(cat "$work/meter.json")" null "$(cat "$work/null.json")" \
+    ingested "$ingested" stored "$stored" calls "$calls" mem "$mem" cpu "$cpu" hwm "$hwm" load "$load"
+}
+
+# The fleet generator in the background; its JSON line goes to $1. Warm-up: the connect phase
+# (fleet_size / 2000 per second) plus one interval, so p99 is the steady state.
+start_fleet() {
+  local warmup=$((fleet_size / 2000 + 12))
+  "$bin/ocpp-loadgen" --url "ws://127.0.0.1:$ws_port/ocpp/" --charge-points "$fleet_size" \
+    --samples-per-message "$spm" --interval-ms 10000 --connect-rate 2000 --source-addrs 2 \
+    --id-prefix FL --warmup-secs "$warmup" --duration-secs "$2" --idle-secs "$3" \
+    --reply-timeout-secs 60 >"$1" 2>"$work/fleet.log" &
+  fleet_pid=$!
+  pids+=("$fleet_pid")
+}
+
+run_fleet() {
+  local load idle_secs=40 rss0 rss_idle
+  load="$(loadavg)"
+  start_meter
+  rss0="$(status_kib "$server_pid" VmRSS)"
+  start_fleet "$work/fleet.json" "$fleet_secs" "$idle_secs"
+  # Idle: no MeterValues for 35 s, so every buffer (max_age_secs = 30) has flushed.
+  sleep $((fleet_secs + 35))
+  rss_idle="$(status_kib "$server_pid" VmRSS)"
+  local connected_now
+  connected_now="$(curl -fsS --max-time 5 "$http/metrics" | awk '$1 ~ /connected_charge_points$/ {print $2}' | head -n1)"
+  wait "$fleet_pid" || true
+  # Why charge points failed, most frequent first (the generator logs one line each).
+  sed -E 's/^[A-Z]+[0-9]+: //' "$work/fleet.log" | sort | uniq -c | sort -rn | head -3 >&2 || true
+  stop_meter
+  emit scenario fleet meter "$(cat "$work/fleet.json")" ingested "$ingested" stored "$stored" \
+    calls "$calls" mem "$mem" cpu "$cpu" hwm "$hwm" rss0 "$rss0" rss_idle "$rss_idle" \
+    connected_now "${connected_now:-0}" load "$load"
+}
+
+run_reads() {
+  local load t0 from24 to24 from30 to30
+  load="$(loadavg)"
+  # Raw samples older than retention.raw_days would expire at once; keep the 30-day seed.
+  start_meter OCPP_METER_RETENTION_RAW_DAYS=31
+  t0="$(date -u +%s)"
+  # Seeding through the real ingest path: backfilled MeterValues, one message at a time.
+  "$bin/ocpp-loadgen" --url "ws://127.0.0.1:$ws_port/ocpp/" --charge-points 1 --id-prefix RD \
+    --samples-per-message "$spm" --backfill-secs-ago 86400 --backfill-step-ms 10000 \
+    --messages 8640 --duration-secs 300 >"$work/seed24.json" 2>>"$work/seed.log" &
+  local seed1=$!
+  "$bin/ocpp-loadgen" --url "ws://127.0.0.1:$ws_port/ocpp/" --charge-points 1 --id-prefix AG \
+    --samples-per-message "$spm" --backfill-secs-ago $((30 * 86400 - 3600)) \
+    --backfill-step-ms 600000 --duration-secs 300 >"$work/seed30.json" 2>>"$work/seed.log" &
+  local seed2=$!
+  wait "$seed1" "$seed2"
+  from24="$(date -u -d "@$((t0 - 86400 - 60))" +%Y-%m-%dT%H:%M:%SZ)"
+  to24="$(date -u -d "@$((t0 + 600))" +%Y-%m-%dT%H:%M:%SZ)"
+  from30="$(date -u -d "@$((t0 - 30 * 86400))" +%Y-%m-%dT%H:%M:%SZ)"
+  to30="$(date -u -d "@$((t0 + 3600))" +%Y-%m-%dT%H:%M:%SZ)"
+  # The fleet runs while the reads are measured: connect + warm-up, then read_secs of reads.
+  local warm=$((fleet_size / 2000 + 12))
+  start_fleet "$work/fleet.json" $((warm + read_secs + 5)) 0
+  sleep "$warm"
+  "$bin/ocpp-readgen" --duration-secs "$read_secs" --pause-ms 50 \
+    --url "$http/api/v1/charge-points/RD000001/meter-values?measurand=Voltage&phase=L1-N&from=$from24&to=$to24&limit=10000" \
+    --url "$http/api/v1/charge-points/AG000001/aggregates?period=hour&from=$from30&to=$to30" \
+    >"$work/reads.json" 2>"$work/readgen.log"
+  # How many samples the 24 h read returns and how many hourly buckets the 30-day one does.
+  local n24 n30
+  n24="$(curl -fsS "$http/api/v1/charge-points/RD000001/meter-values?measurand=Voltage&phase=L1-N&from=$from24&to=$to24&limit=10000" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["samples"]))')"
+  n30="$(curl -fsS "$http/api/v1/charge-points/AG000001/aggregates?period=hour&from=$from30&to=$to30" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["buckets"]))')"
+  wait "$fleet_pid" || true
+  stop_meter
+  emit scenario reads reads "$(cat "$work/reads.json")" fleet "$(cat "$work/fleet.json")" \
+    seed24 "$(cat "$work/seed24.json")" seed30 "$(cat "$work/seed30.json")" \
+    n24 "$n24" n30 "$n30" ingested "$ingested" stored "$stored" calls "$calls" cpu "$cpu" \
+    hwm "$hwm" load "$load"
+}
+
 for run in $(seq 1 "$runs"); do
-  echo "run $run/$runs: ocpp-meter" >&2
-  meter="$(run_meter)"
-  echo "run $run/$runs: ocpp-null-server" >&2
-  null="$(run_null)"
-  echo "$meter $null" >>"$results"
+  for s in ingest fleet reads; do
+    if [ "$scenario" = "$s" ] || [ "$scenario" = all ]; then
+      echo "run $run/$runs: $s (load average $(loadavg))" >&2
+      "run_$s"
+    fi
+  done
 done
 
-python3 - "$results" <<'EOF'
+python3 - "$results" "$fleet_size" <<'EOF'
 import json, statistics, sys
-rows = []
-for line in open(sys.argv[1]):
-    # meter JSON, 6 numbers, null JSON (JSON lines have no spaces).
-    parts = line.split()
-    m, null = json.loads(parts[0]), json.loads(parts[7])
-    ingested, stored, calls, mem, cpu, hwm = (float(x or 0) for x in parts[1:7])
-    rows.append({
+runs = [json.loads(line) for line in open(sys.argv[1])]
+fleet_size = int(sys.argv[2])
+num = lambda v: float(v or 0)
+
+def ingest(r):
+    m, null = json.loads(r["meter"]), json.loads(r["null"])
+    stored = num(r["stored"])
+    return {
         "samples/s acked": m["samples_per_sec"],
         "p99 ack ms": m["latency_ms"]["p99"],
         "null samples/s": null["samples_per_sec"],
         "ratio to null %": 100 * m["samples_per_sec"] / max(null["samples_per_sec"], 1),
-        "redis cmds/sample": calls / max(stored, 1),
-        "redis bytes/sample": mem / max(stored, 1),
+        "redis cmds/sample": num(r["calls"]) / max(stored, 1),
+        "redis bytes/sample": num(r["mem"]) / max(stored, 1),
         "acked": m["samples_acked"],
         "stored": stored,
         "lost": m["samples_acked"] - stored,
         "failures": m["failures"] + null["failures"],
-        "server cpu s": cpu,
-        "server peak RSS MiB": hwm / 1024,
-    })
-keys = list(rows[0])
-print("| metric | " + " | ".join(f"run {i+1}" for i in range(len(rows))) + " | median | spread |")
-print("| --- |" + " --- |" * (len(rows) + 2))
-for k in keys:
-    vals = [r[k] for r in rows]
-    fmt = lambda v: f"{v:,.3f}" if abs(v) < 10 else (f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}")
-    print(f"| {k} | " + " | ".join(fmt(v) for v in vals)
-          + f" | {fmt(statistics.median(vals))} | {fmt(max(vals) - min(vals))} |")
+        "server cpu s": num(r["cpu"]),
+        "server CPU us/sample": 1e6 * num(r["cpu"]) / max(stored, 1),
+        "server peak RSS MiB": num(r["hwm"]) / 1024,
+        "load average": num(r["load"]),
+    }
+
+def fleet(r):
+    m = json.loads(r["meter"])
+    stored = num(r["stored"])
+    connected = max(m["connected"], 1)
+    return {
+        "connected": m["connected"],
+        "failures": m["failures"],
+        "MeterValues/s": m["messages_per_sec"],
+        "p50 ack ms": m["latency_ms"]["p50"],
+        "p99 ack ms": m["latency_ms"]["p99"],
+        "max ack ms": m["latency_ms"]["max"],
+        "idle RSS KiB per CP": num(r["rss_idle"]) / connected,
+        "idle RSS over baseline KiB per CP": (num(r["rss_idle"]) - num(r["rss0"])) / connected,
+        "connected while idle": num(r["connected_now"]),
+        "redis cmds/sample": num(r["calls"]) / max(stored, 1),
+        "acked": m["samples_acked"],
+        "stored": stored,
+        "lost": m["samples_acked"] - stored,
+        "server cpu s": num(r["cpu"]),
+        "server peak RSS MiB": num(r["hwm"]) / 1024,
+        "load average": num(r["load"]),
+    }
+
+def reads(r):
+    rd = json.loads(r["reads"])["reads"]
+    fl = json.loads(r["fleet"])
+    s24, s30 = json.loads(r["seed24"]), json.loads(r["seed30"])
+    acked = fl["samples_acked"] + s24["samples_acked"] + s30["samples_acked"]
+    stored = num(r["stored"])
+    return {
+        "24 h read p50 ms": rd[0]["latency_ms"]["p50"],
+        "24 h read p99 ms": rd[0]["latency_ms"]["p99"],
+        "24 h read count": rd[0]["count"],
+        "24 h samples returned": num(r["n24"]),
+        "30 d hourly read p50 ms": rd[1]["latency_ms"]["p50"],
+        "30 d hourly read p99 ms": rd[1]["latency_ms"]["p99"],
+        "30 d hourly read count": rd[1]["count"],
+        "30 d buckets returned": num(r["n30"]),
+        "read errors": rd[0]["errors"] + rd[1]["errors"],
+        "fleet connected": fl["connected"],
+        "fleet p99 ack ms": fl["latency_ms"]["p99"],
+        "acked": acked,
+        "stored": stored,
+        "lost": acked - stored,
+        "server cpu s": num(r["cpu"]),
+        "load average": num(r["load"]),
+    }
+
+fmt = lambda v: f"{v:,.3f}" if abs(v) < 10 else (f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}")
+medians = {}
+for name, f in (("ingest", ingest), ("fleet", fleet), ("reads", reads)):
+    rows = [f(r) for r in runs if r["scenario"] == name]
+    if not rows:
+        continue
+    print(f"\n### {name}\n")
+    print("| metric | " + " | ".join(f"run {i+1}" for i in range(len(rows))) + " | median | spread |")
+    print("| --- |" + " --- |" * (len(rows) + 2))
+    for k in rows[0]:
+        vals = [row[k] for row in rows]
+        medians[(name, k)] = statistics.median(vals)
+        print(f"| {k} | " + " | ".join(fmt(v) for v in vals)
+              + f" | {fmt(statistics.median(vals))} | {fmt(max(vals) - min(vals))} |")
+
+def target(n, text, key, ok):
+    if key not in medians:
+        return f"| {n} | {text} | not run | |"
+    v = medians[key]
+    return f"| {n} | {text} | {fmt(v)} | {'met' if ok(v) else 'NOT met'} |"
+
+print("\n### targets (medians)\n")
+print("| # | target | measured | verdict |")
+print("| --- | --- | --- | --- |")
+print(target("1a", ">= 280,000 samples/s acked and stored", ("ingest", "samples/s acked"), lambda v: v >= 280000))
+print(target("1b", ">= 60 % of the do-nothing server", ("ingest", "ratio to null %"), lambda v: v >= 60))
+print(target("2", "<= 0.02 Redis commands per stored sample (ingest)", ("ingest", "redis cmds/sample"), lambda v: v <= 0.02))
+print(target("3", "<= 8 B Redis memory per stored sample", ("ingest", "redis bytes/sample"), lambda v: v <= 8))
+print(target("4a", f"fleet ({fleet_size:,} CPs, 10 s) ack p99 <= 10 ms", ("fleet", "p99 ack ms"), lambda v: v <= 10))
+print(target("4b", "<= 16 KiB server RSS per idle CP", ("fleet", "idle RSS KiB per CP"), lambda v: v <= 16))
+print(target("5a", "24 h of one series (8,640) p99 <= 10 ms, fleet running", ("reads", "24 h read p99 ms"), lambda v: v <= 10))
+print(target("5b", "30 days hourly roll-ups p99 <= 10 ms, fleet running", ("reads", "30 d hourly read p99 ms"), lambda v: v <= 10))
+for s in ("ingest", "fleet", "reads"):
+    print(target("6", f"acked == stored ({s}; lost)", (s, "lost"), lambda v: v == 0))
 EOF

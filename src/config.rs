@@ -140,6 +140,10 @@ pub struct BufferConfig {
     pub max_pending_samples: usize,
     /// Recent readings remembered per station to drop retried duplicates.
     pub dedupe_window_samples: usize,
+    /// Longest a charge point's latest-values hash lags its raw chunks: the hash is written
+    /// coalesced at most this often (and at session end and shutdown) rather than with every
+    /// flush, which halves the Redis commands of a busy charge point.
+    pub latest_interval_secs: u64,
 }
 
 impl Default for BufferConfig {
@@ -149,6 +153,7 @@ impl Default for BufferConfig {
             max_age_secs: 30,
             max_pending_samples: 5_000_000,
             dedupe_window_samples: 4096,
+            latest_interval_secs: 10,
         }
     }
 }
@@ -550,6 +555,10 @@ impl Config {
                 reason: "must be at least buffer.max_samples".into(),
             });
         }
+        positive(
+            "buffer.latest_interval_secs",
+            self.buffer.latest_interval_secs,
+        )?;
         positive("retention.raw_days", self.retention.raw_days)?;
         positive(
             "ocpp.heartbeat_interval_secs",

@@ -141,6 +141,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         retry_initial: Duration::from_millis(config.redis.retry_initial_ms),
         retry_max: Duration::from_millis(config.redis.retry_max_ms),
         max_samples_per_pipeline: config.buffer.max_samples.max(1000) * 10,
+        latest_interval: Duration::from_secs(config.buffer.latest_interval_secs),
     };
     let writer = {
         let pool = pool.clone();

@@ -147,10 +147,38 @@ async fn ready_status(server: &RunningServer) -> u16 {
     get(server, "/ready").await.0
 }
 
+/// The newest value per series as the API's latest endpoint returns it: measurand/phase -> value.
+async fn latest_values(server: &RunningServer, cp: &str) -> HashMap<String, Value> {
+    let (code, body) = get(
+        server,
+        &format!("/api/v1/charge-points/{cp}/meter-values/latest"),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    body["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .map(|s| {
+            (
+                format!("{}/{}", s["measurand"], s["phase"]),
+                s["value"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Contract of a flush since the latest-values hash is coalesced: a full buffer is ONE pipeline
+/// of `APPEND` + `EXPIREAT` (new chunk) and nothing else; the latest values are readable at once
+/// through the API (the writer holds them), reach Redis in one `HSET` at shutdown, and read the
+/// same from a fresh server afterwards (a restart).
 #[actix_web::test]
 async fn a_full_buffer_is_written_as_one_pipeline_with_one_append() {
     let redis = RedisServer::start();
-    let server = start_server(config_without_age_flush(&redis)).await;
+    let mut config = config_without_age_flush(&redis);
+    // Long enough that only shutdown writes the latest-values hash in this test.
+    config.buffer.latest_interval_secs = 600;
+    let server = start_server(config).await;
     let mut cp = ChargePoint::connect(&server, "CP-FLUSH").await;
     cp.boot().await;
     cp.call(
@@ -203,8 +231,8 @@ async fn a_full_buffer_is_written_as_one_pipeline_with_one_append() {
     );
     assert_eq!(
         delta(&calls_after, &calls_before, "hset"),
-        1,
-        "one latest-hash update"
+        0,
+        "the latest-values hash is not written per flush"
     );
     let all_commands = |calls: &HashMap<String, u64>| -> u64 {
         calls
@@ -215,15 +243,126 @@ async fn a_full_buffer_is_written_as_one_pipeline_with_one_append() {
     };
     assert_eq!(
         all_commands(&calls_after) - all_commands(&calls_before),
-        3,
-        "APPEND + EXPIREAT + HSET and nothing else (no per-flush connection check): {calls_after:?}"
+        2,
+        "APPEND + EXPIREAT and nothing else (no per-flush connection check): {calls_after:?}"
     );
+    assert_eq!(server.writer_stats.latest_pending.load(Ordering::SeqCst), 1);
 
     let samples = read_samples(&server, "CP-FLUSH", &at(base, -1), &at(base, 100), 10000).await;
     assert_eq!(samples.len(), 100);
     assert_each_once(&samples);
+
+    // Read-your-writes: the newest readings (step 9) although the hash does not hold them yet.
+    let expected = ten_values(9);
+    let newest = latest_values(&server, "CP-FLUSH").await;
+    assert_eq!(newest.len(), 10, "{newest:?}");
+    assert_eq!(
+        newest["\"Energy.Active.Import.Register\"/null"],
+        json!(expected[0]["value"]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap())
+    );
+    assert_eq!(redis.cli(&["HLEN", "ocpp:{CP-FLUSH}:latest"]).trim(), "0");
+
+    // A session end makes the hash due at once, without waiting for the interval.
+    let latest_writes_before = server.writer_stats.latest_writes.load(Ordering::SeqCst);
     drop(cp);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            redis.cli(&["HLEN", "ocpp:{CP-FLUSH}:latest"]).trim() == "10"
+                && server.writer_stats.latest_pending.load(Ordering::SeqCst) == 0
+        })
+        .await,
+        "the latest values were not written at session end"
+    );
+    assert_eq!(
+        server.writer_stats.latest_writes.load(Ordering::SeqCst) - latest_writes_before,
+        1,
+        "one HSET of the latest values"
+    );
     server.shutdown().await;
+
+    // A fresh server (a restart) reads the same latest values from Redis alone.
+    let reader = start_server(test_config(&redis)).await;
+    assert_eq!(latest_values(&reader, "CP-FLUSH").await, newest);
+    reader.shutdown().await;
+}
+
+/// The coalesced latest-values write: a busy charge point's many flushes cost one `HSET` per
+/// `buffer.latest_interval_secs`, and shutdown writes what is still waiting.
+#[actix_web::test]
+async fn the_latest_values_are_written_coalesced_and_on_shutdown() {
+    let redis = RedisServer::start();
+    let mut config = config_without_age_flush(&redis);
+    config.buffer.latest_interval_secs = 1;
+    let server = start_server(config).await;
+    let mut cp = ChargePoint::connect(&server, "CP-COALESCE").await;
+    cp.boot().await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            writer_idle(&server, &redis)
+        })
+        .await
+    );
+    let calls_before = redis.command_calls();
+    let latest_writes_before = server.writer_stats.latest_writes.load(Ordering::SeqCst);
+    let base = previous_hour() + chrono::Duration::minutes(20);
+    // Five full buffers (five flushes) in well under the interval.
+    send_readings(&mut cp, base, 0, 50).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            redis.cli(&["HLEN", "ocpp:{CP-COALESCE}:latest"]).trim() == "10"
+                && server.writer_stats.latest_pending.load(Ordering::SeqCst) == 0
+                && writer_idle(&server, &redis)
+        })
+        .await,
+        "the latest values were not written within the interval"
+    );
+    let calls = redis.command_calls();
+    assert_eq!(delta(&calls, &calls_before, "append"), 5, "{calls:?}");
+    // Counted by the writer: the roll-up script's HSETs share Redis's command statistics.
+    let hsets = server.writer_stats.latest_writes.load(Ordering::SeqCst) - latest_writes_before;
+    assert!(
+        (1..=3).contains(&hsets),
+        "five flushes within about a second cost one to three latest-values HSETs, not five: {hsets}"
+    );
+    let stored = redis.cli(&[
+        "HGET",
+        "ocpp:{CP-COALESCE}:latest",
+        "1:Energy.Active.Import.Register:-:Outlet",
+    ]);
+    assert!(!stored.trim().is_empty());
+    let expected_energy = ten_values(49)[0]["value"]
+        .as_str()
+        .unwrap()
+        .parse::<f64>()
+        .unwrap();
+    let before_shutdown = latest_values(&server, "CP-COALESCE").await;
+    assert_eq!(
+        before_shutdown["\"Energy.Active.Import.Register\"/null"],
+        json!(expected_energy)
+    );
+
+    // More readings, then shutdown while their hash write is still coalescing.
+    send_readings(&mut cp, base, 500, 10).await;
+    let report = server.shutdown().await;
+    assert!(report.drained);
+    let reader = start_server(test_config(&redis)).await;
+    let after = latest_values(&reader, "CP-COALESCE").await;
+    let expected_energy = ten_values(9)[0]["value"]
+        .as_str()
+        .unwrap()
+        .parse::<f64>()
+        .unwrap();
+    assert_eq!(
+        after["\"Energy.Active.Import.Register\"/null"],
+        json!(expected_energy),
+        "the newest reading (offset 500 s, step 9) is in the hash after shutdown: {after:?}"
+    );
+    reader.shutdown().await;
+    drop(cp);
 }
 
 #[actix_web::test]

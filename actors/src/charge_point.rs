@@ -27,6 +27,7 @@ use crate::stats::{ChargePointStats, LiveStats, PERSIST_INTERVAL};
 use crate::stream::{SampleBatch, SampleStream, SessionEvent, SessionNotice};
 use crate::txn_ids::TransactionIds;
 use crate::writer::{StoreOp, WriteBatch};
+use crate::FastHashMap;
 
 /// Identity a charge point reports when it boots; shown by the admin API.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -395,7 +396,7 @@ pub struct ChargePointActor {
     /// Open transactions by id.
     open_transactions: HashMap<i32, OpenTransaction>,
     /// Newest sample per series.
-    latest: HashMap<SeriesKey, Sample>,
+    latest: FastHashMap<SeriesKey, Sample>,
     /// Recently seen readings, to drop a retried MeterValues before anyone sees it twice.
     recent: RecentSamples,
     /// Last message of any kind.
@@ -430,7 +431,7 @@ impl ChargePointActor {
             boot: None,
             connectors: BTreeMap::new(),
             open_transactions: HashMap::new(),
-            latest: HashMap::new(),
+            latest: FastHashMap::default(),
             recent,
             last_seen: now,
             connected_since: now,

@@ -1,9 +1,10 @@
 //! Recognises readings a charge point sends twice (a MeterValues retried after a lost reply), so
 //! that storage, roll-ups and alert rules see each reading once.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use crate::sample::{Sample, SampleIdentity};
+use crate::FastHashSet;
 
 /// The identities of the last `window` readings of one station.
 #[derive(Debug, Default)]
@@ -11,7 +12,7 @@ pub struct RecentSamples {
     /// How many identities are remembered; 0 disables de-duplication.
     window: usize,
     /// Membership test.
-    seen: HashSet<SampleIdentity>,
+    seen: FastHashSet<SampleIdentity>,
     /// Insertion order, to forget the oldest first.
     order: VecDeque<SampleIdentity>,
 }
@@ -21,8 +22,11 @@ impl RecentSamples {
     pub fn new(window: usize) -> Self {
         RecentSamples {
             window,
-            seen: HashSet::with_capacity(window.min(4096)),
-            order: VecDeque::with_capacity(window.min(4096)),
+            // Grown on demand rather than reserved up front: a reserved 4096-entry set is about
+            // 200 KB per charge point and its pages are touched by the first few inserts (hashing
+            // spreads them), which made an idle fleet cost ~170 KiB per connection (issue 5).
+            seen: FastHashSet::default(),
+            order: VecDeque::new(),
         }
     }
 

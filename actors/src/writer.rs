@@ -3,6 +3,16 @@
 //! keeps what it has not written (bounded) so that an outage delays writes instead of losing them.
 //!
 //! It never makes a charge point wait: `WriteBatch` returns as soon as the batch is queued.
+//!
+//! The "latest sample per series" hash of a charge point is written coalesced, not with every
+//! flush: once a batch is confirmed in the raw chunks, its newest sample per series waits here
+//! (`latest_unwritten`) and one `HSET` per charge point carries everything that accumulated, at
+//! most every `latest_interval` (and at once when the session ends and on shutdown). A busy
+//! charge point flushing every fraction of a second thus costs one `APPEND` per flush plus one
+//! `HSET` per interval instead of two commands per flush. Readers merge what waits here
+//! ([`UnwrittenLatest`]), so the API stays read-your-writes; only a crash (SIGKILL, power loss)
+//! can leave the hash behind the raw chunks, by at most the last interval's newest values (the
+//! raw samples themselves are in Redis), until each series reports again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +29,7 @@ use crate::charge_point::{BootInfo, StatusReport};
 use crate::id::ChargePointId;
 use crate::sample::Sample;
 use crate::store::{chunk, keys};
+use crate::FastHashMap;
 
 /// Writer tuning, from `[buffer]`, `[redis]` and `[retention]` in config.toml.
 #[derive(Debug, Clone)]
@@ -33,6 +44,9 @@ pub struct WriterSettings {
     pub retry_max: Duration,
     /// Most samples one pipeline carries; more are written by the next pipeline at once.
     pub max_samples_per_pipeline: usize,
+    /// Longest the latest-values hash of a charge point lags its raw chunks
+    /// (`buffer.latest_interval_secs`); zero writes it with every flush.
+    pub latest_interval: Duration,
 }
 
 /// A change to a charge point's or transaction's record; rare next to samples, but it must reach
@@ -110,6 +124,36 @@ pub struct Drain;
 #[rtype(result = "Vec<Sample>")]
 pub struct PendingSamples(pub ChargePointId);
 
+/// Ask for the newest not-yet-in-Redis sample per series of one charge point: samples still
+/// queued and values already in the raw chunks whose latest-hash `HSET` is still coalescing.
+/// The latest-values reads merge this with the hash so that they stay read-your-writes.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Sample>")]
+pub struct UnwrittenLatest(pub ChargePointId);
+
+/// Newest sample per series of one charge point that is in the raw chunks but not yet in its
+/// latest-values hash.
+#[derive(Debug)]
+struct LatestBacklog {
+    /// Latest-hash field ([`keys::latest_field`]) -> newest sample of that series.
+    fields: HashMap<String, Sample>,
+    /// When the oldest of these became waiting: the `HSET` is due `latest_interval` later.
+    since: Instant,
+    /// The session ended (or a retry is owed): write at the next opportunity.
+    due_now: bool,
+}
+
+/// Keeps the newer of two samples of one series; on equal timestamps the later arrival wins,
+/// as a flush always did.
+fn keep_newest(fields: &mut HashMap<String, Sample>, field: String, sample: Sample) {
+    match fields.get(&field) {
+        Some(seen) if seen.timestamp > sample.timestamp => {}
+        _ => {
+            fields.insert(field, sample);
+        }
+    }
+}
+
 /// Counters shared with `/ready` and `/metrics`; atomics so readers never wait on the actor.
 #[derive(Debug)]
 pub struct WriterStats {
@@ -132,6 +176,12 @@ pub struct WriterStats {
     pub commands_sent: AtomicU64,
     /// Microseconds spent in successful pipelines, for a mean latency.
     pub pipeline_micros: AtomicU64,
+    /// Charge points whose latest-values hash is behind their raw chunks (coalescing, or the
+    /// `HSET` in flight); zero after a drain.
+    pub latest_pending: AtomicU64,
+    /// Latest-values `HSET`s confirmed written, one per charge point and coalesced write; with
+    /// `pipelines_ok` it shows how much the coalescing saves.
+    pub latest_writes: AtomicU64,
     /// Samples per batch handed over by a buffer flush (batches with samples only), so an
     /// operator sees whether flushes are size- or age-triggered. The metrics crate's histogram
     /// (plain data behind a short lock, no exposition code here) rather than a home-made one.
@@ -148,6 +198,8 @@ impl Default for WriterStats {
             samples_dropped: AtomicU64::default(),
             samples_pending: AtomicU64::default(),
             batches_pending: AtomicU64::default(),
+            latest_pending: AtomicU64::default(),
+            latest_writes: AtomicU64::default(),
             pipelines_ok: AtomicU64::default(),
             pipelines_failed: AtomicU64::default(),
             commands_sent: AtomicU64::default(),
@@ -169,8 +221,16 @@ pub struct RedisWriter {
     /// Batches not yet confirmed, oldest first; the in-flight ones stay here until confirmed so
     /// a failed pipeline simply retries them.
     queue: VecDeque<WriteBatch>,
-    /// How many batches at the front of `queue` the current pipeline carries (0: idle).
+    /// How many batches at the front of `queue` the current pipeline carries.
     in_flight: usize,
+    /// Whether a pipeline is running (it may carry only latest-hash writes, so `in_flight`
+    /// alone cannot tell).
+    writing: bool,
+    /// Per charge point, the newest sample per series already in the raw chunks but not yet in
+    /// the latest-values hash; see the module documentation.
+    latest_unwritten: FastHashMap<ChargePointId, LatestBacklog>,
+    /// The latest-hash writes the running pipeline carries, put back on failure.
+    latest_in_flight: Vec<(ChargePointId, HashMap<String, Sample>)>,
     /// Samples in `queue`, checked against `max_pending_samples`.
     pending_samples: usize,
     /// Current retry delay; reset after a success.
@@ -203,6 +263,9 @@ impl RedisWriter {
             settings,
             queue: VecDeque::new(),
             in_flight: 0,
+            writing: false,
+            latest_unwritten: FastHashMap::default(),
+            latest_in_flight: Vec::new(),
             pending_samples: 0,
             backoff,
             retry_armed: false,
@@ -237,22 +300,22 @@ impl RedisWriter {
                 self.settings.max_pending_samples
             );
         }
-        self.stats
-            .samples_pending
-            .store(self.pending_samples as u64, Ordering::Relaxed);
-        self.stats
-            .batches_pending
-            .store(self.queue.len() as u64, Ordering::Relaxed);
+        self.publish_pending();
     }
 
-    /// Starts one pipeline for the oldest queued batches unless one is running or a retry waits.
+    /// Starts one pipeline for the oldest queued batches and the latest-hash writes that are
+    /// due, unless one is running or a retry waits.
     fn write_next(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight > 0 || self.retry_armed {
+        if self.writing || self.retry_armed {
             return;
         }
-        if self.queue.is_empty() {
-            for waiter in self.drain_waiters.drain(..) {
-                let _ = waiter.send(true);
+        let draining = !self.drain_waiters.is_empty();
+        self.take_due_latest(draining);
+        if self.queue.is_empty() && self.latest_in_flight.is_empty() {
+            if self.latest_unwritten.is_empty() {
+                for waiter in self.drain_waiters.drain(..) {
+                    let _ = waiter.send(true);
+                }
             }
             return;
         }
@@ -265,8 +328,12 @@ impl RedisWriter {
             samples += batch.samples.len();
             count += 1;
         }
-        let (pipe, commands) = self.build_pipeline(count);
+        let (mut pipe, mut commands) = self.build_pipeline(count);
+        for (cp, fields) in &self.latest_in_flight {
+            commands += add_latest(&mut pipe, cp.as_str(), fields);
+        }
         self.in_flight = count;
+        self.writing = true;
         let pool = self.pool.clone();
         let held = self.conn.take();
         let started = Instant::now();
@@ -286,6 +353,72 @@ impl RedisWriter {
         }));
     }
 
+    /// Moves the latest-hash writes that are due (every one when `all`) to `latest_in_flight`.
+    fn take_due_latest(&mut self, all: bool) {
+        let interval = self.settings.latest_interval;
+        let due: Vec<ChargePointId> = self
+            .latest_unwritten
+            .iter()
+            .filter(|(_, backlog)| all || backlog.due_now || backlog.since.elapsed() >= interval)
+            .map(|(cp, _)| cp.clone())
+            .collect();
+        for cp in due {
+            if let Some(backlog) = self.latest_unwritten.remove(&cp) {
+                self.latest_in_flight.push((cp, backlog.fields));
+            }
+        }
+    }
+
+    /// Records the newest sample per series of a batch that is now in the raw chunks; a session
+    /// end makes the charge point's latest-hash write due at once.
+    fn note_written(&mut self, batch: WriteBatch) {
+        let ended = batch.ops.iter().any(|op| {
+            matches!(
+                op,
+                StoreOp::Presence {
+                    connected: false,
+                    ..
+                }
+            )
+        });
+        if batch.samples.is_empty() && !ended {
+            return;
+        }
+        if batch.samples.is_empty() {
+            if let Some(backlog) = self.latest_unwritten.get_mut(&batch.charge_point) {
+                backlog.due_now = true;
+            }
+            return;
+        }
+        let backlog = self
+            .latest_unwritten
+            .entry(batch.charge_point)
+            .or_insert_with(|| LatestBacklog {
+                fields: HashMap::new(),
+                since: Instant::now(),
+                due_now: false,
+            });
+        backlog.due_now |= ended;
+        for sample in batch.samples {
+            keep_newest(&mut backlog.fields, keys::latest_field(&sample), sample);
+        }
+    }
+
+    /// Publishes the size of what waits, for `/ready`, `/metrics` and the tests.
+    fn publish_pending(&self) {
+        let stats = &self.stats;
+        stats
+            .samples_pending
+            .store(self.pending_samples as u64, Ordering::Relaxed);
+        stats
+            .batches_pending
+            .store(self.queue.len() as u64, Ordering::Relaxed);
+        stats.latest_pending.store(
+            (self.latest_unwritten.len() + self.latest_in_flight.len()) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
     /// Encodes the first `count` batches into one pipeline; returns it with its command count.
     fn build_pipeline(&mut self, count: usize) -> (Pipeline, u64) {
         let batches: Vec<&WriteBatch> = self.queue.iter().take(count).collect();
@@ -302,12 +435,18 @@ impl RedisWriter {
         ctx: &mut Context<Self>,
     ) {
         let count = std::mem::take(&mut self.in_flight);
+        self.writing = false;
         match result {
             Ok(()) => {
+                self.stats
+                    .latest_writes
+                    .fetch_add(self.latest_in_flight.len() as u64, Ordering::Relaxed);
+                self.latest_in_flight.clear();
                 let mut written = 0;
                 for _ in 0..count {
                     if let Some(batch) = self.queue.pop_front() {
                         written += batch.samples.len();
+                        self.note_written(batch);
                     }
                 }
                 debug_assert!(written <= samples);
@@ -325,12 +464,7 @@ impl RedisWriter {
                     .pipeline_micros
                     .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
                 stats.pipeline_seconds.observe(took.as_secs_f64());
-                stats
-                    .samples_pending
-                    .store(self.pending_samples as u64, Ordering::Relaxed);
-                stats
-                    .batches_pending
-                    .store(self.queue.len() as u64, Ordering::Relaxed);
+                self.publish_pending();
                 self.backoff = self.settings.retry_initial;
                 self.write_next(ctx);
             }
@@ -346,6 +480,7 @@ impl RedisWriter {
                 }
                 // Chunk expiry may not have been set; forget what this pipeline claimed.
                 self.expiring_chunks.clear();
+                self.requeue_latest();
                 self.retry_armed = true;
                 let delay = self.backoff;
                 self.backoff = (self.backoff * 2).min(self.settings.retry_max);
@@ -358,10 +493,32 @@ impl RedisWriter {
     }
 }
 
+impl RedisWriter {
+    /// Puts the latest-hash writes of a failed (or abandoned) pipeline back, due at once,
+    /// keeping whichever sample per series is newer.
+    fn requeue_latest(&mut self) {
+        for (cp, fields) in std::mem::take(&mut self.latest_in_flight) {
+            let backlog = self
+                .latest_unwritten
+                .entry(cp)
+                .or_insert_with(|| LatestBacklog {
+                    fields: HashMap::new(),
+                    since: Instant::now(),
+                    due_now: true,
+                });
+            backlog.due_now = true;
+            for (field, sample) in fields {
+                keep_newest(&mut backlog.fields, field, sample);
+            }
+        }
+    }
+}
+
 /// Encodes batches into one pipeline and returns it with its command count: one `APPEND` per
 /// (charge point, hour) touched, an `EXPIREAT` for chunks not yet in `expiring_chunks` (which
-/// it updates), one `HSET` of the newest sample per series, and the record changes. Public so
-/// that the flush benchmark measures this very code; the writer is its only other caller.
+/// it updates), and the record changes. The latest-values `HSET` is not part of a flush: the
+/// writer adds it coalesced ([`add_latest`]). Public so that the flush benchmark measures this
+/// very code; the writer is its only other caller.
 pub fn build_pipeline(
     batches: &[&WriteBatch],
     raw_days: u32,
@@ -370,8 +527,7 @@ pub fn build_pipeline(
     let mut pipe = redis::pipe();
     let mut commands = 0u64;
     // Group samples per chunk key so one flush is one APPEND per (charge point, hour).
-    let mut chunks: HashMap<(String, i64), Vec<&Sample>> = HashMap::new();
-    let mut latest: HashMap<String, HashMap<String, &Sample>> = HashMap::new();
+    let mut chunks: FastHashMap<(String, i64), Vec<&Sample>> = FastHashMap::default();
     for batch in batches {
         let cp = batch.charge_point.as_str();
         for sample in &batch.samples {
@@ -380,14 +536,6 @@ pub fn build_pipeline(
                 .entry((keys::raw_chunk(cp, hour), hour))
                 .or_default()
                 .push(sample);
-            let newest = latest.entry(keys::latest(cp)).or_default();
-            let field = keys::latest_field(sample);
-            match newest.get(&field) {
-                Some(seen) if seen.timestamp > sample.timestamp => {}
-                _ => {
-                    newest.insert(field, sample);
-                }
-            }
         }
         for op in &batch.ops {
             commands += add_op(&mut pipe, cp, op);
@@ -410,16 +558,22 @@ pub fn build_pipeline(
             expiring_chunks.insert(key);
         }
     }
-    for (key, fields) in latest {
-        let mut cmd = redis::cmd("HSET");
-        cmd.arg(&key);
-        for (field, sample) in fields {
-            cmd.arg(field).arg(chunk::encode_sample_value(sample));
-        }
-        pipe.add_command(cmd).ignore();
-        commands += 1;
-    }
     (pipe, commands)
+}
+
+/// Appends one `HSET ocpp:{cp}:latest field value ...` with the given newest samples; returns
+/// the number of commands added (0 when there is nothing to write).
+pub fn add_latest(pipe: &mut Pipeline, cp: &str, fields: &HashMap<String, Sample>) -> u64 {
+    if fields.is_empty() {
+        return 0;
+    }
+    let mut cmd = redis::cmd("HSET");
+    cmd.arg(keys::latest(cp));
+    for (field, sample) in fields {
+        cmd.arg(field).arg(chunk::encode_sample_value(sample));
+    }
+    pipe.add_command(cmd).ignore();
+    1
 }
 
 /// Appends the commands of one record change; returns how many it added.
@@ -547,6 +701,15 @@ impl Actor for RedisWriter {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Writing may already be due after a supervisor restart.
         self.write_next(ctx);
+        // Coalesced latest-hash writes fall due by time alone; a tick a fraction of the interval
+        // keeps the lag close to it without a timer per charge point.
+        let tick = (self.settings.latest_interval / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(1));
+        ctx.run_interval(tick, |act, ctx| {
+            if !act.latest_unwritten.is_empty() {
+                act.write_next(ctx);
+            }
+        });
     }
 }
 
@@ -558,7 +721,9 @@ impl actix::Supervised for RedisWriter {
             self.pending_samples
         );
         self.in_flight = 0;
+        self.writing = false;
         self.retry_armed = false;
+        self.requeue_latest();
     }
 }
 
@@ -607,5 +772,39 @@ impl Handler<PendingSamples> for RedisWriter {
                 .flat_map(|batch| batch.samples.iter().cloned())
                 .collect(),
         )
+    }
+}
+
+impl Handler<UnwrittenLatest> for RedisWriter {
+    type Result = MessageResult<UnwrittenLatest>;
+
+    fn handle(
+        &mut self,
+        UnwrittenLatest(cp): UnwrittenLatest,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        let mut newest: HashMap<String, Sample> = HashMap::new();
+        let waiting = self
+            .latest_unwritten
+            .get(&cp)
+            .map(|backlog| &backlog.fields)
+            .into_iter()
+            .chain(
+                self.latest_in_flight
+                    .iter()
+                    .filter(|(id, _)| *id == cp)
+                    .map(|(_, fields)| fields),
+            );
+        for fields in waiting {
+            for (field, sample) in fields {
+                keep_newest(&mut newest, field.clone(), sample.clone());
+            }
+        }
+        for batch in self.queue.iter().filter(|batch| batch.charge_point == cp) {
+            for sample in &batch.samples {
+                keep_newest(&mut newest, keys::latest_field(sample), sample.clone());
+            }
+        }
+        MessageResult(newest.into_values().collect())
     }
 }

@@ -12,7 +12,7 @@ use actors::charge_point::{BufferedSamples, ChargePointState, Latest, Snapshot};
 use actors::id::ChargePointId;
 use actors::sample::{Measurand, Phase, Sample};
 use actors::store::reads;
-use actors::writer::PendingSamples;
+use actors::writer::{PendingSamples, UnwrittenLatest};
 
 /// Default and largest `limit` of a meter-values query.
 const DEFAULT_LIMIT: usize = 1000;
@@ -188,7 +188,15 @@ async fn latest(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = params::charge_point_id(&path)?;
-    let mut candidates = reads::latest_samples(&state.pool, id.as_str()).await?;
+    // The writer first, then Redis: a value the writer hands to Redis in between is seen in
+    // one of the two, never in neither. The writer holds what is queued and the newest values
+    // whose coalesced latest-hash write is still to come.
+    let mut candidates = state
+        .writer
+        .send(UnwrittenLatest(id.clone()))
+        .await
+        .unwrap_or_default();
+    candidates.extend(reads::latest_samples(&state.pool, id.as_str()).await?);
     if let Some(connection) = state.registry.get(&id) {
         candidates.extend(connection.actor.send(Latest).await.unwrap_or_default());
     }

@@ -12,7 +12,7 @@ use actors::id::ChargePointId;
 use actors::sample::{Measurand, Phase, Sample};
 use actors::stats::{ChargePointStats, StoredStats};
 use actors::store::reads;
-use actors::writer::PendingSamples;
+use actors::writer::UnwrittenLatest;
 
 /// Registers the route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -79,7 +79,7 @@ async fn stored(state: &ApiState, id: &ChargePointId) -> Result<ChargePointStats
     };
     let mut candidates = state
         .writer
-        .send(PendingSamples(id.clone()))
+        .send(UnwrittenLatest(id.clone()))
         .await
         .unwrap_or_default();
     candidates.extend(reads::latest_samples(&state.pool, id.as_str()).await?);

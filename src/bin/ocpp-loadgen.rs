@@ -65,6 +65,24 @@ struct Args {
     /// Seconds to wait for any one reply before counting the charge point as failed.
     #[arg(long, default_value_t = 30)]
     reply_timeout_secs: u64,
+    /// After the MeterValues phase, keep every connection open and silent for this many
+    /// seconds (answering server calls only), so the server's memory per idle charge point can
+    /// be measured; the results line is printed after it.
+    #[arg(long, default_value_t = 0)]
+    idle_secs: u64,
+    /// Backfill: stamp the first MeterValues this many seconds in the past and each further
+    /// one `--backfill-step-ms` later, instead of "now" (0: live timestamps). Seeds history
+    /// through the real ingest path for the read benchmarks.
+    #[arg(long, default_value_t = 0)]
+    backfill_secs_ago: u64,
+    /// Leave acknowledgements out of the latency histogram for this many seconds after the
+    /// start, so a fleet's connect phase does not count as its steady state (acks and samples
+    /// are still counted).
+    #[arg(long, default_value_t = 0)]
+    warmup_secs: u64,
+    /// Spacing of backfilled readings in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    backfill_step_ms: u64,
 }
 
 /// Measurand and phase of the n-th sampled value; cycled when more are asked for.
@@ -145,6 +163,8 @@ async fn run(args: Args) -> Result<String> {
     // All charge points get the same deadline, counted from the first connection, so a slow
     // connect phase shortens the measured phase instead of extending the run without bound.
     let deadline = started + Duration::from_secs(args.duration_secs);
+    let idle_until = deadline + Duration::from_secs(args.idle_secs);
+    let measure_from = started + Duration::from_secs(args.warmup_secs);
     let pause = (args.connect_rate > 0).then(|| Duration::from_secs(1) / args.connect_rate);
     for n in 0..args.charge_points {
         let source = IpAddr::V4(Ipv4Addr::new(
@@ -161,7 +181,18 @@ async fn run(args: Args) -> Result<String> {
                 Err(_) => return None,
             };
             let outcome = charge_point(
-                &args2, addr, source, &id, deadline, &totals2, &stop2, &mut hist,
+                &args2,
+                addr,
+                source,
+                &id,
+                Phases {
+                    deadline,
+                    idle_until,
+                    measure_from,
+                },
+                &totals2,
+                &stop2,
+                &mut hist,
             )
             .await;
             if let Err(error) = outcome {
@@ -180,7 +211,12 @@ async fn run(args: Args) -> Result<String> {
             hist.add(h).context("merging histograms")?;
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    // Rates over the MeterValues phase, not the idle one.
+    let elapsed = if args.idle_secs > 0 {
+        deadline.saturating_duration_since(started).as_secs_f64()
+    } else {
+        started.elapsed().as_secs_f64()
+    };
     // Rates over the whole run (connect phase included, so the figure is conservative).
     let measured = elapsed.max(0.001);
     let ms = |us: u64| us as f64 / 1000.0;
@@ -204,6 +240,17 @@ async fn run(args: Args) -> Result<String> {
     Ok(line.to_string())
 }
 
+/// When a charge point's run changes phase.
+#[derive(Debug, Clone, Copy)]
+struct Phases {
+    /// End of the MeterValues phase.
+    deadline: Instant,
+    /// End of the idle phase (== `deadline` without one).
+    idle_until: Instant,
+    /// Latencies before this are not recorded (warm-up).
+    measure_from: Instant,
+}
+
 /// The OCPP-J conversation of one charge point; returns when the run is over.
 #[allow(clippy::too_many_arguments)]
 async fn charge_point(
@@ -211,7 +258,7 @@ async fn charge_point(
     addr: SocketAddr,
     source: IpAddr,
     id: &str,
-    deadline: Instant,
+    phases: Phases,
     totals: &Totals,
     stop: &AtomicBool,
     hist: &mut Latencies,
@@ -233,6 +280,11 @@ async fn charge_point(
         .await
         .context("WebSocket handshake")?;
     let timeout = Duration::from_secs(args.reply_timeout_secs);
+    let Phases {
+        deadline,
+        idle_until,
+        measure_from,
+    } = phases;
     let mut seq: u64 = 0;
 
     let boot = json!({"chargePointVendor": "ocpp-loadgen", "chargePointModel": "sim"});
@@ -253,6 +305,10 @@ async fn charge_point(
         .then(|| tokio::time::interval(Duration::from_millis(args.interval_ms)));
     let mut energy: u64 = 0;
     let mut last_ts = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let backfill_start = chrono::Utc::now()
+        - chrono::Duration::seconds(i64::try_from(args.backfill_secs_ago).unwrap_or(i64::MAX));
+    let backfill_step =
+        chrono::Duration::milliseconds(i64::try_from(args.backfill_step_ms).unwrap_or(i64::MAX));
     let mut sent: u64 = 0;
     while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
         if let Some(ticker) = ticker.as_mut() {
@@ -261,18 +317,28 @@ async fn charge_point(
                 _ = tokio::time::sleep_until(deadline.into()) => break,
             }
         }
+        let now = if args.backfill_secs_ago > 0 {
+            let at = backfill_start + backfill_step * i32::try_from(sent).unwrap_or(i32::MAX);
+            if at > chrono::Utc::now() {
+                break; // the backfill reached the present
+            }
+            at
+        } else {
+            // Strictly increasing timestamps, so no two messages of a charge point look like
+            // the repeat the server's de-duplication drops.
+            chrono::Utc::now().max(last_ts + chrono::Duration::milliseconds(1))
+        };
+        last_ts = now;
         sent += 1;
         energy += 10;
-        // Strictly increasing timestamps, so no two messages of a charge point look like the
-        // repeat the server's de-duplication drops.
-        let now = chrono::Utc::now().max(last_ts + chrono::Duration::milliseconds(1));
-        last_ts = now;
         let breach = args.breach_every > 0 && sent.is_multiple_of(args.breach_every);
         let payload = meter_values(args.samples_per_message, tx, now, energy, breach);
         let begun = Instant::now();
         match call(&mut ws, &mut seq, "MeterValues", payload, timeout).await {
             Ok(_) => {
-                let _ = hist.record(begun.elapsed().as_micros().max(1) as u64);
+                if begun >= measure_from {
+                    let _ = hist.record(begun.elapsed().as_micros().max(1) as u64);
+                }
                 let acks = totals.acks.fetch_add(1, Ordering::Relaxed) + 1;
                 totals
                     .samples_acked
@@ -285,6 +351,27 @@ async fn charge_point(
                 totals.call_errors.fetch_add(1, Ordering::Relaxed);
             }
             Err(error) => return Err(error),
+        }
+    }
+    // Idle phase (only when asked for: a run that stops early, at --messages or at the end of
+    // a backfill, must not sit until the deadline): connected and silent, except for answering
+    // the server's own calls.
+    while args.idle_secs > 0 && Instant::now() < idle_until {
+        match tokio::time::timeout_at(idle_until.into(), ws.next()).await {
+            Err(_) => break,
+            Ok(None) => bail!("connection closed while idle"),
+            Ok(Some(message)) => {
+                if let Message::Text(text) = message.context("receive")? {
+                    let frame: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
+                    if frame.get(0).and_then(Value::as_u64) == Some(2) {
+                        let id = frame.get(1).and_then(Value::as_str).unwrap_or("");
+                        let reply = json!([4, id, "NotSupported", "ocpp-loadgen", {}]);
+                        ws.send(Message::text(reply.to_string()))
+                            .await
+                            .context("send")?;
+                    }
+                }
+            }
         }
     }
     // A clean close, so the server ends the session as a normal disconnect.

@@ -156,6 +156,12 @@ impl Collector for StatsCollector {
         )?;
         gauge(
             &mut e,
+            "writer_latest_pending_charge_points",
+            "Charge points whose latest-values hash in Redis is behind their raw samples (written coalesced, at most every buffer.latest_interval_secs)",
+            load(&s.writer.latest_pending),
+        )?;
+        gauge(
+            &mut e,
             "redis_up",
             "1 when the last Redis write pipeline succeeded",
             u64::from(s.writer.redis_up.load(Ordering::Relaxed)),

@@ -2,7 +2,7 @@
 //! rule and phase, and what a new check does to them. No actor, no clock, no Redis, so the
 //! "raised once, updated while it holds, cleared with hysteresis" logic is tested directly.
 
-use std::collections::HashMap;
+use crate::FastHashMap as HashMap;
 
 use chrono::{DateTime, Utc};
 
@@ -71,7 +71,7 @@ impl AlertBook {
     /// An empty book whose alert ids start with `id_prefix` (unique per process run).
     pub fn new(id_prefix: String) -> AlertBook {
         AlertBook {
-            charge_points: HashMap::new(),
+            charge_points: HashMap::default(),
             id_prefix,
             next_id: 1,
         }

@@ -2,7 +2,7 @@
 //! tells every alert subscriber (event stream, webhook) about raises and clears, logs them and
 //! stores every change in Redis without ever making the stream wait for Redis.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -18,6 +18,7 @@ use crate::id::ChargePointId;
 use crate::store::alerts as store;
 use crate::store::reads::ReadError;
 use crate::stream::{SampleBatch, SampleStream, SessionEvent, SessionNotice};
+use crate::FastHashMap as HashMap;
 
 /// Alert changes waiting for Redis at most; past this new changes are dropped (and counted),
 /// so a long Redis outage cannot eat the memory.
@@ -149,7 +150,7 @@ impl AlertSupervisor {
             stream,
             thresholds: ThresholdSet {
                 global: settings.defaults,
-                overrides: HashMap::new(),
+                overrides: std::collections::HashMap::new(),
             },
             write_backoff: settings.retry_initial,
             settings,
@@ -157,11 +158,11 @@ impl AlertSupervisor {
             loaded: false,
             set_before_load: HashSet::new(),
             load_backoff: Duration::from_secs(1),
-            open: HashMap::new(),
-            last_heard: HashMap::new(),
-            stale_timers: HashMap::new(),
-            stale_after: HashMap::new(),
-            pending: HashMap::new(),
+            open: HashMap::default(),
+            last_heard: HashMap::default(),
+            stale_timers: HashMap::default(),
+            stale_after: HashMap::default(),
+            pending: HashMap::default(),
             writing: false,
             flush_timer: None,
             retry_timer: None,

@@ -7,7 +7,7 @@
 //! | Key ([`keys`]) | Type | Holds | TTL |
 //! |---|---|---|---|
 //! | `ocpp:{cp}:raw:<hour>` | string | appended [`chunk`] blocks of raw samples for one UTC hour (`hour` = unix s / 3600) | `retention.raw_days` (default 7) counted from the hour's end, set when the chunk is created |
-//! | `ocpp:{cp}:latest` | hash | series (`1:Voltage:L1:Outlet`) -> one-sample block | none |
+//! | `ocpp:{cp}:latest` | hash | series (`1:Voltage:L1:Outlet`) -> one-sample block, written coalesced | none |
 //! | `ocpp:{cp}:info` | hash | BootNotification data, last seen | none |
 //! | `ocpp:{cp}:connectors` | hash | connector id -> latest StatusNotification (JSON) | none |
 //! | `ocpp:{cp}:txns` | sorted set | transaction ids scored by start time (unix ms) | none |
@@ -25,8 +25,10 @@
 //!
 //! Write path: each charge point's buffer flushes up to 100 samples; per flush the writer sends
 //! one `APPEND` per chunk (hour) touched, an `EXPIREAT` only when that `APPEND` created the
-//! chunk (the writer remembers which chunks already expire), and one `HSET` of the latest-sample hash: about
-//! 2 commands per 100 samples.
+//! chunk (the writer remembers which chunks already expire): about one command per 100 samples.
+//! The latest-sample hash gets one `HSET` per charge point at most every
+//! `buffer.latest_interval_secs` (and at session end and shutdown), coalescing every flush in
+//! between (see [`crate::writer`]).
 
 pub mod aggregates;
 pub mod alerts;
