@@ -1,7 +1,8 @@
 //! The web dashboard (issue 6) in a real browser: headless Chromium driven over WebDriver
 //! (chromedriver + fantoccini), the real server on ephemeral ports with a private redis-server,
 //! and simulated charge points on real WebSockets. The tests only rely on the DOM contract the
-//! dashboard implements (`data-*` attributes, ids and routes), not on its markup or styling.
+//! dashboard implements (`data-*` attributes, ids and routes, written down in
+//! `src/dashboard/CONTRACT.md`), not on its markup or styling.
 //!
 //! Waits poll the page with bounded timeouts; the only time asserted is the issue's "a threshold
 //! breach shows an alert within 5 s". Chromium and chromedriver missing is a failure that says

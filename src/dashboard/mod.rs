@@ -7,6 +7,7 @@
 //!
 //! - `assets/index.html`: the page; `assets/errors.js` (classic script, runs first),
 //!   `assets/app.js` (ES module entry point) and its modules, `assets/app.css`.
+//! - `CONTRACT.md`: the routes, ids and `data-*` attributes the browser tests rely on.
 //! - `assets/vendor/`: uPlot, vendored from the npm registry (version and licence in its
 //!   README.md).
 //!
