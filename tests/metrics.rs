@@ -255,8 +255,11 @@ async fn counters_follow_a_session_a_bad_frame_and_a_flush() {
 
     // Closing the session flushes its buffer: one batch of three samples reaches Redis.
     drop(cp);
+    // The writer counts the stored samples a moment before it publishes its emptied queue, and
+    // a scrape reads each atomic separately: wait for both.
     let flushed = scrape_until(&server, "the flush is stored", |s| {
         s.get("samples_stored_total") == Some(3.0)
+            && s.get("writer_pending_samples") == Some(0.0)
             && s.get("ocpp_connected_charge_points") == Some(0.0)
     })
     .await;
@@ -308,12 +311,27 @@ async fn redis_errors_are_counted_while_redis_is_down() {
     );
     assert_eq!(cp.call("MeterValues", payload).await, json!({}));
     drop(cp);
-    let down = scrape_until(&server, "the failed writes are counted", |s| {
-        s.get("redis_errors_total{component=\"writer\"}")
-            .is_some_and(|v| v >= 1.0)
+    // The end of the session reaches the writer in two parts: its record changes (statistics,
+    // presence) straight from the session, its last samples through the buffer, which flushes
+    // them only after the session has stopped. A failed pipeline of the first part alone already
+    // counts an error, so waiting for any error raced the sample's batch. Wait for the sample to
+    // be queued, then for two more failures: at most one pipeline is in flight when the sample
+    // is seen queued, so the second one started after it and carried it.
+    let errors = "redis_errors_total{component=\"writer\"}";
+    let queued = scrape_until(&server, "the sample reaches the writer", |s| {
+        s.get("writer_pending_samples") == Some(1.0)
     })
     .await;
-    assert_eq!(down.value("redis_up"), 0.0);
+    let before = queued.value(errors);
+    // `redis_up` is part of the wait, not checked after it: a scrape reads it before the error
+    // counter, each atomic on its own, so one scrape may see a failure counted and `redis_up`
+    // not yet turned to 0.
+    let down = scrape_until(
+        &server,
+        "the failed writes of the sample are counted",
+        |s| s.get(errors).is_some_and(|v| v >= before + 2.0) && s.get("redis_up") == Some(0.0),
+    )
+    .await;
     assert_eq!(down.value("writer_pending_samples"), 1.0);
     assert_eq!(down.value("samples_stored_total"), 0.0);
 
