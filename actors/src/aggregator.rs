@@ -71,6 +71,14 @@ pub struct AggregatorSettings {
 #[rtype(result = "bool")]
 pub struct Flush;
 
+/// Resolve once everything received for one charge point before this message is in Redis
+/// (`false` if the actor stopped first). The aggregates API sends this for read-your-writes
+/// instead of [`Flush`]: a read then waits for one `EVALSHA`, not for one per charge point of
+/// the whole fleet (issue 5, target 5).
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct FlushChargePoint(pub ChargePointId);
+
 /// Counters for logs, metrics and tests; atomics so readers never wait on the actor.
 #[derive(Debug, Default)]
 pub struct AggregatorStats {
@@ -136,6 +144,11 @@ pub struct Aggregator {
     state_expiring: HashSet<ChargePointId>,
     /// Flush waiters and the sequence number whose success answers them.
     waiters: Vec<(u64, oneshot::Sender<bool>)>,
+    /// Charge points a [`FlushChargePoint`] waits for while another flush is in flight: the
+    /// next flush takes only these, unless `want_all`.
+    wanted: HashSet<ChargePointId>,
+    /// A [`Flush`] waits for the next flush, which must then take everything pending.
+    want_all: bool,
     /// Reused connection (a pool checkout costs a health-check round trip).
     conn: Option<deadpool_redis::Connection>,
     /// Shared counters.
@@ -165,6 +178,8 @@ impl Aggregator {
             expiring: HashSet::new(),
             state_expiring: HashSet::new(),
             waiters: Vec::new(),
+            wanted: HashSet::new(),
+            want_all: false,
             conn: None,
             stats,
         }
@@ -179,11 +194,45 @@ impl Aggregator {
             self.answer_waiters(u64::MAX);
             return;
         }
+        let partials: Vec<(ChargePointId, Partial)> = self.pending.drain().collect();
+        self.pending_entries = 0;
+        self.wanted.clear();
+        self.want_all = false;
+        self.start(partials, ctx);
+    }
+
+    /// Hands the pending partials of the charge points in `wanted` to a new flush unless one is
+    /// in flight; everything pending if a [`Flush`] waits (or if none of them has partials left,
+    /// so no waiter is left without a flush to answer it).
+    fn flush_wanted(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        if self.want_all {
+            self.flush(ctx);
+            return;
+        }
+        let mut partials = Vec::with_capacity(self.wanted.len());
+        for cp in self.wanted.drain() {
+            if let Some(partial) = self.pending.remove(&cp) {
+                self.pending_entries = self.pending_entries.saturating_sub(partial.entries());
+                partials.push((cp, partial));
+            }
+        }
+        if partials.is_empty() {
+            self.flush(ctx);
+            return;
+        }
+        self.start(partials, ctx);
+    }
+
+    /// Makes `partials` the in-flight flush under the next sequence number and sends it. One
+    /// flush at a time keeps every charge point's sequence numbers increasing, which is all the
+    /// merge script's retry check needs: flushes of different charge points may interleave.
+    fn start(&mut self, mut partials: Vec<(ChargePointId, Partial)>, ctx: &mut Context<Self>) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let mut partials: Vec<(ChargePointId, Partial)> = self.pending.drain().collect();
         partials.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-        self.pending_entries = 0;
         self.in_flight = Some(InFlight { seq, partials });
         self.send(ctx);
     }
@@ -337,7 +386,7 @@ impl Aggregator {
         self.stats.script_calls.fetch_add(calls, Ordering::Relaxed);
         self.answer_waiters(seq);
         if !self.waiters.is_empty() {
-            self.flush(ctx);
+            self.flush_wanted(ctx);
         }
     }
 
@@ -474,10 +523,39 @@ impl Handler<Flush> for Aggregator {
             let needed = if self.pending.is_empty() {
                 self.next_seq - 1 // the one in flight
             } else {
+                self.want_all = true;
                 self.next_seq // the next flush takes everything pending
             };
             self.waiters.push((needed, tx));
             self.flush(ctx);
+        }
+        Box::pin(async move { rx.await.unwrap_or(false) })
+    }
+}
+
+impl Handler<FlushChargePoint> for Aggregator {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, msg: FlushChargePoint, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        let cp = msg.0;
+        // The in-flight partials are sorted by id (see `start`).
+        let in_flight = self.in_flight.as_ref().and_then(|f| {
+            f.partials
+                .binary_search_by(|(c, _)| c.as_str().cmp(cp.as_str()))
+                .ok()
+                .map(|_| f.seq)
+        });
+        if self.pending.contains_key(&cp) {
+            // The next flush takes this charge point's partials (and with them any older ones
+            // of it in flight now, since flushes are written one after the other).
+            self.waiters.push((self.next_seq, tx));
+            self.wanted.insert(cp);
+            self.flush_wanted(ctx);
+        } else if let Some(seq) = in_flight {
+            self.waiters.push((seq, tx));
+        } else {
+            let _ = tx.send(true);
         }
         Box::pin(async move { rx.await.unwrap_or(false) })
     }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{json, params, ApiError};
-use actors::aggregator::{Aggregator, Flush};
+use actors::aggregator::{Aggregator, FlushChargePoint};
 use actors::redis_pool::Pool;
 use actors::store::aggregates::{self, Period, StoredBucket};
 
@@ -93,9 +93,12 @@ async fn aggregates_of(
         )));
     }
 
-    // Read-your-writes: let the aggregator write what it holds, then read Redis. Flushing rather
-    // than merging its partials avoids counting a flush twice that lands between the two.
-    let _ = tokio::time::timeout(FLUSH_WAIT, state.aggregator.send(Flush)).await;
+    // Read-your-writes: let the aggregator write what it holds of this charge point, then read
+    // Redis. Flushing rather than merging its partials avoids counting a flush twice that lands
+    // between the two; flushing only this charge point keeps the read from waiting on one
+    // script call per charge point of the fleet.
+    let flush = state.aggregator.send(FlushChargePoint(id.clone()));
+    let _ = tokio::time::timeout(FLUSH_WAIT, flush).await;
     let mut buckets = aggregates::read_buckets(&state.pool, id.as_str(), period, from, to).await?;
     buckets.retain(|b| {
         measurand.is_none_or(|m| b.series.measurand == m)
