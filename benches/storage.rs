@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::hint::black_box;
 
 use actors::id::ChargePointId;
+use actors::sample::{Measurand, Phase};
 use actors::store::chunk;
 use actors::writer::{self, WriteBatch};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -68,6 +69,24 @@ fn storage(c: &mut Criterion) {
     group.throughput(Throughput::Elements(hour.len() as u64));
     group.bench_function("decode_chunk(hour, 3600 samples)", |b| {
         b.iter(|| chunk::decode_chunk(black_box(&chunk_bytes)).0.len())
+    });
+    // The same hour read for one series (`measurand=Voltage&phase=L1-N`, issue 5 target 5): the
+    // filter is applied while decoding, so only that series' samples are built.
+    let one_series = chunk::SampleFilter {
+        measurand: Some(Measurand::Voltage),
+        phase: Some(Phase::L1N),
+        ..chunk::SampleFilter::default()
+    };
+    let mut matching = Vec::new();
+    assert!(chunk::decode_chunk_matching(&chunk_bytes, &one_series, &mut matching).is_none());
+    assert!(!matching.is_empty() && matching.len() < hour.len());
+    group.bench_function("decode_chunk_matching(hour, one series of 10)", |b| {
+        let mut out = Vec::with_capacity(matching.len());
+        b.iter(|| {
+            out.clear();
+            chunk::decode_chunk_matching(black_box(&chunk_bytes), &one_series, &mut out);
+            out.len()
+        })
     });
     group.finish();
     println!(

@@ -11,7 +11,7 @@ use super::{json, params, ApiError, ApiState};
 use actors::charge_point::{BufferedSamples, ChargePointState, Latest, Snapshot};
 use actors::id::ChargePointId;
 use actors::sample::{Measurand, Phase, Sample};
-use actors::store::reads;
+use actors::store::{reads, SampleFilter};
 use actors::writer::{PendingSamples, UnwrittenLatest};
 
 /// Default and largest `limit` of a meter-values query.
@@ -163,8 +163,17 @@ async fn meter_values(
         )));
     }
 
+    // Filter by series and range while decoding, and stop decoding at `limit` distinct
+    // readings: a 24 h read of one series out of ten builds 8,640 samples, not 86,400.
+    let filter = SampleFilter {
+        measurand,
+        connector_id: query.connector,
+        phase,
+        from: Some(from),
+        to: Some(to),
+    };
     let mut samples = unwritten(&state, &id).await;
-    samples.extend(reads::samples_in_range(&state.pool, id.as_str(), from, to).await?);
+    samples.extend(reads::samples_matching(&state.pool, id.as_str(), &filter, limit).await?);
     samples.retain(|s| {
         s.timestamp >= from
             && s.timestamp < to
@@ -174,12 +183,22 @@ async fn meter_values(
     });
     sort_and_dedupe(&mut samples);
     samples.truncate(limit);
-    Ok(HttpResponse::Ok().json(json!({
-        "charge_point_id": id.as_str(),
-        "from": json::time(from),
-        "to": json::time(to),
-        "samples": samples.iter().map(json::sample).collect::<Vec<_>>(),
-    })))
+    Ok(HttpResponse::Ok().json(MeterValuesBody {
+        charge_point_id: id.as_str(),
+        from: json::time(from),
+        samples: json::SamplesJson(&samples),
+        to: json::time(to),
+    }))
+}
+
+/// The body of `/meter-values`, serialised straight into the response (no `Value` tree); its
+/// fields in the sorted order a `serde_json::Value` map wrote them.
+#[derive(serde::Serialize)]
+struct MeterValuesBody<'a> {
+    charge_point_id: &'a str,
+    from: String,
+    samples: json::SamplesJson<'a>,
+    to: String,
 }
 
 #[utoipa::path(get, path = "/charge-points/{id}/meter-values/latest", tag = "charge points", params(("id" = String, Path, description = "Charge point id")), responses((status = 200, description = "The newest sample per connector, measurand and phase", body = super::schemas::LatestSamples), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]

@@ -220,6 +220,47 @@ pub fn encode_block<S: Borrow<Sample>>(samples: &[S], out: &mut Vec<u8>) {
 /// Never panics, whatever the bytes.
 pub fn decode_chunk(bytes: &[u8]) -> (Vec<Sample>, Option<ChunkError>) {
     let mut samples = Vec::new();
+    let error = decode_chunk_matching(bytes, &SampleFilter::default(), &mut samples);
+    (samples, error)
+}
+
+/// Which samples a read wants: series fields and a time range. Applied while decoding, so a
+/// read of one series out of a chunk of ten builds one `Sample` in ten (issue 5, target 5).
+#[derive(Debug, Clone, Default)]
+pub struct SampleFilter {
+    /// Only this measurand.
+    pub measurand: Option<Measurand>,
+    /// Only this connector.
+    pub connector_id: Option<u32>,
+    /// Only this phase.
+    pub phase: Option<Phase>,
+    /// Only timestamps at or after this.
+    pub from: Option<DateTime<Utc>>,
+    /// Only timestamps before this.
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl SampleFilter {
+    /// Whether samples of `series` can match (their timestamps are checked one by one).
+    fn keeps_series(&self, series: &Series) -> bool {
+        self.measurand.is_none_or(|m| series.measurand == m)
+            && self.connector_id.is_none_or(|c| series.connector_id == c)
+            && self.phase.is_none_or(|p| series.phase == Some(p))
+    }
+
+    fn keeps_time(&self, t: DateTime<Utc>) -> bool {
+        self.from.is_none_or(|from| t >= from) && self.to.is_none_or(|to| t < to)
+    }
+}
+
+/// [`decode_chunk`] keeping only what `filter` matches, appended to `out`. Every block is still
+/// parsed in full (deltas and framing need it), but samples of other series or outside the range
+/// are never built. A bad block adds nothing, as in [`decode_chunk`].
+pub fn decode_chunk_matching(
+    bytes: &[u8],
+    filter: &SampleFilter,
+    out: &mut Vec<Sample>,
+) -> Option<ChunkError> {
     let mut error: Option<ChunkError> = None;
     let mut note = |offset, problem| match &mut error {
         Some(e) => e.bad_blocks += 1,
@@ -238,12 +279,13 @@ pub fn decode_chunk(bytes: &[u8]) -> (Vec<Sample>, Option<ChunkError>) {
             note(offset, BlockError::Framing);
             break;
         };
-        match decode_block(body) {
-            Ok(block) => samples.extend(block),
-            Err(problem) => note(offset, problem),
+        let kept = out.len();
+        if let Err(problem) = decode_block(body, filter, out) {
+            out.truncate(kept);
+            note(offset, problem);
         }
     }
-    (samples, error)
+    error
 }
 
 /// Encodes one sample for the latest-sample hash: a one-block chunk, so the hash and the raw
@@ -356,7 +398,11 @@ fn unknown(what: &'static str, code: impl Into<u64>) -> BlockError {
     }
 }
 
-fn decode_block(body: &[u8]) -> Result<Vec<Sample>, BlockError> {
+fn decode_block(
+    body: &[u8],
+    filter: &SampleFilter,
+    samples: &mut Vec<Sample>,
+) -> Result<(), BlockError> {
     let mut r = Reader::new(body);
     let version = r.u8().need()?;
     if version != FORMAT_VERSION {
@@ -371,8 +417,11 @@ fn decode_block(body: &[u8]) -> Result<Vec<Sample>, BlockError> {
         series.push(entry);
     }
 
+    let keep: Vec<bool> = series.iter().map(|(s, _)| filter.keeps_series(s)).collect();
     let sample_count = r.usize().need()?;
-    let mut samples = Vec::with_capacity(sample_count.min(r.remaining()));
+    if keep.iter().all(|k| *k) {
+        samples.reserve(sample_count.min(r.remaining()));
+    }
     let mut time = (base_ms, 0u32);
     let mut timestamp = join_timestamp(time).ok_or(BlockError::OutOfRange("timestamp"))?;
     let mut previous_mantissa = vec![0i64; series.len()];
@@ -409,11 +458,13 @@ fn decode_block(body: &[u8]) -> Result<Vec<Sample>, BlockError> {
             }
             _ => SampleValue::Signed(read_text(&mut r)?),
         };
-        samples.push(entry.sample(timestamp, value));
+        if keep[i] && filter.keeps_time(timestamp) {
+            samples.push(entry.sample(timestamp, value));
+        }
     }
 
     match r.remaining() {
-        0 => Ok(samples),
+        0 => Ok(()),
         extra => Err(BlockError::TrailingBytes(extra)),
     }
 }
@@ -663,6 +714,60 @@ mod tests {
         );
         assert!(per_sample <= 6.0);
         assert_eq!(decode_chunk(&hour).0.len(), 3600);
+    }
+
+    #[test]
+    fn filtered_decoding_equals_decoding_everything_then_filtering() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let start = 1_709_294_400_000;
+        let mut chunk = Vec::new();
+        for block in 0..6 {
+            encode_block(
+                &realistic_block(&mut rng, start + block * 100_000),
+                &mut chunk,
+            );
+        }
+        // A corrupt block in the middle: skipped by both, without leaving samples behind.
+        chunk.extend_from_slice(&[3, 9, 9, 9]);
+        encode_block(&realistic_block(&mut rng, start + 700_000), &mut chunk);
+        let (everything, error) = decode_chunk(&chunk);
+        assert!(error.is_some());
+        let filters = [
+            SampleFilter::default(),
+            SampleFilter {
+                measurand: Some(Measurand::Voltage),
+                phase: Some(Phase::L2),
+                ..SampleFilter::default()
+            },
+            SampleFilter {
+                measurand: Some(Measurand::SoC),
+                connector_id: Some(1),
+                from: Some(at(start + 150_000)),
+                to: Some(at(start + 450_000)),
+                ..SampleFilter::default()
+            },
+            SampleFilter {
+                connector_id: Some(2),
+                ..SampleFilter::default()
+            },
+        ];
+        for filter in filters {
+            let want: Vec<Sample> = everything
+                .iter()
+                .filter(|s| {
+                    filter.measurand.is_none_or(|m| s.measurand == m)
+                        && filter.connector_id.is_none_or(|c| s.connector_id == c)
+                        && filter.phase.is_none_or(|p| s.phase == Some(p))
+                        && filter.from.is_none_or(|f| s.timestamp >= f)
+                        && filter.to.is_none_or(|t| s.timestamp < t)
+                })
+                .cloned()
+                .collect();
+            let mut got = Vec::new();
+            let got_error = decode_chunk_matching(&chunk, &filter, &mut got);
+            assert_eq!(got_error, error, "{filter:?}");
+            assert_same(&got, &want);
+        }
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub mod reads;
 mod varint;
 
 pub use chunk::{
-    decode_chunk, decode_sample_value, encode_block, encode_sample_value, BlockError, ChunkError,
+    decode_chunk, decode_chunk_matching, decode_sample_value, encode_block, encode_sample_value,
+    BlockError, ChunkError, SampleFilter,
 };
 pub use keys::hours_covering;

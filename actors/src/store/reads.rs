@@ -7,7 +7,8 @@ use deadpool_redis::redis::{self, AsyncCommands};
 use deadpool_redis::Pool;
 
 use crate::sample::Sample;
-use crate::store::{chunk, keys};
+use crate::store::chunk::{self, SampleFilter};
+use crate::store::keys;
 
 /// Why a read failed: Redis was unreachable or answered with an error. The API turns it into 503.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,27 @@ pub async fn samples_in_range(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<Sample>, ReadError> {
+    let filter = SampleFilter {
+        from: Some(from),
+        to: Some(to),
+        ..SampleFilter::default()
+    };
+    samples_matching(pool, charge_point, &filter, usize::MAX).await
+}
+
+/// Raw samples of one charge point that `filter` matches (its `from` and `to` are required),
+/// decoded hour by hour, oldest hour first, in storage order within an hour. Decoding stops once
+/// at least `limit` distinct readings are in hand: every later hour only holds later readings,
+/// which a caller taking the `limit` oldest would drop anyway.
+pub async fn samples_matching(
+    pool: &Pool,
+    charge_point: &str,
+    filter: &SampleFilter,
+    limit: usize,
+) -> Result<Vec<Sample>, ReadError> {
+    let (Some(from), Some(to)) = (filter.from, filter.to) else {
+        return Ok(Vec::new());
+    };
     let chunk_keys: Vec<String> =
         keys::hours_covering(from.timestamp_millis(), to.timestamp_millis())
             .map(|hour| keys::raw_chunk(charge_point, hour))
@@ -52,18 +74,22 @@ pub async fn samples_in_range(
         .arg(&chunk_keys)
         .query_async(&mut conn)
         .await?;
+    drop(conn);
     let mut samples = Vec::new();
     for (key, bytes) in chunk_keys.iter().zip(chunks) {
         let Some(bytes) = bytes else { continue };
-        let (decoded, error) = chunk::decode_chunk(&bytes);
-        if let Some(error) = error {
+        if let Some(error) = chunk::decode_chunk_matching(&bytes, filter, &mut samples) {
             log::error!("{charge_point}: chunk {key} is partly unreadable: {error}");
         }
-        samples.extend(
-            decoded
-                .into_iter()
-                .filter(|s| s.timestamp >= from && s.timestamp < to),
-        );
+        if samples.len() >= limit {
+            // Repeats (replays) may hide among them: count distinct readings before stopping.
+            let mut identities: Vec<_> = samples.iter().map(Sample::identity).collect();
+            identities.sort_unstable();
+            identities.dedup();
+            if identities.len() >= limit {
+                break;
+            }
+        }
     }
     Ok(samples)
 }
