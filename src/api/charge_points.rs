@@ -1,18 +1,18 @@
 //! `/api/v1/charge-points`: the fleet, one charge point, its meter values and latest readings.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use actix_web::{web, HttpResponse};
 use chrono::{Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{json, params, ApiError, ApiState};
+use super::{json, latest, params, ApiError, ApiState};
 use actors::charge_point::{BufferedSamples, ChargePointState, Latest, Snapshot};
 use actors::id::ChargePointId;
-use actors::sample::{Measurand, Phase, Sample};
+use actors::sample::Sample;
 use actors::store::{reads, SampleFilter};
-use actors::writer::{PendingSamples, UnwrittenLatest};
+use actors::writer::PendingSamples;
 
 /// Default and largest `limit` of a meter-values query.
 const DEFAULT_LIMIT: usize = 1000;
@@ -207,30 +207,13 @@ async fn latest(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = params::charge_point_id(&path)?;
-    // The writer first, then Redis: a value the writer hands to Redis in between is seen in
-    // one of the two, never in neither. The writer holds what is queued and the newest values
-    // whose coalesced latest-hash write is still to come.
-    let mut candidates = state
-        .writer
-        .send(UnwrittenLatest(id.clone()))
-        .await
-        .unwrap_or_default();
-    candidates.extend(reads::latest_samples(&state.pool, id.as_str()).await?);
+    let mut candidates = latest::stored_candidates(&state, &id).await?;
     if let Some(connection) = state.registry.get(&id) {
         candidates.extend(connection.actor.send(Latest).await.unwrap_or_default());
     }
-    let mut newest: BTreeMap<(u32, Measurand, Option<Phase>), Sample> = BTreeMap::new();
-    for sample in candidates {
-        let key = (sample.connector_id, sample.measurand, sample.phase);
-        match newest.get(&key) {
-            Some(seen) if seen.timestamp >= sample.timestamp => {}
-            _ => {
-                newest.insert(key, sample);
-            }
-        }
-    }
+    let newest = latest::newest_per_series(candidates);
     Ok(HttpResponse::Ok().json(json!({
         "charge_point_id": id.as_str(),
-        "samples": newest.values().map(json::sample).collect::<Vec<_>>(),
+        "samples": newest.iter().map(json::sample).collect::<Vec<_>>(),
     })))
 }

@@ -9,6 +9,7 @@ pub mod event_hub;
 mod events;
 mod health;
 mod json;
+mod latest;
 pub mod metrics;
 pub mod openapi;
 mod params;

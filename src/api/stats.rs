@@ -1,18 +1,14 @@
 //! `GET /api/v1/charge-points/{id}/stats`: real-time statistics of a charge point, from its
 //! `ChargePointActor` while it is connected, from the snapshot in Redis otherwise.
 
-use std::collections::BTreeMap;
-
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 
-use super::{json, ApiError, ApiState};
+use super::{json, latest, ApiError, ApiState};
 use actors::charge_point::Stats;
 use actors::id::ChargePointId;
-use actors::sample::{Measurand, Phase, Sample};
 use actors::stats::{ChargePointStats, StoredStats};
 use actors::store::reads;
-use actors::writer::UnwrittenLatest;
 
 /// Registers the route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -77,21 +73,6 @@ async fn stored(state: &ApiState, id: &ChargePointId) -> Result<ChargePointStats
             }
         }
     };
-    let mut candidates = state
-        .writer
-        .send(UnwrittenLatest(id.clone()))
-        .await
-        .unwrap_or_default();
-    candidates.extend(reads::latest_samples(&state.pool, id.as_str()).await?);
-    let mut newest: BTreeMap<(u32, Measurand, Option<Phase>), Sample> = BTreeMap::new();
-    for sample in candidates {
-        let key = (sample.connector_id, sample.measurand, sample.phase);
-        match newest.get(&key) {
-            Some(seen) if seen.timestamp >= sample.timestamp => {}
-            _ => {
-                newest.insert(key, sample);
-            }
-        }
-    }
-    Ok(snapshot.view(now, false, newest.into_values().collect()))
+    let newest = latest::newest_per_series(latest::stored_candidates(state, id).await?);
+    Ok(snapshot.view(now, false, newest))
 }
