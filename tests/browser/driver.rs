@@ -247,18 +247,23 @@ impl Browser {
             == json!(true)
     }
 
-    /// Waits for `selector` to be rendered, then clicks it the way a user does (WebDriver
-    /// element click: scrolled into view, refused if something covers it).
-    pub async fn click(&self, selector: &str) {
-        self.wait_for(&format!("{selector} to click"), WAIT, || async {
+    /// Waits for `selector` to be rendered, then finds it: what a user can see is what a user
+    /// can act on (`what` names the action in the timeout message).
+    async fn visible_element(&self, selector: &str, what: &str) -> fantoccini::elements::Element {
+        self.wait_for(&format!("{selector} to {what}"), WAIT, || async {
             self.visible(selector).await.then_some(())
         })
         .await;
-        let element = self
-            .client
+        self.client
             .find(Locator::Css(selector))
             .await
-            .unwrap_or_else(|e| panic!("find {selector}: {e}"));
+            .unwrap_or_else(|e| panic!("find {selector}: {e}"))
+    }
+
+    /// Waits for `selector` to be rendered, then clicks it the way a user does (WebDriver
+    /// element click: scrolled into view, refused if something covers it).
+    pub async fn click(&self, selector: &str) {
+        let element = self.visible_element(selector, "click").await;
         element
             .click()
             .await
@@ -268,15 +273,7 @@ impl Browser {
     /// Replaces the value of the input matching `selector` by typing `value` into it (an empty
     /// `value` empties it).
     pub async fn type_into(&self, selector: &str, value: &str) {
-        self.wait_for(&format!("{selector} to type into"), WAIT, || async {
-            self.visible(selector).await.then_some(())
-        })
-        .await;
-        let element = self
-            .client
-            .find(Locator::Css(selector))
-            .await
-            .unwrap_or_else(|e| panic!("find {selector}: {e}"));
+        let element = self.visible_element(selector, "type into").await;
         element
             .clear()
             .await
