@@ -106,13 +106,16 @@ async fn aggregates_of(
             && query.connector.is_none_or(|c| b.series.connector_id == c)
             && phase.is_none_or(|p| b.series.phase == Some(p))
     });
-    Ok(HttpResponse::Ok().json(AggregatesBody {
+    // ~270 bytes per bucket as rendered.
+    let size_hint = 256 + 300 * buckets.len();
+    let body = AggregatesBody {
         buckets: BucketsJson(&buckets),
         charge_point_id: id.as_str(),
         from: json::time(from),
         period: period.as_str(),
         to: json::time(to),
-    }))
+    };
+    Ok(json::ok_sized(&body, size_hint))
 }
 
 /// The body of `/aggregates`, serialised straight into the response: a 30-day hourly read

@@ -183,12 +183,15 @@ async fn meter_values(
     });
     sort_and_dedupe(&mut samples);
     samples.truncate(limit);
-    Ok(HttpResponse::Ok().json(MeterValuesBody {
+    // ~200 bytes per sample as rendered.
+    let size_hint = 256 + 220 * samples.len();
+    let body = MeterValuesBody {
         charge_point_id: id.as_str(),
         from: json::time(from),
         samples: json::SamplesJson(&samples),
         to: json::time(to),
-    }))
+    };
+    Ok(json::ok_sized(&body, size_hint))
 }
 
 /// The body of `/meter-values`, serialised straight into the response (no `Value` tree); its

@@ -210,8 +210,13 @@ impl Rollup {
 
     /// Inverse of [`Self::encode`] (also reads what the Lua script writes).
     pub fn decode(text: &str) -> Option<Rollup> {
-        let parts: Vec<&str> = text.split('|').collect();
-        if parts.len() != 9 {
+        // Nine fields, no more, no fewer; no Vec (a 30-day read decodes ~7,200 of these).
+        let mut split = text.split('|');
+        let mut parts = [""; 9];
+        for part in &mut parts {
+            *part = split.next()?;
+        }
+        if split.next().is_some() {
             return None;
         }
         let num = |s: &str| -> Option<Option<f64>> {
@@ -350,6 +355,7 @@ pub async fn read_buckets(
         let Some(at) = DateTime::from_timestamp_millis(*start) else {
             continue;
         };
+        let first = out.len();
         for (field, value) in hash {
             match (SeriesKey::parse(&field), Rollup::decode(&value)) {
                 (Some(series), Some(rollup)) => out.push(StoredBucket {
@@ -363,8 +369,9 @@ pub async fn read_buckets(
                 ),
             }
         }
+        // Starts ascend already; only a hash's fields come in no order.
+        out[first..].sort_by(|a, b| a.series.cmp(&b.series));
     }
-    out.sort_by(|a, b| (a.start, &a.series).cmp(&(b.start, &b.series)));
     Ok(out)
 }
 
@@ -401,6 +408,7 @@ mod tests {
         assert_eq!(a.energy, 12.5);
         assert_eq!(a.count, 3);
         assert_eq!(Rollup::decode("1|2|3"), None);
+        assert_eq!(Rollup::decode("1|2|3|4|5|6|7|8|9|10"), None);
     }
 
     #[test]
