@@ -168,6 +168,7 @@ impl Serialize for Alert {
 pub struct AlertNotice(pub Alert);
 
 mod book;
+mod deadlines;
 mod rules;
 mod supervisor;
 mod thresholds;

@@ -3,7 +3,7 @@
 //! stores every change in Redis without ever making the stream wait for Redis.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -11,6 +11,7 @@ use deadpool_redis::Pool;
 use tokio::sync::oneshot;
 
 use super::book::{AlertBook, Change};
+use super::deadlines::Deadlines;
 use super::rules::{clock_skew_checks, safety_checks, Check, Verdict};
 use super::thresholds::{ThresholdSet, ThresholdSource, Thresholds};
 use super::{Alert, AlertNotice, Rule};
@@ -114,8 +115,10 @@ pub struct AlertSupervisor {
     open: HashMap<ChargePointId, BTreeMap<i32, u32>>,
     /// Last MeterValues (or transaction start, or connect) per charge point.
     last_heard: HashMap<ChargePointId, DateTime<Utc>>,
-    /// Pending stale-data timers.
-    stale_timers: HashMap<ChargePointId, SpawnHandle>,
+    /// When each charge point with an open transaction turns stale unless it is heard from.
+    stale_deadlines: Deadlines<ChargePointId>,
+    /// The one timer behind `stale_deadlines`: when it fires, and its handle.
+    stale_timer: Option<(Instant, SpawnHandle)>,
     /// Silence that raises `stale_meter_data` per charge point (3x its effective sample
     /// interval, from [`SessionEvent::SampleInterval`]); others use `settings.stale_after`.
     stale_after: HashMap<ChargePointId, Duration>,
@@ -160,7 +163,8 @@ impl AlertSupervisor {
             load_backoff: Duration::from_secs(1),
             open: HashMap::default(),
             last_heard: HashMap::default(),
-            stale_timers: HashMap::default(),
+            stale_deadlines: Deadlines::new(),
+            stale_timer: None,
             stale_after: HashMap::default(),
             pending: HashMap::default(),
             writing: false,
@@ -340,24 +344,40 @@ impl AlertSupervisor {
         self.open.get(cp).is_some_and(|o| !o.is_empty())
     }
 
-    /// (Re)starts the stale-data timer of a charge point.
+    /// (Re)starts the stale-data countdown of a charge point.
     fn arm_stale(&mut self, cp: ChargePointId, ctx: &mut Context<Self>) {
-        if let Some(handle) = self.stale_timers.remove(&cp) {
-            ctx.cancel_future(handle);
-        }
-        let key = cp.clone();
-        let after = self.stale_after_of(&cp);
-        let handle = ctx.run_later(after, move |act, ctx| {
-            act.stale_timers.remove(&key);
-            act.stale_fired(&key, ctx);
-        });
-        self.stale_timers.insert(cp, handle);
+        let at = Instant::now() + self.stale_after_of(&cp);
+        self.stale_deadlines.set(cp, at);
+        self.schedule_stale_check(ctx);
     }
 
-    fn disarm_stale(&mut self, cp: &ChargePointId, ctx: &mut Context<Self>) {
-        if let Some(handle) = self.stale_timers.remove(cp) {
+    fn disarm_stale(&mut self, cp: &ChargePointId) {
+        // The timer stays; firing early finds nothing due and re-arms for the next deadline.
+        self.stale_deadlines.remove(cp);
+    }
+
+    /// Keeps the one stale-data timer at or before the earliest deadline. Moving a deadline
+    /// later (every reading does) leaves the timer alone: it fires, finds nothing due and
+    /// re-arms, so the cost is one wake per earliest deadline, not one per reading.
+    fn schedule_stale_check(&mut self, ctx: &mut Context<Self>) {
+        let Some(next) = self.stale_deadlines.next() else {
+            return;
+        };
+        if self.stale_timer.as_ref().is_some_and(|(at, _)| *at <= next) {
+            return;
+        }
+        if let Some((_, handle)) = self.stale_timer.take() {
             ctx.cancel_future(handle);
         }
+        let delay = next.saturating_duration_since(Instant::now());
+        let handle = ctx.run_later(delay, |act, ctx| {
+            act.stale_timer = None;
+            for cp in act.stale_deadlines.pop_due(Instant::now()) {
+                act.stale_fired(&cp, ctx);
+            }
+            act.schedule_stale_check(ctx);
+        });
+        self.stale_timer = Some((next, handle));
     }
 
     /// The silence that counts as stale for `cp`.
@@ -421,7 +441,8 @@ impl Actor for AlertSupervisor {
 impl Supervised for AlertSupervisor {
     fn restarting(&mut self, _: &mut Self::Context) {
         // The context's timers and futures are gone; `started` re-arms and re-flushes.
-        self.stale_timers.clear();
+        self.stale_deadlines.clear();
+        self.stale_timer = None;
         self.writing = false;
         self.flush_timer = None;
         self.retry_timer = None;
@@ -503,12 +524,12 @@ impl Handler<SessionNotice> for AlertSupervisor {
                 }
                 if !self.has_open_transaction(&cp) {
                     self.open.remove(&cp);
-                    self.disarm_stale(&cp, ctx);
+                    self.disarm_stale(&cp);
                     self.clear_stale(&cp, ctx);
                 }
             }
             SessionEvent::Disconnected => {
-                self.disarm_stale(&cp, ctx);
+                self.disarm_stale(&cp);
                 self.clear_stale(&cp, ctx);
             }
             SessionEvent::Connected => {
@@ -521,7 +542,7 @@ impl Handler<SessionNotice> for AlertSupervisor {
             SessionEvent::SampleInterval { secs } => {
                 let after = Duration::from_secs(u64::from(secs).saturating_mul(3));
                 self.stale_after.insert(cp.clone(), after);
-                if self.stale_timers.contains_key(&cp) {
+                if self.stale_deadlines.contains(&cp) {
                     self.arm_stale(cp, ctx);
                 }
             }
