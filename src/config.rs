@@ -140,6 +140,9 @@ pub struct BufferConfig {
     pub max_pending_samples: usize,
     /// Recent readings remembered per station to drop retried duplicates.
     pub dedupe_window_samples: usize,
+    /// How long each of them is remembered: a retry follows its lost reply within the charge
+    /// point's call timeout, and the bound keeps a long session's memory flat.
+    pub dedupe_window_secs: u64,
     /// Longest a charge point's latest-values hash lags its raw chunks: the hash is written
     /// coalesced at most this often (and at session end and shutdown) rather than with every
     /// flush, which halves the Redis commands of a busy charge point.
@@ -153,6 +156,7 @@ impl Default for BufferConfig {
             max_age_secs: 30,
             max_pending_samples: 5_000_000,
             dedupe_window_samples: 4096,
+            dedupe_window_secs: 300,
             latest_interval_secs: 10,
         }
     }

@@ -159,6 +159,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
                 max_samples: config.buffer.max_samples,
                 max_age: Duration::from_secs(config.buffer.max_age_secs),
                 dedupe_window: config.buffer.dedupe_window_samples,
+                dedupe_max_age: Duration::from_secs(config.buffer.dedupe_window_secs),
             },
             stats_ttl_secs: config.retention.stats_hours.saturating_mul(3600),
             call_timeout: Duration::from_secs(config.ocpp.call_timeout_secs),

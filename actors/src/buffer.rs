@@ -26,6 +26,8 @@ pub struct BufferSettings {
     pub max_age: Duration,
     /// How many recent sample identities the station's actor remembers to drop repeats.
     pub dedupe_window: usize,
+    /// How long it remembers each (`buffer.dedupe_window_secs`, default 300 s).
+    pub dedupe_max_age: Duration,
 }
 
 /// Add samples to the buffer.
@@ -74,7 +76,10 @@ impl BufferActor {
     ) -> Self {
         BufferActor {
             charge_point,
-            samples: Vec::with_capacity(settings.max_samples),
+            // Grown on demand, not reserved for `max_samples`: a charge point reporting 10
+            // values every 10 s never holds more than ~30, and an idle one holds none (a
+            // reserved batch was ~8 KiB per connected charge point, issue 5).
+            samples: Vec::new(),
             settings,
             age_timer: None,
             writer,
@@ -93,10 +98,7 @@ impl BufferActor {
         self.counters
             .buffered_samples
             .fetch_sub(self.samples.len(), Ordering::Relaxed);
-        let samples = std::mem::replace(
-            &mut self.samples,
-            Vec::with_capacity(self.settings.max_samples),
-        );
+        let samples = std::mem::take(&mut self.samples);
         self.writer.do_send(WriteBatch {
             charge_point: self.charge_point.clone(),
             samples,
@@ -215,6 +217,7 @@ mod tests {
             max_samples,
             max_age,
             dedupe_window: 1000,
+            dedupe_max_age: Duration::from_secs(300),
         };
         let id = ChargePointId::parse("CP1").unwrap();
         let counters = Arc::new(IngestCounters::default());

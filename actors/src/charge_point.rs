@@ -421,7 +421,10 @@ impl ChargePointActor {
         connection: UnboundedSender<SessionCommand>,
     ) -> Self {
         let now = Utc::now();
-        let recent = RecentSamples::new(services.settings.buffer.dedupe_window);
+        let recent = RecentSamples::new(
+            services.settings.buffer.dedupe_window,
+            services.settings.buffer.dedupe_max_age,
+        );
         ChargePointActor {
             id,
             session,

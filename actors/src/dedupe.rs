@@ -2,26 +2,34 @@
 //! that storage, roll-ups and alert rules see each reading once.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use crate::sample::{Sample, SampleIdentity};
 use crate::FastHashSet;
 
-/// The identities of the last `window` readings of one station.
-#[derive(Debug, Default)]
+/// The identities of the last `window` readings of one station, received within `max_age`.
+///
+/// The age bound is what keeps a fleet's memory flat: a retry follows its lost reply within
+/// the charge point's call timeout (tens of seconds), while a count alone fills up over a long
+/// session (4,096 identities are ~200 KB, reached after about an hour at one value a second).
+#[derive(Debug)]
 pub struct RecentSamples {
     /// How many identities are remembered; 0 disables de-duplication.
     window: usize,
+    /// How long an identity is remembered after it arrived.
+    max_age: Duration,
     /// Membership test.
     seen: FastHashSet<SampleIdentity>,
-    /// Insertion order, to forget the oldest first.
-    order: VecDeque<SampleIdentity>,
+    /// Arrival order (with the arrival time), to forget the oldest first.
+    order: VecDeque<(Instant, SampleIdentity)>,
 }
 
 impl RecentSamples {
-    /// Remembers up to `window` identities.
-    pub fn new(window: usize) -> Self {
+    /// Remembers up to `window` identities, each for at most `max_age`.
+    pub fn new(window: usize, max_age: Duration) -> Self {
         RecentSamples {
             window,
+            max_age,
             // Grown on demand rather than reserved up front: a reserved 4096-entry set is about
             // 200 KB per charge point and its pages are touched by the first few inserts (hashing
             // spreads them), which made an idle fleet cost ~170 KiB per connection (issue 5).
@@ -32,21 +40,44 @@ impl RecentSamples {
 
     /// Removes the readings seen recently (or twice within `samples`) and remembers the rest.
     pub fn retain_new(&mut self, samples: &mut Vec<Sample>) -> usize {
+        self.retain_new_at(samples, Instant::now())
+    }
+
+    /// [`Self::retain_new`] with the arrival time given (tests).
+    fn retain_new_at(&mut self, samples: &mut Vec<Sample>, now: Instant) -> usize {
         if self.window == 0 {
             return 0;
         }
+        self.forget_older_than(now);
         let before = samples.len();
-        samples.retain(|sample| self.first_sighting(sample.identity()));
+        samples.retain(|sample| self.first_sighting(sample.identity(), now));
         before - samples.len()
     }
 
-    fn first_sighting(&mut self, identity: SampleIdentity) -> bool {
+    fn forget_older_than(&mut self, now: Instant) {
+        let Some(cutoff) = now.checked_sub(self.max_age) else {
+            return;
+        };
+        let before = self.order.len();
+        while self.order.front().is_some_and(|(at, _)| *at < cutoff) {
+            if let Some((_, old)) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        if self.order.len() < before && self.order.len() * 4 < self.order.capacity() {
+            // A burst (a backfill) is over: give its memory back.
+            self.order.shrink_to_fit();
+            self.seen.shrink_to_fit();
+        }
+    }
+
+    fn first_sighting(&mut self, identity: SampleIdentity, now: Instant) -> bool {
         if !self.seen.insert(identity) {
             return false;
         }
-        self.order.push_back(identity);
+        self.order.push_back((now, identity));
         if self.order.len() > self.window {
-            if let Some(old) = self.order.pop_front() {
+            if let Some((_, old)) = self.order.pop_front() {
                 self.seen.remove(&old);
             }
         }
@@ -73,9 +104,11 @@ mod tests {
         }
     }
 
+    const LONG: Duration = Duration::from_secs(3600);
+
     #[test]
     fn repeats_are_dropped_within_the_window() {
-        let mut recent = RecentSamples::new(3);
+        let mut recent = RecentSamples::new(3, LONG);
         let mut first = vec![sample(0), sample(1), sample(1)];
         assert_eq!(recent.retain_new(&mut first), 1);
         assert_eq!(first.len(), 2);
@@ -86,7 +119,7 @@ mod tests {
 
     #[test]
     fn the_oldest_identities_are_forgotten() {
-        let mut recent = RecentSamples::new(2);
+        let mut recent = RecentSamples::new(2, LONG);
         recent.retain_new(&mut vec![sample(0), sample(1), sample(2)]);
         let mut replay = vec![sample(0)];
         assert_eq!(
@@ -97,8 +130,34 @@ mod tests {
     }
 
     #[test]
+    fn identities_are_forgotten_after_max_age() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut recent = RecentSamples::new(4096, secs(300));
+        recent.retain_new_at(&mut vec![sample(0), sample(1)], t0);
+        recent.retain_new_at(&mut vec![sample(2)], t0 + secs(200));
+        let mut retry = vec![sample(0), sample(2)];
+        assert_eq!(recent.retain_new_at(&mut retry, t0 + secs(299)), 2);
+        assert_eq!(recent.order.len(), 3);
+        let mut late = vec![sample(0), sample(2)];
+        assert_eq!(
+            recent.retain_new_at(&mut late, t0 + secs(301)),
+            1,
+            "sample 0 arrived over 300 s ago and is forgotten; sample 2 is not"
+        );
+        assert_eq!(late, vec![sample(0)]);
+        assert_eq!(
+            recent.order.len(),
+            2,
+            "sample 1 forgotten, 0 remembered again"
+        );
+        recent.retain_new_at(&mut vec![], t0 + secs(1000));
+        assert!(recent.order.is_empty() && recent.seen.is_empty());
+    }
+
+    #[test]
     fn a_zero_window_keeps_everything() {
-        let mut recent = RecentSamples::new(0);
+        let mut recent = RecentSamples::new(0, LONG);
         let mut samples = vec![sample(0), sample(0)];
         assert_eq!(recent.retain_new(&mut samples), 0);
         assert_eq!(samples.len(), 2);
