@@ -15,9 +15,11 @@ use crate::charge_point::OpenTransaction;
 use crate::sample::{Measurand, Phase, Sample};
 
 /// Shortest time between two snapshots of one charge point in Redis: often enough that a
-/// crashed server leaves figures at most this old, rare enough that statistics cost one `SET`
-/// per charge point per interval whatever the sample rate.
-pub const PERSIST_INTERVAL: Duration = Duration::from_secs(10);
+/// crashed server leaves figures at most this old (no older than the raw samples a crash can
+/// lose, `buffer.max_age_secs`, 30 s), rare enough that statistics cost one `SET` per charge
+/// point per interval whatever the sample rate. At 10 s a fleet of 19,000 charge points spent
+/// 1,900 JSON snapshots and `SET`s a second on it (issue 5). Session end always writes one.
+pub const PERSIST_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Length of the "last minute" windows, in seconds.
 const WINDOW_SECS: i64 = 60;
