@@ -147,6 +147,10 @@ pub struct BufferConfig {
     /// coalesced at most this often (and at session end and shutdown) rather than with every
     /// flush, which halves the Redis commands of a busy charge point.
     pub latest_interval_secs: u64,
+    /// How often the aggregator writes its pending roll-ups (each charge point's partials in
+    /// one script call): longer is cheaper for Redis with a large fleet, and a crash loses
+    /// that much of the counts and sums (never register energy).
+    pub rollup_interval_secs: u64,
 }
 
 impl Default for BufferConfig {
@@ -158,6 +162,7 @@ impl Default for BufferConfig {
             dedupe_window_samples: 4096,
             dedupe_window_secs: 300,
             latest_interval_secs: 10,
+            rollup_interval_secs: actors::aggregator::FLUSH_INTERVAL.as_secs(),
         }
     }
 }
@@ -562,6 +567,10 @@ impl Config {
         positive(
             "buffer.latest_interval_secs",
             self.buffer.latest_interval_secs,
+        )?;
+        positive(
+            "buffer.rollup_interval_secs",
+            self.buffer.rollup_interval_secs,
         )?;
         positive("retention.raw_days", self.retention.raw_days)?;
         positive(

@@ -204,7 +204,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             daily_days: u32::try_from(config.retention.daily_days).unwrap_or(u32::MAX),
             retry_initial: Duration::from_millis(config.redis.retry_initial_ms),
             retry_max: Duration::from_millis(config.redis.retry_max_ms),
-            flush_interval: actors::aggregator::FLUSH_INTERVAL,
+            flush_interval: Duration::from_secs(config.buffer.rollup_interval_secs),
             max_clock_skew: Duration::from_secs(config.alerts.max_clock_skew_secs),
         };
         Supervisor::start(move |_| Aggregator::new(pool, settings, stats))

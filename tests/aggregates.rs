@@ -507,7 +507,7 @@ async fn readings_from_a_clock_far_in_the_future_stay_out_of_the_rollups() {
 /// Read-your-writes with per-charge-point flushes: a read flushes only its own charge point's
 /// roll-ups, so a reading answered to any charge point must still be in that charge point's
 /// aggregates at once, also when reads of other charge points (whose flushes are in flight) run
-/// at the same time. The production flush interval (15 s) is far longer than this test, so no
+/// at the same time. The production flush interval (30 s) is far longer than this test, so no
 /// timer flush hides a read that waited for the wrong flush.
 #[actix_web::test]
 async fn a_reading_just_answered_is_in_its_charge_points_aggregates_while_others_flush() {
@@ -557,5 +557,32 @@ async fn a_reading_just_answered_is_in_its_charge_points_aggregates_while_others
             ids[2]
         );
     }
+    server.shutdown().await;
+}
+
+/// `buffer.rollup_interval_secs` drives the aggregator's own flush: with 1 s the buckets reach
+/// Redis without any read or shutdown asking for them (the default, 30 s, would not within
+/// this test's 5 s).
+#[actix_web::test]
+async fn rollups_are_written_every_rollup_interval_without_a_read() {
+    let redis = RedisServer::start();
+    let mut config = test_config(&redis);
+    config.buffer.rollup_interval_secs = 1;
+    let server = start_server(config).await;
+    let mut cp = ChargePoint::connect(&server, "CP-TICK").await;
+    let base = Utc::now().timestamp_millis() - 60_000;
+    send_register(&mut cp, base, 100.0).await;
+    send_register(&mut cp, base + 10_000, 150.0).await;
+    let hour = (base / H) * (H / 1000);
+    let key = format!("ocpp:{{CP-TICK}}:agg:hour:{hour}");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            redis.cli(&["HLEN", &key]).trim() == "1"
+        })
+        .await,
+        "no roll-up bucket {key} in Redis"
+    );
+    let field = redis.cli(&["HGETALL", &key]);
+    assert!(field.contains("Energy.Active.Import.Register"), "{field}");
     server.shutdown().await;
 }
