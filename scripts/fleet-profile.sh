@@ -10,15 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${BIN:-target/release}; N=${N:-19000}; W=${W:-$(mktemp -d /tmp/ocpp-meter-profile.XXXXXX)}
 mkdir -p "$W"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/profile-common.sh
+. scripts/profile-common.sh
 cpu() { awk -v hz=100 '{print ($14 + $15) / hz}' /proc/$1/stat; }
-redis-server --port 0 --unixsocket $W/redis.sock --unixsocketperm 700 --save "" --appendonly no --dir $W --logfile $W/redis.log &
-rp=$!
-sleep 0.5
-ws=$(free_port); hp=$(free_port)
-env RUST_LOG=warn ${SERVER_ENV:-} $bin/ocpp-meter --config config.toml --ws-addr 127.0.0.1:$ws --http-addr 127.0.0.1:$hp --redis-url "redis+unix://$W/redis.sock" > $W/server.log 2>&1 &
-sp=$!
-for _ in $(seq 1 100); do curl -fsS --max-time 1 http://127.0.0.1:$hp/health >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis_and_server
 warm=$((N / 2000 + 12))
 $bin/ocpp-loadgen --url ws://127.0.0.1:$ws/ocpp/ --charge-points $N --samples-per-message 10 --interval-ms 10000 --connect-rate 2000 --source-addrs 2 --id-prefix FL --warmup-secs $warm --duration-secs $((warm + ${PSECS:-30} + 10)) --idle-secs 0 --reply-timeout-secs 60 > $W/fleet.json 2> $W/fleet.log &
 lp=$!

@@ -270,14 +270,9 @@ impl Aggregator {
         let calls = flight.partials.len() as u64;
         self.in_flight = Some(flight);
         // Expiry flags were computed now; forget them again if this flush fails.
-        self.running = true;
-        let pool = self.pool.clone();
-        let held = self.conn.take();
+        let conn = self.take_connection();
         let work = async move {
-            let mut conn = match held {
-                Some(conn) => conn,
-                None => pool.get().await.map_err(|e| (e.to_string(), false))?,
-            };
+            let mut conn = conn.await.map_err(|e| (e.to_string(), false))?;
             for pipe in pipes {
                 if let Err(e) = pipe.query_async::<()>(&mut conn).await {
                     let noscript = e.kind() == ErrorKind::Server(ServerErrorKind::NoScript);
@@ -298,17 +293,29 @@ impl Aggregator {
         }));
     }
 
-    /// Loads the merge script (at start, and after Redis lost it), then sends the flush in
-    /// flight.
-    fn load_script(&mut self, ctx: &mut Context<Self>) {
+    /// Marks a write as running and hands it the reused connection, or a new one from the pool.
+    fn take_connection(
+        &mut self,
+    ) -> impl std::future::Future<
+        Output = Result<deadpool_redis::Connection, deadpool_redis::PoolError>,
+    > + 'static {
         self.running = true;
         let pool = self.pool.clone();
         let held = self.conn.take();
+        async move {
+            match held {
+                Some(conn) => Ok(conn),
+                None => pool.get().await,
+            }
+        }
+    }
+
+    /// Loads the merge script (at start, and after Redis lost it), then sends the flush in
+    /// flight.
+    fn load_script(&mut self, ctx: &mut Context<Self>) {
+        let conn = self.take_connection();
         let work = async move {
-            let mut conn = match held {
-                Some(conn) => conn,
-                None => pool.get().await.map_err(|e| e.to_string())?,
-            };
+            let mut conn = conn.await.map_err(|e| e.to_string())?;
             let sha = redis::cmd("SCRIPT")
                 .arg("LOAD")
                 .arg(MERGE_SCRIPT)
