@@ -7,7 +7,7 @@
 //! server's CPU in the fleet benchmark (issue 5). Here re-arming is two `O(log n)` tree
 //! operations, and the actor keeps one timer for the earliest deadline.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::time::Instant;
 
@@ -17,17 +17,18 @@ use crate::FastHashMap as HashMap;
 #[derive(Debug)]
 pub(crate) struct Deadlines<K> {
     by_key: HashMap<K, (Instant, u64)>,
-    /// `(deadline, tie-breaker)` -> key order; the tie-breaker keeps equal deadlines apart.
-    queue: BTreeSet<(Instant, u64, K)>,
+    /// `(deadline, tie-breaker)` -> key, in deadline order; the tie-breaker keeps equal
+    /// deadlines apart.
+    queue: BTreeMap<(Instant, u64), K>,
     next_tie: u64,
 }
 
-impl<K: Clone + Eq + Hash + Ord> Deadlines<K> {
+impl<K: Clone + Eq + Hash> Deadlines<K> {
     /// No deadlines.
     pub(crate) fn new() -> Self {
         Deadlines {
             by_key: HashMap::default(),
-            queue: BTreeSet::new(),
+            queue: BTreeMap::new(),
             next_tie: 0,
         }
     }
@@ -37,14 +38,14 @@ impl<K: Clone + Eq + Hash + Ord> Deadlines<K> {
         self.remove(&key);
         let tie = self.next_tie;
         self.next_tie += 1;
-        self.queue.insert((at, tie, key.clone()));
+        self.queue.insert((at, tie), key.clone());
         self.by_key.insert(key, (at, tie));
     }
 
     /// Forgets the deadline of `key`, if it has one.
     pub(crate) fn remove(&mut self, key: &K) {
-        if let Some((at, tie)) = self.by_key.remove(key) {
-            self.queue.remove(&(at, tie, key.clone()));
+        if let Some(slot) = self.by_key.remove(key) {
+            self.queue.remove(&slot);
         }
     }
 
@@ -55,14 +56,18 @@ impl<K: Clone + Eq + Hash + Ord> Deadlines<K> {
 
     /// The earliest deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
-        self.queue.first().map(|(at, _, _)| *at)
+        self.queue.first_key_value().map(|((at, _), _)| *at)
     }
 
     /// Removes and returns the keys whose deadline is at or before `now`, earliest first.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Vec<K> {
         let mut due = Vec::new();
-        while self.queue.first().is_some_and(|(at, _, _)| *at <= now) {
-            if let Some((_, _, key)) = self.queue.pop_first() {
+        while self
+            .queue
+            .first_key_value()
+            .is_some_and(|((at, _), _)| *at <= now)
+        {
+            if let Some((_, key)) = self.queue.pop_first() {
                 self.by_key.remove(&key);
                 due.push(key);
             }
