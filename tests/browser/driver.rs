@@ -293,14 +293,8 @@ impl Browser {
 
     /// Picks the option of value `value` in the `select` matching `selector`, as a user does.
     pub async fn select(&self, selector: &str, value: &str) {
-        self.wait_for(&format!("{selector} to choose from"), WAIT, || async {
-            self.visible(selector).await.then_some(())
-        })
-        .await;
-        self.client
-            .find(Locator::Css(selector))
+        self.visible_element(selector, "choose from")
             .await
-            .unwrap_or_else(|e| panic!("find {selector}: {e}"))
             .select_by_value(value)
             .await
             .unwrap_or_else(|e| panic!("choose {value} in {selector}: {e}"));
