@@ -35,6 +35,7 @@ fn storage(c: &mut Criterion) {
         charge_point,
         samples: batch.clone(),
         ops: Vec::new(),
+        wal: None,
     };
 
     let mut group = c.benchmark_group("store");

@@ -103,7 +103,7 @@ start_meter() {
   http="http://127.0.0.1:$http_port"
   # Loopback binds: no admin token is generated. The boot metering calls are left on (the
   # generator answers them NotSupported once per charge point).
-  env RUST_LOG=warn "$@" "$bin/ocpp-meter" --config config.toml \
+  env RUST_LOG=warn OCPP_METER_WAL_DIR="$work/wal" "$@" "$bin/ocpp-meter" --config config.toml \
     --ws-addr "127.0.0.1:$ws_port" --http-addr "127.0.0.1:$http_port" \
     --redis-url "redis+unix://$work/redis.sock" >"$work/server.log" 2>&1 &
   server_pid=$!

@@ -104,11 +104,11 @@ EOF
 
 # With admin tokens supported (an [admin] section in the config), run with one, so the smoke
 # test's OCPP_ADMIN_TOKEN path is exercised and an unauthenticated request is seen refused.
-server_env=()
+server_env=("OCPP_METER_WAL_DIR=$work/wal")
 auth=()
 if grep -q '^\[admin\]' "$config"; then
   token="ci-smoke-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-  server_env=("OCPP_METER_ADMIN_TOKENS=[\"$token\"]")
+  server_env+=("OCPP_METER_ADMIN_TOKENS=[\"$token\"]")
   auth=(-H "Authorization: Bearer $token")
   export OCPP_ADMIN_TOKEN="$token"
 fi

@@ -10,7 +10,7 @@ start_redis_and_server() {
   sleep 0.5
   ws=$(free_port); hp=$(free_port)
   # shellcheck disable=SC2086 # SERVER_ENV holds NAME=value words
-  env RUST_LOG=warn ${SERVER_ENV:-} "$bin/ocpp-meter" --config config.toml \
+  env RUST_LOG=warn OCPP_METER_WAL_DIR="$W/wal" ${SERVER_ENV:-} "$bin/ocpp-meter" --config config.toml \
     --ws-addr "127.0.0.1:$ws" --http-addr "127.0.0.1:$hp" \
     --redis-url "redis+unix://$W/redis.sock" >"$W/server.log" 2>&1 &
   sp=$!

@@ -70,6 +70,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[tls]`: certificate and key that turn both listeners into TLS (wss://, https://).
     pub tls: TlsConfig,
+    /// `[wal]`: the write-ahead log that makes an acknowledged reading survive a crash.
+    pub wal: WalConfig,
 }
 
 /// `[server]`.
@@ -454,6 +456,75 @@ pub struct TlsConfig {
     pub key: String,
 }
 
+/// `[wal]`: the local write-ahead log every MeterValues, StartTransaction and StopTransaction
+/// reaches before its CALLRESULT goes out, so "answered" means "durable" even on SIGKILL.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalConfig {
+    /// Off turns the acknowledgement back into "in memory" (a crash loses what the buffers
+    /// hold); only for benchmarks and throwaway set-ups.
+    pub enabled: bool,
+    /// Directory of the segments; created when missing, one process at a time (locked).
+    pub dir: String,
+    /// When the log is forced to disk: `batch` (one fsync per group commit), `always` (one
+    /// per record, no grouping) or `never` (the OS decides: survives a process crash, not a
+    /// power cut).
+    pub fsync: WalFsync,
+    /// How long a group commit collects records after the first one before one write and one
+    /// fsync cover them all.
+    pub group_commit_ms: u64,
+    /// A segment is closed and a new one opened past this size; closed segments are deleted
+    /// once Redis holds everything in them.
+    pub segment_bytes: u64,
+    /// Most bytes the log may occupy on disk (0: no limit but the disk's); past it the log
+    /// behaves as a full disk: `/ready` fails and MeterValues get a CALLERROR InternalError.
+    pub max_disk_bytes: u64,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig {
+            enabled: true,
+            dir: "./data/wal".into(),
+            fsync: WalFsync::Batch,
+            group_commit_ms: 2,
+            segment_bytes: 64 * 1024 * 1024,
+            max_disk_bytes: 0,
+        }
+    }
+}
+
+/// `wal.fsync`: how hard the log insists on the disk.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WalFsync {
+    /// One fsync per group commit (the default).
+    #[default]
+    Batch,
+    /// One write and fsync per record.
+    Always,
+    /// Written to the OS, never forced: safe against a process crash, not a power cut.
+    Never,
+}
+
+impl Config {
+    /// The write-ahead log's settings, `None` when `wal.enabled` is false.
+    pub fn wal_settings(&self) -> Option<actors::wal::WalSettings> {
+        let wal = &self.wal;
+        wal.enabled.then(|| actors::wal::WalSettings {
+            dir: std::path::PathBuf::from(&wal.dir),
+            fsync: match wal.fsync {
+                WalFsync::Batch => actors::wal::FsyncPolicy::Batch,
+                WalFsync::Always => actors::wal::FsyncPolicy::Always,
+                WalFsync::Never => actors::wal::FsyncPolicy::Never,
+            },
+            group_commit: std::time::Duration::from_millis(wal.group_commit_ms),
+            segment_bytes: wal.segment_bytes,
+            max_disk_bytes: wal.max_disk_bytes,
+        })
+    }
+}
+
 /// Shortest admin or metrics token accepted, so a guessable one is refused at start.
 pub const MIN_TOKEN_CHARS: usize = 16;
 
@@ -601,6 +672,30 @@ impl Config {
         )?;
         positive("ocpp.call_timeout_secs", self.ocpp.call_timeout_secs)?;
         self.ocpp.metering.validate()?;
+        if self.wal.enabled && self.wal.dir.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "wal.dir",
+                reason: "must name a directory while wal.enabled is true".into(),
+            });
+        }
+        if self.wal.group_commit_ms > 1000 {
+            return Err(ConfigError::Invalid {
+                key: "wal.group_commit_ms",
+                reason: "must be at most 1000 (every acknowledgement waits for it)".into(),
+            });
+        }
+        if self.wal.segment_bytes < 64 * 1024 {
+            return Err(ConfigError::Invalid {
+                key: "wal.segment_bytes",
+                reason: "must be at least 65536".into(),
+            });
+        }
+        if self.wal.max_disk_bytes != 0 && self.wal.max_disk_bytes < self.wal.segment_bytes {
+            return Err(ConfigError::Invalid {
+                key: "wal.max_disk_bytes",
+                reason: "must be 0 (no limit) or at least wal.segment_bytes".into(),
+            });
+        }
         self.validate_security()?;
         self.validate_alerts()
     }
@@ -669,6 +764,7 @@ const SECTIONS: &[&str] = &[
     "alerts",
     "admin",
     "tls",
+    "wal",
 ];
 
 /// Tables nested in a section, so `OCPP_METER_ALERTS_WEBHOOK_URL` reaches `[alerts.webhook] url`.

@@ -44,7 +44,8 @@ use actors::registry::Registry;
 use actors::store::reads;
 use actors::stream::SampleStream;
 use actors::txn_ids::TransactionIds;
-use actors::writer::{Drain, RedisWriter, WriterSettings, WriterStats};
+use actors::wal::{Replayed, Wal, WalStats};
+use actors::writer::{Drain, RedisWriter, WriteBatch, WriterSettings, WriterStats};
 
 pub use config::Config;
 
@@ -65,6 +66,9 @@ pub enum StartError {
     /// `[tls]` cert/key could not be loaded.
     #[error(transparent)]
     Tls(#[from] security::tls::TlsError),
+    /// The write-ahead log could not be opened (directory not writable, or in use).
+    #[error(transparent)]
+    Wal(#[from] actors::wal::OpenError),
 }
 
 /// A started server: its bound addresses and what shutdown needs.
@@ -94,6 +98,10 @@ pub struct RunningServer {
     aggregator: Addr<Aggregator>,
     /// The alert supervisor, whose pending alert writes are flushed on shutdown.
     alert_supervisor: Addr<actors::alerts::AlertSupervisor>,
+    /// Write-ahead log counters (`None` with `wal.enabled = false`).
+    pub wal_stats: Option<Arc<WalStats>>,
+    /// The write-ahead log, closed last on shutdown.
+    wal: Option<Wal>,
     /// The WebSocket listener.
     ws_server: ServerHandle,
     /// The admin listener.
@@ -134,6 +142,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         );
     }
 
+    // The write-ahead log is opened (and its leftovers read) before anything can be answered.
+    let (wal, replay) = match config.wal_settings() {
+        Some(settings) => {
+            let (wal, replay) = Wal::open(settings, Arc::new(WalStats::default()))?;
+            (Some(wal), replay)
+        }
+        None => (None, Vec::new()),
+    };
+
     let writer_stats = Arc::new(WriterStats::default());
     let writer_settings = WriterSettings {
         max_pending_samples: config.buffer.max_pending_samples,
@@ -164,6 +181,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             stats_ttl_secs: config.retention.stats_hours.saturating_mul(3600),
             call_timeout: Duration::from_secs(config.ocpp.call_timeout_secs),
             metering: config.ocpp.metering.profile().map(Arc::new),
+            max_pending_samples: config.buffer.max_pending_samples,
         }),
         writer: writer.clone().recipient(),
         stream: SampleStream::default(),
@@ -171,6 +189,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         registry: registry.clone(),
         counters: counters.clone(),
         pool: pool.clone(),
+        wal: wal.clone(),
+        writer_stats: writer_stats.clone(),
     };
     // Remote commands and metering profiles (src/api/commands.rs, src/api/metering.rs).
     let commands_state = api::commands::CommandsState {
@@ -210,6 +230,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         Supervisor::start(move |_| Aggregator::new(pool, settings, stats))
     };
     services.stream.subscribe(aggregator.clone().recipient());
+    replay_into(replay, &writer, &aggregator);
     let aggregates_state = api::aggregates::AggregatesState {
         pool: pool.clone(),
         aggregator: aggregator.clone(),
@@ -262,6 +283,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         aggregator: aggregator_stats.clone(),
         event_hub: event_hub_counters.clone(),
         webhook: webhook_stats,
+        wal: wal.as_ref().map(|wal| wal.stats().clone()),
     }));
     {
         use actix::Actor as _;
@@ -298,6 +320,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         max_pending_samples: config.buffer.max_pending_samples,
         events: event_hub,
         alerts: alert_supervisor.clone(),
+        wal: wal.clone(),
     };
 
     let workers = match config.server.workers {
@@ -406,10 +429,41 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         aggregator_stats,
         aggregator,
         alert_supervisor,
+        wal_stats: wal.as_ref().map(|wal| wal.stats().clone()),
+        wal,
         ws_server: ws_handle,
         http_server: http_handle,
         shutdown_timeout,
     })
+}
+
+/// Feeds what the write-ahead log kept from the previous run to the writer (raw chunks and
+/// record changes) and the aggregator (roll-ups), each record only on the paths that may lack
+/// it; the alert rules and live feed do not see it again. Runs before the listeners serve, so
+/// replayed batches are queued ahead of new ones.
+fn replay_into(replay: Vec<Replayed>, writer: &Addr<RedisWriter>, aggregator: &Addr<Aggregator>) {
+    for Replayed {
+        record,
+        raw,
+        rollup,
+    } in replay
+    {
+        if rollup.is_some() {
+            aggregator.do_send(actors::stream::SampleBatch {
+                charge_point: record.charge_point.clone(),
+                samples: Arc::from(record.samples.as_slice()),
+                wal: rollup,
+            });
+        }
+        if raw.is_some() {
+            writer.do_send(WriteBatch {
+                charge_point: record.charge_point,
+                samples: record.samples,
+                ops: record.ops,
+                wal: raw,
+            });
+        }
+    }
 }
 
 impl RunningServer {
@@ -466,6 +520,10 @@ impl RunningServer {
             log::error!(
                 "Shutdown timed out with {not_written} samples not yet in Redis; they are lost."
             );
+        }
+        if let Some(wal) = self.wal {
+            // Everything drained is out of the log's hands: a clean stop leaves it empty.
+            let _ = actix_web::rt::task::spawn_blocking(move || wal.close()).await;
         }
         self.ws_server.stop(false).await;
         self.http_server.stop(true).await;

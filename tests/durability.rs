@@ -516,6 +516,7 @@ async fn sigterm_with_full_buffers_loses_no_sample() {
         .arg("--config")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml"))
         .env("OCPP_METER_REDIS_URL", redis.url())
+        .env("OCPP_METER_WAL_DIR", redis.wal_dir())
         .env("OCPP_METER_SERVER_WS_ADDR", format!("127.0.0.1:{ws_port}"))
         .env(
             "OCPP_METER_SERVER_HTTP_ADDR",

@@ -29,6 +29,7 @@ use crate::id::ChargePointId;
 use crate::store::aggregates::{Period, Rollup, SeriesKey, MAX_PLAUSIBLE_POWER_W, MERGE_SCRIPT};
 use crate::store::keys;
 use crate::stream::SampleBatch;
+use crate::wal::WalPin;
 
 /// How often pending roll-ups are written by default (`buffer.rollup_interval_secs`). Each
 /// write costs about 8 Redis commands per charge point (one `EVALSHA` and the `HMGET`/`HSET`/
@@ -107,6 +108,9 @@ struct Partial {
     stats: BTreeMap<(Period, i64, SeriesKey), Rollup>,
     /// Register readings per series, `(t_ms, value)`, in arrival order.
     readings: BTreeMap<SeriesKey, Vec<(i64, f64)>>,
+    /// The write-ahead log's hold on the oldest record folded in here (it covers the later
+    /// ones of this charge point), released with the flush that applies them.
+    wal: Option<Arc<WalPin>>,
 }
 
 impl Partial {
@@ -552,6 +556,9 @@ impl Handler<SampleBatch> for Aggregator {
             + chrono::Duration::from_std(self.settings.max_clock_skew)
                 .unwrap_or(chrono::Duration::MAX);
         let partial = self.pending.entry(batch.charge_point.clone()).or_default();
+        if partial.wal.is_none() {
+            partial.wal = batch.wal;
+        }
         let before = partial.entries();
         let mut counted = 0;
         for sample in batch.samples.iter() {

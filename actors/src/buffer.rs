@@ -15,6 +15,7 @@ use actix::prelude::*;
 use crate::counters::IngestCounters;
 use crate::id::ChargePointId;
 use crate::sample::Sample;
+use crate::wal::WalPin;
 use crate::writer::WriteBatch;
 
 /// Batch limits, from `[buffer]` in config.toml.
@@ -30,10 +31,10 @@ pub struct BufferSettings {
     pub dedupe_max_age: Duration,
 }
 
-/// Add samples to the buffer.
+/// Add samples to the buffer, with the write-ahead log's hold on them (see [`crate::wal`]).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Push(pub Vec<Sample>);
+pub struct Push(pub Vec<Sample>, pub Option<Arc<WalPin>>);
 
 /// Hand everything buffered to the writer now.
 #[derive(Debug, Message)]
@@ -58,6 +59,9 @@ pub struct BufferActor {
     settings: BufferSettings,
     /// The open batch.
     samples: Vec<Sample>,
+    /// The log's hold on the open batch: the pin of its first (oldest) record, which covers
+    /// the later ones of this station (their numbers are higher), so those are let go at once.
+    wal: Option<Arc<WalPin>>,
     /// Fires when the oldest sample of the open batch reaches `max_age`.
     age_timer: Option<SpawnHandle>,
     /// Where full batches go.
@@ -80,6 +84,7 @@ impl BufferActor {
             // values every 10 s never holds more than ~30, and an idle one holds none (a
             // reserved batch was ~8 KiB per connected charge point, issue 5).
             samples: Vec::new(),
+            wal: None,
             settings,
             age_timer: None,
             writer,
@@ -103,6 +108,7 @@ impl BufferActor {
             charge_point: self.charge_point.clone(),
             samples,
             ops: Vec::new(),
+            wal: self.wal.take(),
         });
     }
 }
@@ -130,8 +136,12 @@ impl Actor for BufferActor {
 impl Handler<Push> for BufferActor {
     type Result = ();
 
-    fn handle(&mut self, Push(samples): Push, ctx: &mut Self::Context) {
+    fn handle(&mut self, Push(samples, wal): Push, ctx: &mut Self::Context) {
         for sample in samples {
+            // A batch closed mid-push took the pin with it; the rest of this push needs one.
+            if self.wal.is_none() {
+                self.wal.clone_from(&wal);
+            }
             if self.samples.is_empty() && self.age_timer.is_none() {
                 self.age_timer = Some(ctx.run_later(self.settings.max_age, |act, ctx| {
                     act.age_timer = None;
@@ -239,7 +249,7 @@ mod tests {
     async fn flushes_when_full() {
         let (buffer, seen) = start(3, Duration::from_secs(3600));
         buffer
-            .send(Push((0..7).map(sample).collect()))
+            .send(Push((0..7).map(sample).collect(), None))
             .await
             .unwrap();
         buffer.send(Buffered).await.unwrap();
@@ -252,9 +262,9 @@ mod tests {
     async fn flushes_when_the_oldest_sample_is_max_age_old() {
         tokio::time::pause();
         let (buffer, seen) = start(100, Duration::from_secs(30));
-        buffer.send(Push(vec![sample(0)])).await.unwrap();
+        buffer.send(Push(vec![sample(0)], None)).await.unwrap();
         actix::clock::sleep(Duration::from_secs(20)).await;
-        buffer.send(Push(vec![sample(1)])).await.unwrap();
+        buffer.send(Push(vec![sample(1)], None)).await.unwrap();
         assert!(sizes(&seen).is_empty(), "flushed before max_age");
         actix::clock::sleep(Duration::from_secs(11)).await;
         assert_eq!(
@@ -267,7 +277,10 @@ mod tests {
     #[actix::test]
     async fn flushes_everything_when_stopped() {
         let (buffer, seen) = start(100, Duration::from_secs(3600));
-        buffer.send(Push(vec![sample(0), sample(1)])).await.unwrap();
+        buffer
+            .send(Push(vec![sample(0), sample(1)], None))
+            .await
+            .unwrap();
         buffer.send(Stop).await.unwrap();
         actix::clock::sleep(Duration::from_millis(5)).await;
         assert_eq!(sizes(&seen), vec![2]);

@@ -26,11 +26,12 @@ use crate::server_call::{Call, CallAnswered, CallError, CallQueue, CallResult, S
 use crate::stats::{ChargePointStats, LiveStats, PERSIST_INTERVAL};
 use crate::stream::{SampleBatch, SampleStream, SessionEvent, SessionNotice};
 use crate::txn_ids::TransactionIds;
-use crate::writer::{StoreOp, WriteBatch};
+use crate::wal::{Durable, Wal};
+use crate::writer::{StoreOp, WriteBatch, WriterStats};
 use crate::FastHashMap;
 
 /// Identity a charge point reports when it boots; shown by the admin API.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BootInfo {
     /// `chargePointVendor`.
     pub vendor: String,
@@ -53,7 +54,7 @@ pub struct BootInfo {
 }
 
 /// A connector's state as last reported by StatusNotification.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StatusReport {
     /// 0 is the charge point as a whole.
     pub connector_id: u32,
@@ -267,6 +268,10 @@ pub struct ChargePointSettings {
     pub call_timeout: Duration,
     /// The metering profile set at boot (`[ocpp.metering]`); `None` when turned off.
     pub metering: Option<Arc<MeteringProfile>>,
+    /// `buffer.max_pending_samples`: with the write-ahead log on, a writer backlog this large
+    /// makes MeterValues answer with an error (the charge point keeps them) rather than the
+    /// writer dropping what was acknowledged.
+    pub max_pending_samples: usize,
 }
 
 /// Everything a charge point actor needs from the rest of the system, cloned into each one.
@@ -286,6 +291,11 @@ pub struct Services {
     pub counters: Arc<IngestCounters>,
     /// Redis, for the boot metering run (profile override, reported configuration, refusals).
     pub pool: deadpool_redis::Pool,
+    /// The write-ahead log every answered reading and transaction reaches before its answer;
+    /// `None` when `wal.enabled` is false (answers then mean "in memory").
+    pub wal: Option<Wal>,
+    /// The writer's backlog, checked against `max_pending_samples` before accepting readings.
+    pub writer_stats: Arc<WriterStats>,
 }
 
 /// Why the server closes a session; the edge picks the WebSocket close code.
@@ -376,6 +386,36 @@ pub struct BufferedSamples;
 
 /// Key of the latest-sample map.
 type SeriesKey = (u32, Measurand, Option<Phase>);
+
+/// How a request is answered: at once, or once its write-ahead log record is on disk.
+enum Answer {
+    /// Nothing to make durable (or the log is off).
+    Now(Reply),
+    /// The reply, held back until the record is durable; a failed commit answers
+    /// [`Reply::Failed`] instead, so the charge point keeps and resends its message.
+    AfterCommit(Reply, Durable),
+}
+
+impl Answer {
+    /// `reply` once `durable` (if any) resolves.
+    fn after(reply: Reply, durable: Option<Durable>) -> Answer {
+        match durable {
+            Some(durable) => Answer::AfterCommit(reply, durable),
+            None => Answer::Now(reply),
+        }
+    }
+
+    /// The reply, when it may go out.
+    async fn settle(self) -> Reply {
+        match self {
+            Answer::Now(reply) => reply,
+            Answer::AfterCommit(reply, durable) => match durable.wait().await {
+                Ok(()) => reply,
+                Err(error) => Reply::Failed(error.to_string()),
+            },
+        }
+    }
+}
 
 /// See the module documentation.
 pub struct ChargePointActor {
@@ -511,11 +551,14 @@ impl ChargePointActor {
         });
     }
 
+    /// Hands a record change the write-ahead log does not keep (boot, status, presence,
+    /// statistics: each is reported again) to the writer.
     fn store(&self, op: StoreOp) {
         self.services.writer.do_send(WriteBatch {
             charge_point: self.id.clone(),
             samples: Vec::new(),
             ops: vec![op],
+            wal: None,
         });
     }
 
@@ -539,8 +582,16 @@ impl ChargePointActor {
         }
     }
 
-    /// Publishes readings to the live stream and the buffer, and keeps the newest per series.
-    fn ingest(&mut self, mut readings: Readings) {
+    /// Logs readings and record changes in the write-ahead log, then publishes the readings to
+    /// the live stream and the buffer (keeping the newest per series) and hands the changes to
+    /// the writer. Returns the commit the answer must wait for, or why the request cannot be
+    /// accepted now (log full or failing, writer backlog full): then nothing was taken, and the
+    /// charge point's resend is not mistaken for a repeat.
+    fn ingest(
+        &mut self,
+        mut readings: Readings,
+        ops: Vec<StoreOp>,
+    ) -> Result<Option<Durable>, String> {
         let counters = &self.services.counters;
         if !readings.rejected.is_empty() {
             counters
@@ -555,6 +606,19 @@ impl ChargePointActor {
                 .naive_timestamps
                 .fetch_add(u64::from(readings.naive_timestamps), Ordering::Relaxed);
         }
+        if self.services.wal.is_some()
+            && !readings.samples.is_empty()
+            && self
+                .services
+                .writer_stats
+                .backlog_full(self.services.settings.max_pending_samples)
+        {
+            log::warn!(
+                "{}: readings refused: the writer backlog is full (Redis is slow or away).",
+                self.id
+            );
+            return Err("the storage backlog is full; send the readings again later".into());
+        }
         let repeats = self.recent.retain_new(&mut readings.samples);
         if repeats > 0 {
             counters
@@ -562,9 +626,33 @@ impl ChargePointActor {
                 .fetch_add(repeats as u64, Ordering::Relaxed);
             log::debug!("{}: dropped {repeats} repeated readings.", self.id);
         }
-        if readings.samples.is_empty() {
-            return;
+        if readings.samples.is_empty() && ops.is_empty() {
+            return Ok(None);
         }
+        let (raw, rollup, durable) = match &self.services.wal {
+            Some(wal) => match wal.append(&self.id, &readings.samples, &ops) {
+                Ok(appended) => (Some(appended.raw), appended.rollup, Some(appended.durable)),
+                Err(error) => {
+                    // Not taken: the resend must not count as a repeat.
+                    self.recent.forget(&readings.samples);
+                    log::warn!("{}: request refused: {error}.", self.id);
+                    return Err(error.to_string());
+                }
+            },
+            None => (None, None, None),
+        };
+        if !ops.is_empty() {
+            self.services.writer.do_send(WriteBatch {
+                charge_point: self.id.clone(),
+                samples: Vec::new(),
+                ops,
+                wal: raw.clone(),
+            });
+        }
+        if readings.samples.is_empty() {
+            return Ok(durable);
+        }
+        let counters = &self.services.counters;
         counters
             .samples_received
             .fetch_add(readings.samples.len() as u64, Ordering::Relaxed);
@@ -583,16 +671,18 @@ impl ChargePointActor {
             self.services.stream.publish(SampleBatch {
                 charge_point: self.id.clone(),
                 samples: Arc::from(readings.samples.clone()),
+                wal: rollup,
             });
         }
         if let Some(buffer) = &self.buffer {
-            buffer.do_send(Push(readings.samples));
+            buffer.do_send(Push(readings.samples, raw));
         }
+        Ok(durable)
     }
 
-    /// Handles a request that needs no waiting.
-    fn answer(&mut self, request: Request) -> Reply {
-        match request {
+    /// Handles a request that needs no Redis round trip (all but StartTransaction).
+    fn answer(&mut self, request: Request) -> Answer {
+        let reply = match request {
             Request::Boot(boot) => {
                 log::info!(
                     "{}: booted ({} {}, firmware {}).",
@@ -622,33 +712,43 @@ impl ChargePointActor {
                 reason,
                 mut readings,
             } => {
-                let open = self.open_transactions.remove(&transaction_id);
-                if let Some(open) = &open {
+                let connector_id = self
+                    .open_transactions
+                    .get(&transaction_id)
+                    .map(|open| open.connector_id);
+                if let Some(connector_id) = connector_id {
                     for sample in &mut readings.samples {
-                        sample.connector_id = open.connector_id;
+                        sample.connector_id = connector_id;
                     }
                 }
-                self.ingest(readings);
-                self.notify(SessionEvent::TransactionStopped {
-                    transaction_id,
-                    connector_id: open.as_ref().map(|o| o.connector_id),
-                    meter_stop,
-                });
-                self.store(StoreOp::TransactionStopped {
+                let stopped = StoreOp::TransactionStopped {
                     transaction_id,
                     id_tag: id_tag.clone(),
                     meter_stop,
                     timestamp,
                     reason,
+                };
+                let durable = match self.ingest(readings, vec![stopped]) {
+                    Ok(durable) => durable,
+                    Err(error) => return Answer::Now(Reply::Failed(error)),
+                };
+                self.open_transactions.remove(&transaction_id);
+                self.notify(SessionEvent::TransactionStopped {
+                    transaction_id,
+                    connector_id,
+                    meter_stop,
                 });
-                Reply::StopTransaction {
+                let reply = Reply::StopTransaction {
                     status: id_tag.as_deref().map(|tag| self.authorize(tag)),
-                }
+                };
+                return Answer::after(reply, durable);
             }
             Request::MeterValues { readings, .. } => {
                 self.stats.record_meter_values(Utc::now());
-                self.ingest(readings);
-                Reply::MeterValues
+                return match self.ingest(readings, Vec::new()) {
+                    Ok(durable) => Answer::after(Reply::MeterValues, durable),
+                    Err(error) => Answer::Now(Reply::Failed(error)),
+                };
             }
             Request::StatusNotification(report) => {
                 self.store(StoreOp::Status(report.clone()));
@@ -676,7 +776,8 @@ impl ChargePointActor {
             }
             // Handled asynchronously in the Handler.
             Request::StartTransaction { .. } => Reply::Failed("unexpected".into()),
-        }
+        };
+        Answer::Now(reply)
     }
 }
 
@@ -753,7 +854,10 @@ impl Handler<Request> for ChargePointActor {
             ..
         } = request
         else {
-            return Box::pin(actix::fut::ready(self.answer(request)));
+            return match self.answer(request) {
+                Answer::Now(reply) => Box::pin(actix::fut::ready(reply)),
+                answer => Box::pin(answer.settle().into_actor(self)),
+            };
         };
         let status = self.authorize(&id_tag);
         let ids = self.services.transaction_ids.clone();
@@ -762,6 +866,17 @@ impl Handler<Request> for ChargePointActor {
                 .into_actor(self)
                 .map(move |allocated, act, _| match allocated {
                     Ok(transaction_id) => {
+                        let started = StoreOp::TransactionStarted {
+                            transaction_id,
+                            connector_id,
+                            id_tag: id_tag.clone(),
+                            meter_start,
+                            timestamp,
+                        };
+                        let durable = match act.ingest(Readings::default(), vec![started]) {
+                            Ok(durable) => durable,
+                            Err(error) => return Answer::Now(Reply::Failed(error)),
+                        };
                         log::info!(
                             "{}: transaction {transaction_id} started on connector {connector_id}.",
                             act.id
@@ -769,7 +884,7 @@ impl Handler<Request> for ChargePointActor {
                         let open = OpenTransaction {
                             transaction_id,
                             connector_id,
-                            id_tag: id_tag.clone(),
+                            id_tag,
                             meter_start,
                             started_at: timestamp,
                         };
@@ -779,23 +894,18 @@ impl Handler<Request> for ChargePointActor {
                             connector_id,
                             meter_start,
                         });
-                        act.store(StoreOp::TransactionStarted {
-                            transaction_id,
-                            connector_id,
-                            id_tag,
-                            meter_start,
-                            timestamp,
-                        });
-                        Reply::StartTransaction {
+                        let reply = Reply::StartTransaction {
                             transaction_id,
                             status,
-                        }
+                        };
+                        Answer::after(reply, durable)
                     }
                     Err(error) => {
                         log::error!("{}: StartTransaction failed: {error}.", act.id);
-                        Reply::Failed(error.to_string())
+                        Answer::Now(Reply::Failed(error.to_string()))
                     }
-                }),
+                })
+                .then(|answer, act, _| answer.settle().into_actor(act)),
         )
     }
 }

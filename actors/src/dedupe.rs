@@ -43,6 +43,14 @@ impl RecentSamples {
         self.retain_new_at(samples, Instant::now())
     }
 
+    /// Forgets readings [`Self::retain_new`] just remembered, because they were not taken
+    /// after all (the write-ahead log refused them): the charge point's resend is new.
+    pub fn forget(&mut self, samples: &[Sample]) {
+        for sample in samples {
+            self.seen.remove(&sample.identity());
+        }
+    }
+
     /// [`Self::retain_new`] with the arrival time given (tests).
     fn retain_new_at(&mut self, samples: &mut Vec<Sample>, now: Instant) -> usize {
         if self.window == 0 {

@@ -23,6 +23,7 @@
 //!   GetConfiguration, ChangeConfiguration) and the per-session queue that keeps one outstanding.
 //! - [`metering`] / [`boot_metering`]: the metering profile set by ChangeConfiguration after boot.
 //! - [`store`]: Redis key schema, encoding and reads.
+//! - [`wal`]: the write-ahead log every answered reading reaches before its CALLRESULT.
 
 pub mod aggregator;
 pub mod alerts;
@@ -41,6 +42,7 @@ pub mod stats;
 pub mod store;
 pub mod stream;
 pub mod txn_ids;
+pub mod wal;
 pub mod writer;
 
 /// Hash map for what is looked up with every sample (series, reading identities, charge point

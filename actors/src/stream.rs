@@ -13,6 +13,7 @@ use crate::alerts::AlertNotice;
 use crate::charge_point::StatusReport;
 use crate::id::ChargePointId;
 use crate::sample::Sample;
+use crate::wal::WalPin;
 
 /// The samples of one request of one charge point, shared by all subscribers without copying.
 #[derive(Debug, Clone, Message)]
@@ -22,6 +23,9 @@ pub struct SampleBatch {
     pub charge_point: ChargePointId,
     /// The readings, normalised.
     pub samples: Arc<[Sample]>,
+    /// The write-ahead log's hold on these samples for the roll-ups: the aggregator keeps it
+    /// until its flush is applied, every other subscriber drops it with the batch.
+    pub wal: Option<Arc<WalPin>>,
 }
 
 /// Something that happened to a charge point's session, other than samples.

@@ -29,6 +29,7 @@ use crate::charge_point::{BootInfo, StatusReport};
 use crate::id::ChargePointId;
 use crate::sample::Sample;
 use crate::store::{chunk, keys};
+use crate::wal::WalPin;
 use crate::FastHashMap;
 
 /// Writer tuning, from `[buffer]`, `[redis]` and `[retention]` in config.toml.
@@ -51,7 +52,7 @@ pub struct WriterSettings {
 
 /// A change to a charge point's or transaction's record; rare next to samples, but it must reach
 /// Redis through the same retrying path so that an outage loses none of it either.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum StoreOp {
     /// The charge point booted: store its identity.
     Booted(BootInfo),
@@ -110,6 +111,9 @@ pub struct WriteBatch {
     pub samples: Vec<Sample>,
     /// Record changes, applied in order.
     pub ops: Vec<StoreOp>,
+    /// The write-ahead log record(s) this batch carries, held until Redis has it: the pin of
+    /// its oldest record (see [`crate::wal`]); `None` for data the log does not keep.
+    pub wal: Option<Arc<WalPin>>,
 }
 
 /// Resolve once every batch queued so far is in Redis; used by shutdown. Answers `false` if the
@@ -186,6 +190,33 @@ pub struct WriterStats {
     pub flush_batch_samples: Histogram,
     /// Seconds per successful Redis pipeline, the write latency.
     pub pipeline_seconds: Histogram,
+    /// Why the last pipeline failed, until one succeeds (`OOM command not allowed ...` when
+    /// Redis is at `maxmemory`): `/ready` shows it, since Redis still answers `PING` then.
+    pub last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl WriterStats {
+    /// Whether the backlog has reached `max_pending_samples`: with the write-ahead log on, the
+    /// charge point actors then answer MeterValues with an error (the charge point keeps and
+    /// resends them) instead of the writer dropping acknowledged samples.
+    pub fn backlog_full(&self, max_pending_samples: usize) -> bool {
+        self.samples_pending.load(Ordering::Relaxed) as usize >= max_pending_samples
+    }
+
+    /// See [`WriterStats::last_error`].
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_last_error(&self, error: Option<String>) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = error;
+    }
 }
 
 impl Default for WriterStats {
@@ -206,6 +237,7 @@ impl Default for WriterStats {
             flush_batch_samples: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
             // 0.25 ms to about 4 s.
             pipeline_seconds: Histogram::new(exponential_buckets(0.00025, 2.0, 15)),
+            last_error: std::sync::Mutex::new(None),
         }
     }
 }
@@ -291,6 +323,12 @@ impl RedisWriter {
         let mut index = self.in_flight;
         while self.pending_samples > self.settings.max_pending_samples && index < self.queue.len() {
             let batch = &mut self.queue[index];
+            if batch.wal.is_some() {
+                // In the write-ahead log: acknowledged and safe on disk, never dropped here
+                // (the charge point actors refuse new readings instead, see `backlog_full`).
+                index += 1;
+                continue;
+            }
             let excess = self.pending_samples - self.settings.max_pending_samples;
             let take = excess.min(batch.samples.len());
             batch.samples.drain(..take);
@@ -491,6 +529,9 @@ impl RedisWriter {
                 if !stats.redis_up.swap(true, Ordering::Relaxed) {
                     log::info!("Redis is reachable; the writer is writing.");
                 }
+                if stats.last_error().is_some() {
+                    stats.set_last_error(None);
+                }
                 stats
                     .samples_stored
                     .fetch_add(written as u64, Ordering::Relaxed);
@@ -506,6 +547,7 @@ impl RedisWriter {
             }
             Err(error) => {
                 self.stats.pipelines_failed.fetch_add(1, Ordering::Relaxed);
+                self.stats.set_last_error(Some(error.clone()));
                 if self.stats.redis_up.swap(false, Ordering::Relaxed) {
                     log::warn!(
                         "Redis write failed ({error}); keeping {} samples and retrying with backoff.",

@@ -34,6 +34,13 @@ async fn ready(state: web::Data<ApiState>) -> HttpResponse {
     if let Err(error) = &redis {
         reasons.push(format!("redis: {error}"));
     }
+    if let Some(error) = state.writer_stats.last_error() {
+        reasons.push(format!("redis writes failing: {error}"));
+    }
+    let wal_trouble = state.wal.as_ref().and_then(|wal| wal.trouble());
+    if let Some(trouble) = &wal_trouble {
+        reasons.push(format!("wal: {trouble}"));
+    }
     let pending = state.writer_stats.samples_pending.load(Ordering::Relaxed);
     if pending as usize >= state.max_pending_samples {
         reasons.push(format!(
@@ -45,6 +52,11 @@ async fn ready(state: web::Data<ApiState>) -> HttpResponse {
         "redis": if redis.is_ok() { "up" } else { "down" },
         "pending_samples": pending,
         "connected_charge_points": state.registry.len(),
+        "wal": match (&state.wal, &wal_trouble) {
+            (None, _) => "disabled",
+            (Some(_), None) => "ok",
+            (Some(_), Some(_)) => "failing",
+        },
         "reasons": reasons,
     });
     if reasons.is_empty() {

@@ -50,6 +50,8 @@ pub struct ApiState {
     pub events: Addr<event_hub::EventHub>,
     /// The alert supervisor: thresholds in force, acknowledgements of active alerts.
     pub alerts: Addr<actors::alerts::AlertSupervisor>,
+    /// The write-ahead log, whose trouble (full, failing) `/ready` reports.
+    pub wal: Option<actors::wal::Wal>,
 }
 
 /// Registers every route of the admin API.

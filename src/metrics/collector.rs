@@ -8,6 +8,7 @@ use std::sync::Arc;
 use actors::aggregator::AggregatorStats;
 use actors::counters::IngestCounters;
 use actors::registry::Registry;
+use actors::wal::WalStats;
 use actors::writer::WriterStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -32,6 +33,8 @@ pub struct Sources {
     pub event_hub: Arc<EventHubCounters>,
     /// Alert webhook deliveries, when a webhook is configured.
     pub webhook: Option<Arc<WebhookStats>>,
+    /// The write-ahead log, when enabled.
+    pub wal: Option<Arc<WalStats>>,
 }
 
 impl std::fmt::Debug for Sources {
@@ -194,6 +197,9 @@ impl Collector for StatsCollector {
             "Live event stream clients dropped for falling behind",
             load(&s.event_hub.dropped_slow),
         )?;
+        if let Some(wal) = &s.wal {
+            encode_wal(&mut e, wal)?;
+        }
         if let Some(webhook) = &s.webhook {
             counter(
                 &mut e,
@@ -216,4 +222,75 @@ impl Collector for StatsCollector {
         }
         Ok(())
     }
+}
+
+/// The write-ahead log's counters and gauges.
+fn encode_wal(e: &mut DescriptorEncoder, wal: &WalStats) -> std::fmt::Result {
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    counter(
+        e,
+        "wal_records",
+        "Records appended to the write-ahead log (one per MeterValues, StartTransaction, StopTransaction)",
+        load(&wal.records),
+    )?;
+    counter(
+        e,
+        "wal_bytes_written",
+        "Bytes written to write-ahead log segments",
+        load(&wal.bytes_written),
+    )?;
+    counter(
+        e,
+        "wal_commits",
+        "Group commits of the write-ahead log (one write each)",
+        load(&wal.commits),
+    )?;
+    counter(
+        e,
+        "wal_fsyncs",
+        "fdatasync calls of the write-ahead log",
+        load(&wal.fsyncs),
+    )?;
+    counter(
+        e,
+        "wal_commit_microseconds",
+        "Time spent writing and syncing write-ahead log commits, summed (divide by wal_commits)",
+        load(&wal.commit_micros),
+    )?;
+    counter(
+        e,
+        "wal_append_failures",
+        "Requests answered with an error because the write-ahead log was full or could not be written",
+        load(&wal.appends_failed),
+    )?;
+    gauge(
+        e,
+        "wal_segments",
+        "Write-ahead log segment files on disk",
+        load(&wal.segments),
+    )?;
+    gauge(
+        e,
+        "wal_disk_bytes",
+        "Bytes of write-ahead log segments on disk",
+        load(&wal.disk_bytes),
+    )?;
+    counter(
+        e,
+        "wal_segments_retired",
+        "Write-ahead log segments deleted because Redis held everything in them",
+        load(&wal.segments_retired),
+    )?;
+    gauge(
+        e,
+        "wal_records_replayed",
+        "Records replayed from the write-ahead log at start",
+        load(&wal.records_replayed),
+    )?;
+    counter(
+        e,
+        "wal_tails_truncated",
+        "Torn or corrupt segment tails cut off at start",
+        load(&wal.tails_truncated),
+    )
 }

@@ -37,6 +37,12 @@ impl RedisServer {
         self.dir.path().join("redis.sock")
     }
 
+    /// A write-ahead log directory beside this Redis's socket, so a server restarted on the
+    /// same Redis (as a real one restarts on the same disk) finds what it left.
+    pub fn wal_dir(&self) -> PathBuf {
+        self.dir.path().join("wal")
+    }
+
     /// URL for `redis.url`.
     pub fn url(&self) -> String {
         format!("redis+unix://{}", self.socket().display())
@@ -147,6 +153,7 @@ pub fn test_config(redis: &RedisServer) -> Config {
     config.server.workers = 1;
     config.server.shutdown_timeout_secs = 10;
     config.redis.url = redis.url();
+    config.wal.dir = redis.wal_dir().display().to_string();
     config.redis.connect_timeout_ms = 500;
     config.redis.response_timeout_ms = 2000;
     config.redis.retry_initial_ms = 20;

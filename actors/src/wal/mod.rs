@@ -1,0 +1,499 @@
+//! The write-ahead log: what makes "answered" mean "durable".
+//!
+//! Every MeterValues, StartTransaction and StopTransaction is appended here by its charge point
+//! actor, and its CALLRESULT waits until the record is on disk ([`Durable`]). Many sessions
+//! share one `fsync` (group commit): the [`committer`] thread collects what arrives within
+//! `wal.group_commit_ms` of the first record and writes and syncs it at once.
+//!
+//! # When a record may go
+//!
+//! A record is needed until Redis holds what it carries, on two paths: the raw chunks (through
+//! the station buffer and the writer) and the roll-ups (through the aggregator). Each path
+//! holds a [`WalPin`] on the record's sequence number while the data is only in memory: the
+//! buffer keeps the pin of the first sample of its batch, the writer keeps it until the
+//! pipeline is confirmed, the aggregator until the flush that carries it is applied. Pins are
+//! dropped (released) automatically with the batch, so a forgotten pin is impossible and a
+//! batch dropped on purpose releases its record with it. The lowest pinned number per path is
+//! that path's watermark; a sealed segment whose records are all below both watermarks is
+//! deleted, and the watermarks are written to `checkpoint` so a replay starts there.
+//!
+//! # Replay
+//!
+//! [`Wal::open`] reads every segment (cutting off a torn tail), and hands back the records at or
+//! above the checkpoint, each pinned for the paths that still need it. The server feeds them to
+//! the writer and the aggregator before its listeners open. Replay is idempotent: a sample
+//! stored twice is read once (reads de-duplicate by reading identity) and register energy is
+//! computed against the baseline in Redis, so a reading already counted adds nothing.
+//!
+//! Layout: [`record`] (the bytes of one record), [`segment`] (files, scan, checkpoint),
+//! [`committer`] (the thread that writes, syncs, rotates and retires segments).
+
+pub mod committer;
+pub mod record;
+pub mod segment;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::id::ChargePointId;
+use crate::sample::Sample;
+use crate::writer::StoreOp;
+
+pub use record::Record;
+
+/// When the log is forced to disk (`wal.fsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// One `fdatasync` per group commit: survives a power cut, at a shared cost.
+    Batch,
+    /// One write and `fdatasync` per record: the same promise without grouping, for disks where
+    /// latency matters less than the simplest possible behaviour.
+    Always,
+    /// Written to the OS and never forced: survives a process crash, not a power cut.
+    Never,
+}
+
+/// `[wal]` settings, resolved.
+#[derive(Debug, Clone)]
+pub struct WalSettings {
+    /// Directory of the segments (created when missing, locked while the server runs).
+    pub dir: PathBuf,
+    /// When to force the log to disk.
+    pub fsync: FsyncPolicy,
+    /// How long a group commit waits after its first record for more to join it.
+    pub group_commit: Duration,
+    /// Size past which a segment is sealed and a new one opened.
+    pub segment_bytes: u64,
+    /// Disk the log may occupy (0: unlimited); past it appends are refused as on a full disk.
+    pub max_disk_bytes: u64,
+}
+
+/// Why a record was not made durable; the charge point gets a CALLERROR `InternalError` and
+/// keeps (and later resends) its message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WalError {
+    /// `wal.max_disk_bytes` is reached: nothing is appended until segments are retired.
+    #[error("the write-ahead log is full ({used} of wal.max_disk_bytes = {limit} bytes)")]
+    Full {
+        /// Bytes on disk and waiting.
+        used: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Writing or syncing failed (a full disk, an I/O error).
+    #[error("the write-ahead log could not be written: {0}")]
+    Io(String),
+    /// The log is closed (the server is stopping).
+    #[error("the write-ahead log is closed")]
+    Closed,
+}
+
+/// Why the log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The directory could not be created, read or locked.
+    #[error("wal.dir {dir}: {source}")]
+    Io {
+        /// The directory.
+        dir: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Another process holds the directory's lock.
+    #[error("wal.dir {0} is in use by another ocpp-meter process")]
+    Locked(String),
+}
+
+/// Which path to Redis a pin holds a record for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinPath {
+    /// Raw chunks and record changes (station buffer, writer).
+    Raw,
+    /// Hourly and daily roll-ups (aggregator).
+    Rollup,
+}
+
+/// Counters for `/metrics`, `/ready` and the tests; atomics so nobody waits on the log.
+#[derive(Debug, Default)]
+pub struct WalStats {
+    /// Records appended.
+    pub records: AtomicU64,
+    /// Bytes written to segments.
+    pub bytes_written: AtomicU64,
+    /// Group commits written.
+    pub commits: AtomicU64,
+    /// `fdatasync` calls.
+    pub fsyncs: AtomicU64,
+    /// Microseconds spent writing and syncing, summed (with `commits`: the mean commit time).
+    pub commit_micros: AtomicU64,
+    /// Appends refused (log full) or whose commit failed (I/O error).
+    pub appends_failed: AtomicU64,
+    /// Segment files on disk.
+    pub segments: AtomicU64,
+    /// Bytes of segment files on disk.
+    pub disk_bytes: AtomicU64,
+    /// Segments deleted because Redis held everything in them.
+    pub segments_retired: AtomicU64,
+    /// Records replayed at start.
+    pub records_replayed: AtomicU64,
+    /// Torn or corrupt segment tails cut off at start.
+    pub tails_truncated: AtomicU64,
+    /// Lowest record still needed on the raw path (or the next number, when none is).
+    pub raw_watermark: AtomicU64,
+    /// Lowest record still needed on the roll-up path.
+    pub rollup_watermark: AtomicU64,
+}
+
+/// What appends and the committer share, under one lock: sequence numbers are handed out and
+/// pinned in the same critical section, so no watermark can pass a record in between.
+#[derive(Debug)]
+struct State {
+    /// Number of the next record.
+    next_lsn: u64,
+    /// Records appended and not yet taken by the committer.
+    pending: Vec<u8>,
+    /// Per record in `pending`: where it ends there, and who waits for it.
+    waiters: Vec<(usize, oneshot::Sender<Result<(), WalError>>)>,
+    /// Pinned numbers of the raw path, with how many pins each has.
+    raw_pins: BTreeMap<u64, u32>,
+    /// Pinned numbers of the roll-up path.
+    rollup_pins: BTreeMap<u64, u32>,
+    /// Bytes of segment files on disk (kept by the committer), for `max_disk_bytes`.
+    disk_bytes: u64,
+    /// The last commit's error, cleared by the next successful one; shown by `/ready`.
+    failure: Option<String>,
+    /// Set by [`Wal::close`]: the committer writes what is pending and ends.
+    closing: bool,
+}
+
+impl State {
+    /// The watermark of one path: its lowest pin, or the next number when nothing is pinned.
+    fn watermark(&self, path: PinPath) -> u64 {
+        let pins = match path {
+            PinPath::Raw => &self.raw_pins,
+            PinPath::Rollup => &self.rollup_pins,
+        };
+        pins.keys().next().copied().unwrap_or(self.next_lsn)
+    }
+
+    fn pin(&mut self, path: PinPath, lsn: u64) {
+        let pins = match path {
+            PinPath::Raw => &mut self.raw_pins,
+            PinPath::Rollup => &mut self.rollup_pins,
+        };
+        *pins.entry(lsn).or_default() += 1;
+    }
+
+    fn unpin(&mut self, path: PinPath, lsn: u64) {
+        let pins = match path {
+            PinPath::Raw => &mut self.raw_pins,
+            PinPath::Rollup => &mut self.rollup_pins,
+        };
+        if let Some(count) = pins.get_mut(&lsn) {
+            *count -= 1;
+            if *count == 0 {
+                pins.remove(&lsn);
+            }
+        }
+    }
+}
+
+/// The log's shared half; see the module documentation.
+#[derive(Debug)]
+struct Shared {
+    settings: WalSettings,
+    state: Mutex<State>,
+    /// Wakes the committer when the first record of a group arrives or the log closes.
+    wake: Condvar,
+    stats: Arc<WalStats>,
+    /// The committer thread, joined by [`Wal::close`].
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Shared {
+    /// The state; a panic elsewhere while holding the lock leaves plain data that is still
+    /// consistent record by record, so a poisoned lock is used as it is.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A hold on one record for one path to Redis, released when dropped; see the module
+/// documentation. Shared (`Arc`) between the copies of a batch that travel the same path.
+#[derive(Debug)]
+pub struct WalPin {
+    lsn: u64,
+    path: PinPath,
+    shared: Arc<Shared>,
+}
+
+impl WalPin {
+    /// The record's sequence number.
+    pub fn lsn(&self) -> u64 {
+        self.lsn
+    }
+}
+
+impl Drop for WalPin {
+    fn drop(&mut self) {
+        self.shared.lock().unpin(self.path, self.lsn);
+    }
+}
+
+/// Resolves when the record is on disk (as `wal.fsync` defines it), or with the reason it
+/// could not be written.
+#[derive(Debug)]
+pub struct Durable(oneshot::Receiver<Result<(), WalError>>);
+
+impl Durable {
+    /// Waits for the commit that carries the record.
+    pub async fn wait(self) -> Result<(), WalError> {
+        self.0.await.unwrap_or(Err(WalError::Closed))
+    }
+}
+
+/// What an append hands back: the pins for the paths asked for, and the commit to wait for.
+#[derive(Debug)]
+pub struct Appended {
+    /// The record's sequence number.
+    pub lsn: u64,
+    /// Pin for the raw path (always asked for: every record carries something to store).
+    pub raw: Arc<WalPin>,
+    /// Pin for the roll-up path, when the record has samples.
+    pub rollup: Option<Arc<WalPin>>,
+    /// Resolves once the record is durable.
+    pub durable: Durable,
+}
+
+/// A record read back at start, pinned for each path that still needs it.
+#[derive(Debug)]
+pub struct Replayed {
+    /// The record.
+    pub record: Record,
+    /// Set when the raw chunks may lack it (at or above the raw watermark).
+    pub raw: Option<Arc<WalPin>>,
+    /// Set when the roll-ups may lack it (it has samples, at or above the roll-up watermark).
+    pub rollup: Option<Arc<WalPin>>,
+}
+
+/// Handle to the log; cheap to clone (one per charge point actor).
+#[derive(Debug, Clone)]
+pub struct Wal {
+    shared: Arc<Shared>,
+}
+
+impl Wal {
+    /// Opens (creating) the directory, locks it, reads the segments left by earlier runs
+    /// (cutting off torn tails), starts the committer on a new segment, and returns the
+    /// records a replay must feed to the writer and the aggregator.
+    pub fn open(
+        settings: WalSettings,
+        stats: Arc<WalStats>,
+    ) -> Result<(Wal, Vec<Replayed>), OpenError> {
+        let dir = settings.dir.clone();
+        let io_error = |source| OpenError::Io {
+            dir: dir.display().to_string(),
+            source,
+        };
+        fs::create_dir_all(&dir).map_err(io_error)?;
+        let lock = File::create(dir.join("LOCK")).map_err(io_error)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(OpenError::Locked(dir.display().to_string()))
+            }
+            Err(fs::TryLockError::Error(source)) => return Err(io_error(source)),
+        }
+
+        let (raw_mark, rollup_mark) = segment::read_checkpoint(&dir);
+        let mut next_lsn = raw_mark.max(rollup_mark).max(1);
+        let mut kept = Vec::new();
+        let mut records = Vec::new();
+        for (number, path) in segment::list(&dir).map_err(io_error)? {
+            let scan = match segment::scan_and_repair(&path) {
+                Ok(scan) => scan,
+                Err(error) => {
+                    log::error!(
+                        "WAL segment {} is unreadable ({error}); its records cannot be replayed.",
+                        path.display()
+                    );
+                    continue;
+                }
+            };
+            if let Some((bytes, why)) = &scan.bad_tail {
+                stats.tails_truncated.fetch_add(1, Ordering::Relaxed);
+                log::warn!(
+                    "WAL segment {}: cut off {bytes} unreadable bytes at its end ({why}); a crash interrupted a write there, before it was answered.",
+                    path.display()
+                );
+            }
+            next_lsn = next_lsn.max(scan.last_lsn + 1).max(number);
+            let needed = scan.last_lsn >= raw_mark.min(rollup_mark) && !scan.records.is_empty();
+            if needed {
+                kept.push(committer::Sealed {
+                    path,
+                    last_lsn: scan.last_lsn,
+                    bytes: scan.good_bytes,
+                });
+                records.extend(scan.records.into_iter().filter(|r| {
+                    r.lsn >= raw_mark || (r.lsn >= rollup_mark && !r.samples.is_empty())
+                }));
+            } else if let Err(error) = fs::remove_file(&path) {
+                log::warn!("WAL segment {} not deleted: {error}.", path.display());
+            }
+        }
+
+        let disk_bytes = kept.iter().map(|s| s.bytes).sum();
+        let shared = Arc::new(Shared {
+            settings,
+            state: Mutex::new(State {
+                next_lsn,
+                pending: Vec::new(),
+                waiters: Vec::new(),
+                raw_pins: BTreeMap::new(),
+                rollup_pins: BTreeMap::new(),
+                disk_bytes,
+                failure: None,
+                closing: false,
+            }),
+            wake: Condvar::new(),
+            stats: stats.clone(),
+            thread: Mutex::new(None),
+        });
+        let replay = {
+            let mut state = shared.lock();
+            records
+                .into_iter()
+                .map(|record| {
+                    let mut pin = |path| {
+                        state.pin(path, record.lsn);
+                        Some(Arc::new(WalPin {
+                            lsn: record.lsn,
+                            path,
+                            shared: shared.clone(),
+                        }))
+                    };
+                    let raw = if record.lsn >= raw_mark {
+                        pin(PinPath::Raw)
+                    } else {
+                        None
+                    };
+                    let rollup = if record.lsn >= rollup_mark && !record.samples.is_empty() {
+                        pin(PinPath::Rollup)
+                    } else {
+                        None
+                    };
+                    Replayed {
+                        record,
+                        raw,
+                        rollup,
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        stats
+            .records_replayed
+            .store(replay.len() as u64, Ordering::Relaxed);
+        if !replay.is_empty() {
+            log::info!(
+                "WAL: replaying {} records (from {}) left by the previous run.",
+                replay.len(),
+                dir.display()
+            );
+        }
+        committer::start(shared.clone(), kept, next_lsn, lock).map_err(io_error)?;
+        Ok((Wal { shared }, replay))
+    }
+
+    /// Appends what one request of `charge_point` adds to the store. The samples and changes
+    /// go on to the buffer, stream and writer at once (alerts stay instant); the CALLRESULT
+    /// waits for [`Appended::durable`]. Fails at once when the log is full.
+    pub fn append(
+        &self,
+        charge_point: &ChargePointId,
+        samples: &[Sample],
+        ops: &[StoreOp],
+    ) -> Result<Appended, WalError> {
+        let encoded = record::encode(charge_point, samples, ops);
+        let size = (record::HEADER_BYTES + 8 + encoded.body.len()) as u64;
+        let (tx, rx) = oneshot::channel();
+        let mut state = self.shared.lock();
+        if state.closing {
+            return Err(WalError::Closed);
+        }
+        let limit = self.shared.settings.max_disk_bytes;
+        let used = state.disk_bytes + state.pending.len() as u64;
+        if limit > 0 && used + size > limit {
+            drop(state);
+            self.shared
+                .stats
+                .appends_failed
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(WalError::Full { used, limit });
+        }
+        let lsn = state.next_lsn;
+        state.next_lsn += 1;
+        let first = state.pending.is_empty();
+        record::stamp(&encoded, lsn, &mut state.pending);
+        let end = state.pending.len();
+        state.waiters.push((end, tx));
+        state.pin(PinPath::Raw, lsn);
+        let rollup = !samples.is_empty();
+        if rollup {
+            state.pin(PinPath::Rollup, lsn);
+        }
+        drop(state);
+        if first {
+            self.shared.wake.notify_one();
+        }
+        self.shared.stats.records.fetch_add(1, Ordering::Relaxed);
+        let pin = |path| {
+            Arc::new(WalPin {
+                lsn,
+                path,
+                shared: self.shared.clone(),
+            })
+        };
+        Ok(Appended {
+            lsn,
+            raw: pin(PinPath::Raw),
+            rollup: rollup.then(|| pin(PinPath::Rollup)),
+            durable: Durable(rx),
+        })
+    }
+
+    /// Why the log cannot take records right now (full, or the last write failed), for
+    /// `/ready`; `None` when it can.
+    pub fn trouble(&self) -> Option<String> {
+        let state = self.shared.lock();
+        if let Some(failure) = &state.failure {
+            return Some(failure.clone());
+        }
+        let limit = self.shared.settings.max_disk_bytes;
+        let used = state.disk_bytes + state.pending.len() as u64;
+        // Within one segment of the limit, the next rotation may not fit: report it early.
+        (limit > 0 && used + self.shared.settings.segment_bytes.min(limit / 2) > limit)
+            .then(|| WalError::Full { used, limit }.to_string())
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<WalStats> {
+        &self.shared.stats
+    }
+
+    /// Writes what is pending, retires every segment Redis no longer needs, and stops the
+    /// committer (blocking until it has). Called by shutdown after the writer and the
+    /// aggregator drained: a clean stop then leaves an empty log.
+    pub fn close(&self) {
+        self.shared.lock().closing = true;
+        self.shared.wake.notify_one();
+        committer::join(&self.shared);
+    }
+}
