@@ -36,6 +36,7 @@ fn storage(c: &mut Criterion) {
         samples: batch.clone(),
         ops: Vec::new(),
         wal: None,
+        wal_last: 0,
     };
 
     let mut group = c.benchmark_group("store");

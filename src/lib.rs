@@ -41,7 +41,7 @@ use actors::charge_point::{ChargePointSettings, Close, CloseReason, Services};
 use actors::counters::IngestCounters;
 use actors::redis_pool::{build_pool, PoolSettings};
 use actors::registry::Registry;
-use actors::store::reads;
+use actors::store::{keys, reads};
 use actors::stream::SampleStream;
 use actors::txn_ids::TransactionIds;
 use actors::wal::{Replayed, Wal, WalStats};
@@ -145,7 +145,20 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     // The write-ahead log is opened (and its leftovers read) before anything can be answered.
     let (wal, replay) = match config.wal_settings() {
         Some(settings) => {
-            let (wal, replay) = Wal::open(settings, Arc::new(WalStats::default()))?;
+            let (wal, mut replay) = Wal::open(settings, Arc::new(WalStats::default()))?;
+            if !replay.is_empty() {
+                match actors::wal::replay::trim(&pool, wal.id(), &mut replay).await {
+                    Ok(trimmed) => log::info!(
+                        "WAL replay: {} of {} records already in the raw chunks, {} in the roll-ups.",
+                        trimmed.raw,
+                        replay.len(),
+                        trimmed.rollup
+                    ),
+                    Err(error) => log::warn!(
+                        "WAL replay: Redis did not answer ({error}); replaying every record (reads de-duplicate samples stored twice)."
+                    ),
+                }
+            }
             (Some(wal), replay)
         }
         None => (None, Vec::new()),
@@ -159,6 +172,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         retry_max: Duration::from_millis(config.redis.retry_max_ms),
         max_samples_per_pipeline: config.buffer.max_samples.max(1000) * 10,
         latest_interval: Duration::from_secs(config.buffer.latest_interval_secs),
+        wal_marks_key: wal.as_ref().map(|wal| keys::wal_raw_marks(wal.id())),
     };
     let writer = {
         let pool = pool.clone();
@@ -226,6 +240,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             retry_max: Duration::from_millis(config.redis.retry_max_ms),
             flush_interval: Duration::from_secs(config.buffer.rollup_interval_secs),
             max_clock_skew: Duration::from_secs(config.alerts.max_clock_skew_secs),
+            wal_mark_field: wal
+                .as_ref()
+                .map(|wal| keys::wal_rollup_mark_field(wal.id())),
         };
         Supervisor::start(move |_| Aggregator::new(pool, settings, stats))
     };
@@ -443,9 +460,10 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
 /// replayed batches are queued ahead of new ones.
 fn replay_into(replay: Vec<Replayed>, writer: &Addr<RedisWriter>, aggregator: &Addr<Aggregator>) {
     for Replayed {
-        record,
+        mut record,
         raw,
         rollup,
+        samples_stored,
     } in replay
     {
         if rollup.is_some() {
@@ -456,11 +474,20 @@ fn replay_into(replay: Vec<Replayed>, writer: &Addr<RedisWriter>, aggregator: &A
             });
         }
         if raw.is_some() {
+            if samples_stored {
+                record.samples.clear();
+            }
+            let wal_last = if record.samples.is_empty() {
+                0
+            } else {
+                record.lsn
+            };
             writer.do_send(WriteBatch {
                 charge_point: record.charge_point,
                 samples: record.samples,
                 ops: record.ops,
                 wal: raw,
+                wal_last,
             });
         }
     }

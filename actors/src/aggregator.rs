@@ -65,6 +65,9 @@ pub struct AggregatorSettings {
     /// How often to flush (`buffer.rollup_interval_secs`, default [`FLUSH_INTERVAL`]; tests
     /// shorten it).
     pub flush_interval: Duration,
+    /// Field of the roll-up state hash where the merge script records the write-ahead log
+    /// sequence number it applied ([`keys::wal_rollup_mark_field`]); `None` without a log.
+    pub wal_mark_field: Option<String>,
     /// Samples timestamped further than this in the future are left out of the roll-ups (the
     /// alert supervisor flags them as `clock_skew`): a clock that is wrong must not skew the
     /// buckets, nor become an energy baseline that hides every later reading.
@@ -111,6 +114,9 @@ struct Partial {
     /// The write-ahead log's hold on the oldest record folded in here (it covers the later
     /// ones of this charge point), released with the flush that applies them.
     wal: Option<Arc<WalPin>>,
+    /// Highest log sequence number folded in; the merge script stores it with the roll-ups
+    /// ([`keys::wal_rollup_mark_field`]) so a replay skips what they already hold.
+    wal_last: u64,
 }
 
 impl Partial {
@@ -392,7 +398,7 @@ impl Aggregator {
         }
 
         let readings: usize = partial.readings.values().map(|r| 2 + 2 * r.len()).sum();
-        let arg_count = 16 + buckets.len() + 11 * partial.stats.len() + readings;
+        let arg_count = 18 + buckets.len() + 11 * partial.stats.len() + readings;
         let mut cmd = redis::Cmd::with_capacity(arg_count, arg_count * 12);
         cmd.arg("EVALSHA").arg(sha);
         cmd.arg(1 + buckets.len()).arg(keys::aggregate_state(id));
@@ -440,6 +446,10 @@ impl Aggregator {
                 arg_f64(&mut cmd, scratch, Some(v));
             }
         }
+        match &self.settings.wal_mark_field {
+            Some(field) if partial.wal_last > 0 => cmd.arg(field.as_str()).arg(partial.wal_last),
+            _ => cmd.arg("").arg(0),
+        };
         cmd
     }
 
@@ -556,8 +566,11 @@ impl Handler<SampleBatch> for Aggregator {
             + chrono::Duration::from_std(self.settings.max_clock_skew)
                 .unwrap_or(chrono::Duration::MAX);
         let partial = self.pending.entry(batch.charge_point.clone()).or_default();
-        if partial.wal.is_none() {
-            partial.wal = batch.wal;
+        if let Some(pin) = batch.wal {
+            partial.wal_last = partial.wal_last.max(pin.lsn());
+            if partial.wal.is_none() {
+                partial.wal = Some(pin);
+            }
         }
         let before = partial.entries();
         let mut counted = 0;

@@ -62,6 +62,8 @@ pub struct BufferActor {
     /// The log's hold on the open batch: the pin of its first (oldest) record, which covers
     /// the later ones of this station (their numbers are higher), so those are let go at once.
     wal: Option<Arc<WalPin>>,
+    /// Highest log sequence number among the open batch's records (0: none logged).
+    wal_last: u64,
     /// Fires when the oldest sample of the open batch reaches `max_age`.
     age_timer: Option<SpawnHandle>,
     /// Where full batches go.
@@ -85,6 +87,7 @@ impl BufferActor {
             // reserved batch was ~8 KiB per connected charge point, issue 5).
             samples: Vec::new(),
             wal: None,
+            wal_last: 0,
             settings,
             age_timer: None,
             writer,
@@ -109,6 +112,7 @@ impl BufferActor {
             samples,
             ops: Vec::new(),
             wal: self.wal.take(),
+            wal_last: std::mem::take(&mut self.wal_last),
         });
     }
 }
@@ -141,6 +145,9 @@ impl Handler<Push> for BufferActor {
             // A batch closed mid-push took the pin with it; the rest of this push needs one.
             if self.wal.is_none() {
                 self.wal.clone_from(&wal);
+            }
+            if let Some(pin) = &wal {
+                self.wal_last = self.wal_last.max(pin.lsn());
             }
             if self.samples.is_empty() && self.age_timer.is_none() {
                 self.age_timer = Some(ctx.run_later(self.settings.max_age, |act, ctx| {

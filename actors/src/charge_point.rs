@@ -559,6 +559,7 @@ impl ChargePointActor {
             samples: Vec::new(),
             ops: vec![op],
             wal: None,
+            wal_last: 0,
         });
     }
 
@@ -647,6 +648,7 @@ impl ChargePointActor {
                 samples: Vec::new(),
                 ops,
                 wal: raw.clone(),
+                wal_last: 0,
             });
         }
         if readings.samples.is_empty() {

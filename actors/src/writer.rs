@@ -48,6 +48,8 @@ pub struct WriterSettings {
     /// Longest the latest-values hash of a charge point lags its raw chunks
     /// (`buffer.latest_interval_secs`); zero writes it with every flush.
     pub latest_interval: Duration,
+    /// Key of the write-ahead log's raw marks ([`keys::wal_raw_marks`]), `None` without a log.
+    pub wal_marks_key: Option<String>,
 }
 
 /// A change to a charge point's or transaction's record; rare next to samples, but it must reach
@@ -114,6 +116,9 @@ pub struct WriteBatch {
     /// The write-ahead log record(s) this batch carries, held until Redis has it: the pin of
     /// its oldest record (see [`crate::wal`]); `None` for data the log does not keep.
     pub wal: Option<Arc<WalPin>>,
+    /// Highest log sequence number among the records whose samples this batch carries (0:
+    /// none); the writer records it per charge point ([`keys::wal_raw_marks`]).
+    pub wal_last: u64,
 }
 
 /// Resolve once every batch queued so far is in Redis; used by shutdown. Answers `false` if the
@@ -375,6 +380,9 @@ impl RedisWriter {
             count += 1;
         }
         let (mut pipe, mut commands) = self.build_pipeline(count);
+        if let Some(key) = &self.settings.wal_marks_key {
+            commands += add_wal_marks(&mut pipe, key, self.queue.iter().take(count));
+        }
         for (cp, fields) in &self.latest_in_flight {
             commands += add_latest(&mut pipe, cp.as_str(), fields);
         }
@@ -630,6 +638,30 @@ pub fn build_pipeline(
         }
     }
     (pipe, commands)
+}
+
+/// Appends one `HSET <marks> cp lsn ...` with the highest logged sequence number per charge
+/// point among `batches`' samples, last in the pipeline; returns the commands added (0 or 1).
+fn add_wal_marks<'a>(
+    pipe: &mut Pipeline,
+    key: &str,
+    batches: impl Iterator<Item = &'a WriteBatch>,
+) -> u64 {
+    let mut marks: FastHashMap<&str, u64> = FastHashMap::default();
+    for batch in batches.filter(|b| b.wal_last > 0 && !b.samples.is_empty()) {
+        let mark = marks.entry(batch.charge_point.as_str()).or_default();
+        *mark = (*mark).max(batch.wal_last);
+    }
+    if marks.is_empty() {
+        return 0;
+    }
+    let mut cmd = redis::cmd("HSET");
+    cmd.arg(key);
+    for (cp, lsn) in marks {
+        cmd.arg(cp).arg(lsn);
+    }
+    pipe.add_command(cmd).ignore();
+    1
 }
 
 /// Appends one `HSET ocpp:{cp}:latest field value ...` with the given newest samples; returns

@@ -8,7 +8,8 @@
 --       max_power_w, state_expire_at (0: leave), n_stats,
 --       n_stats x (key_index, expire_at (0: leave), field, count, sum, min, max,
 --                  first, first_at, last, last_at),
---       n_series, n_series x (field, n, n x (t_ms, value))   -- register readings, arrival order
+--       n_series, n_series x (field, n, n x (t_ms, value)),  -- register readings, arrival order
+--       wal_field, wal_lsn   -- write-ahead log mark to record ('' and 0: none)
 --
 -- Returns 1 when applied, 0 when this instance already applied `seq` (a retried flush).
 -- Energy rules (mirrored by `register_energy` in aggregates.rs): a reading not newer than the
@@ -60,6 +61,9 @@ for s = 1, n_series do
   series[s] = { field = field, readings = readings }
   state_fields[#state_fields + 1] = 'e:' .. field
 end
+
+local wal_field = ARGV[i]
+local wal_lsn = tonumber(ARGV[i + 1] or '0') or 0
 
 local current = redis.call('HMGET', state, unpack(state_fields))
 if current[1] and tonumber(current[1]) >= seq then
@@ -126,6 +130,11 @@ local function split(field, t0, t1, d)
 end
 
 local new_state = { applied_field, seq }
+if wal_field and wal_field ~= '' and wal_lsn > 0 then
+  -- Flushes of a charge point carry increasing numbers: the replay skips up to this one.
+  new_state[#new_state + 1] = wal_field
+  new_state[#new_state + 1] = string.format('%d', wal_lsn)
+end
 for s, ser in ipairs(series) do
   local bt, bv
   local base = current[s + 1]

@@ -151,6 +151,22 @@ pub fn aggregate_bucket(charge_point: &str, period: &str, start_secs: i64) -> St
     )
 }
 
+/// Hash of charge point id -> highest write-ahead log sequence number whose samples are in the
+/// raw chunks, one hash per log (`wal_id`, [`crate::wal::Wal::id`]). The writer adds one `HSET`
+/// at the end of each pipeline that carries logged samples (Redis runs a connection's pipeline
+/// in order, so the mark never runs ahead of the `APPEND`s before it); a replay reads it to
+/// skip samples already stored. Fleet-wide by design: one command per pipeline, not per charge
+/// point.
+pub fn wal_raw_marks(wal_id: &str) -> String {
+    format!("ocpp:wal:{wal_id}:raw")
+}
+
+/// Field of the [`aggregate_state`] hash holding the highest write-ahead log sequence number of
+/// log `wal_id` whose samples the roll-ups hold; set by the merge script atomically with them.
+pub fn wal_rollup_mark_field(wal_id: &str) -> String {
+    format!("wal:{wal_id}")
+}
+
 /// Hash of a charge point's roll-up state: the energy baseline of each register series and, per
 /// server instance, the last flush it applied; in Redis so restarts and several instances agree.
 pub fn aggregate_state(charge_point: &str) -> String {

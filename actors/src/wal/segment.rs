@@ -114,6 +114,32 @@ pub fn write_checkpoint(dir: &Path, raw: u64, rollup: u64) -> io::Result<()> {
     fs::rename(temporary, dir.join(CHECKPOINT))
 }
 
+/// The log's id from `dir/ID`, made (16 random hex digits) when the file is missing.
+pub fn read_or_create_id(dir: &Path) -> io::Result<String> {
+    let path = dir.join("ID");
+    if let Ok(text) = fs::read_to_string(&path) {
+        let id = text.trim();
+        if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Ok(id.to_owned());
+        }
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(now.as_nanos());
+    }
+    let id = format!("{:016x}", hasher.finish());
+    let temporary = dir.join("ID.tmp");
+    let mut file = File::create(&temporary)?;
+    writeln!(file, "{id}")?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(temporary, &path)?;
+    sync_dir(dir)?;
+    Ok(id)
+}
+
 /// Forces a directory entry (a new or deleted segment) to disk.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
