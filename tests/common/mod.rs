@@ -304,6 +304,23 @@ impl ChargePoint {
         }
     }
 
+    /// Sends a CALL and returns the answer frame, or `None` once the connection is gone (a
+    /// killed server): for load loops that must end, not panic, when the server dies.
+    pub async fn try_call_frame(&mut self, action: &str, payload: Value) -> Option<Value> {
+        let id = format!("m{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let text = json!([2, id, action, payload]).to_string();
+        self.ws.send(Message::text(text)).await.ok()?;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(&text).ok(),
+                Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => {
+                    return None
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
     /// Sends a CALL and returns the whole answer frame (CALLRESULT or CALLERROR).
     pub async fn call_frame(&mut self, action: &str, payload: Value) -> Value {
         let id = format!("m{}", self.next_id.fetch_add(1, Ordering::Relaxed));
