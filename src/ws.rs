@@ -1,6 +1,7 @@
 //! The WebSocket endpoint charge points connect to: id, client certificate (security profile 3),
-//! credentials and subprotocol checks before the upgrade, then one small task per connection that reads OCPP-J frames, asks the connection's
-//! `ChargePointActor` for answers and writes them back, with ping/pong keep-alive.
+//! credentials and subprotocol checks before the upgrade, then one small task per connection
+//! that reads OCPP-J frames, asks the connection's `ChargePointActor` for answers and writes
+//! them back, with ping/pong keep-alive.
 //!
 //! Built on actix-ws rather than the deprecated actix-web-actors: the session is a plain task
 //! that owns the socket, and the actor stays protocol-agnostic.
