@@ -446,7 +446,8 @@ impl Default for AdminConfig {
     }
 }
 
-/// `[tls]`: PEM files; both set turns both listeners into TLS, both empty leaves them plain.
+/// `[tls]`: PEM files; `cert` and `key` both set turn both listeners into TLS, both empty leave
+/// them plain. `client_ca` adds client certificates on the charge point listener only.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
@@ -454,6 +455,11 @@ pub struct TlsConfig {
     pub cert: String,
     /// Private key (PEM: PKCS#8, PKCS#1 or SEC1).
     pub key: String,
+    /// CA bundle (PEM) that signs charge point certificates. Set: the charge point listener
+    /// refuses any TLS client without a valid certificate from it, and the certificate's subject
+    /// CN must be the charge point id (OCPP 1.6 security profile 3); the admin listener never asks
+    /// for one. Empty (default): no client certificates (profiles 1 and 2).
+    pub client_ca: String,
 }
 
 /// `[wal]`: the local write-ahead log every MeterValues, StartTransaction and StopTransaction
@@ -559,6 +565,13 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "tls.cert",
                 reason: "tls.cert and tls.key must be set together".into(),
+            });
+        }
+        if !self.tls.client_ca.is_empty() && self.tls.cert.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "tls.client_ca",
+                reason: "needs tls.cert and tls.key: client certificates exist only over TLS"
+                    .into(),
             });
         }
         positive(
@@ -920,6 +933,31 @@ mod tests {
             "maybe".into(),
         )];
         assert!(Config::load(None, env).is_err());
+    }
+
+    #[test]
+    fn client_ca_comes_from_the_environment_and_needs_cert_and_key() {
+        let env = vec![
+            ("OCPP_METER_TLS_CERT".into(), "/etc/ocpp/cert.pem".into()),
+            ("OCPP_METER_TLS_KEY".into(), "/etc/ocpp/key.pem".into()),
+            ("OCPP_METER_TLS_CLIENT_CA".into(), "/etc/ocpp/ca.pem".into()),
+        ];
+        let config = Config::load(Some(&shipped()), env).unwrap();
+        assert_eq!(config.tls.client_ca, "/etc/ocpp/ca.pem");
+        assert!(
+            Config::default().tls.client_ca.is_empty(),
+            "profile 3 is off by default"
+        );
+
+        let env = vec![("OCPP_METER_TLS_CLIENT_CA".into(), "/etc/ocpp/ca.pem".into())];
+        let error = Config::load(None, env).unwrap_err().to_string();
+        assert!(error.contains("tls.client_ca"), "{error}");
+        let env = vec![
+            ("OCPP_METER_TLS_CERT".into(), "/etc/ocpp/cert.pem".into()),
+            ("OCPP_METER_TLS_CLIENT_CA".into(), "/etc/ocpp/ca.pem".into()),
+        ];
+        let error = Config::load(None, env).unwrap_err().to_string();
+        assert!(error.contains("tls.cert"), "{error}");
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub enum StartError {
     /// The Redis pool could not be built (malformed URL).
     #[error(transparent)]
     Redis(#[from] actors::redis_pool::PoolError),
-    /// `[tls]` cert/key could not be loaded.
+    /// `[tls]` cert, key or client_ca could not be loaded.
     #[error(transparent)]
     Tls(#[from] security::tls::TlsError),
     /// The write-ahead log could not be opened (directory not writable, or in use).
@@ -326,6 +326,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             max_frame_bytes: config.limits.max_frame_bytes,
             max_connections: config.limits.max_connections,
             ocpp_messages: metrics.ocpp_messages.clone(),
+            require_client_certificate: !config.tls.client_ca.is_empty(),
+            certificate_refusals: metrics.certificate_refusals.clone(),
         }),
     };
     let api_state = api::ApiState {
@@ -359,13 +361,26 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             source,
         })?;
     let shutdown_timeout = config.shutdown_timeout();
-    let tls = if config.tls.cert.is_empty() {
-        None
+    // Mixed profiles per listener: the admin listener never asks for a client certificate; the
+    // charge point listener requires one when `tls.client_ca` is set (security profile 3).
+    let client_certificates = !config.tls.client_ca.is_empty();
+    let (tls, ws_tls) = if config.tls.cert.is_empty() {
+        (None, None)
     } else {
-        Some(security::tls::server_config(
-            std::path::Path::new(&config.tls.cert),
-            std::path::Path::new(&config.tls.key),
-        )?)
+        let cert = std::path::Path::new(&config.tls.cert);
+        let key = std::path::Path::new(&config.tls.key);
+        let admin = security::tls::server_config(cert, key)?;
+        let charge_points = if client_certificates {
+            security::tls::server_config_with_client_ca(
+                cert,
+                key,
+                std::path::Path::new(&config.tls.client_ca),
+                metrics.certificate_refusals.clone(),
+            )?
+        } else {
+            admin.clone()
+        };
+        (Some(admin), Some(charge_points))
     };
     let (admin_tokens, admin_token) = security::AdminTokens::from_config(&config.admin, http_addr);
     let dashboard = config.admin.dashboard;
@@ -380,8 +395,14 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     .max_connections(config.limits.max_connections.max(1))
     .disable_signals()
     .shutdown_timeout(shutdown_timeout.as_secs());
-    let ws_server = match &tls {
-        Some(tls) => ws_server.listen_rustls_0_23(ws_listener, tls.clone()),
+    // The verified client certificate's CN, read once per connection for the upgrade's check.
+    let ws_server = if client_certificates {
+        ws_server.on_connect(security::client_cert::on_connect)
+    } else {
+        ws_server
+    };
+    let ws_server = match ws_tls {
+        Some(tls) => ws_server.listen_rustls_0_23(ws_listener, tls),
         None => ws_server.listen(ws_listener),
     }
     .map_err(|source| StartError::Bind {
@@ -429,6 +450,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         ("ws", "http")
     };
     log::info!("Listening for charge points on {ws_scheme}://{ws_addr}/ocpp/{{id}} and for the admin API on {http_scheme}://{http_addr}.");
+    if client_certificates {
+        log::info!("Charge points must present a client certificate from tls.client_ca whose CN is their id (OCPP security profile 3); the admin listener asks for none.");
+    }
     if dashboard {
         log::info!("The dashboard is at {http_scheme}://{http_addr}/ .");
     }

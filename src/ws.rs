@@ -1,6 +1,7 @@
-//! The WebSocket endpoint charge points connect to: id and subprotocol checks before the upgrade,
-//! then one small task per connection that reads OCPP-J frames, asks the connection's
-//! `ChargePointActor` for answers and writes them back, with ping/pong keep-alive.
+//! The WebSocket endpoint charge points connect to: id, client certificate (security profile 3),
+//! credentials and subprotocol checks before the upgrade, then one small task per connection
+//! that reads OCPP-J frames, asks the connection's `ChargePointActor` for answers and writes
+//! them back, with ping/pong keep-alive.
 //!
 //! Built on actix-ws rather than the deprecated actix-web-actors: the session is a plain task
 //! that owns the socket, and the actor stays protocol-agnostic.
@@ -40,6 +41,12 @@ pub struct WsSettings {
     pub max_connections: usize,
     /// `ocpp_messages_total`, counted where each CALL is answered (shared by all sessions).
     pub ocpp_messages: crate::metrics::ocpp::OcppMessages,
+    /// Whether every charge point must present a client certificate whose CN is its id
+    /// (`tls.client_ca` set: OCPP security profile 3). The handshake has verified the
+    /// certificate; the upgrade checks whose it is.
+    pub require_client_certificate: bool,
+    /// `charge_point_certificate_refusals_total`, counted here for a CN that is not the id.
+    pub certificate_refusals: crate::metrics::CertificateRefusals,
 }
 
 /// What the WebSocket handler needs, shared by all workers.
@@ -107,7 +114,8 @@ fn check_subprotocol(req: &HttpRequest) -> Result<(), String> {
     }
 }
 
-/// The upgrade handler: refuses bad ids (400), failed or missing HTTP Basic credentials (401),
+/// The upgrade handler: refuses bad ids (400), a client certificate that is not the charge
+/// point's (403, with `tls.client_ca`), failed or missing HTTP Basic credentials (401),
 /// addresses that failed too often (429), unknown subprotocols (400) and connections over the
 /// limit (503) before the upgrade, then starts the session.
 async fn upgrade(
@@ -124,7 +132,12 @@ async fn upgrade(
             ))
         }
     };
-    if let Some(refused) = authenticate(&req, &id, &state).await {
+    if let Some(refused) = check_certificate(&req, &id, &state.settings) {
+        return Ok(refused);
+    }
+    // Past the check, a required certificate names this charge point.
+    let certified = state.settings.require_client_certificate;
+    if let Some(refused) = authenticate(&req, &id, &state, certified).await {
         return Ok(refused);
     }
     if let Err(offers) = check_subprotocol(&req) {
@@ -182,22 +195,69 @@ async fn upgrade(
     Ok(response)
 }
 
-/// Runs the HTTP Basic check (OCPP security profiles 1 and 2); `Some(response)` refuses the
-/// upgrade with 401 (and `WWW-Authenticate`), 429 or 503.
+/// The profile 3 check: with `tls.client_ca`, the connection's client certificate (verified in
+/// the TLS handshake) must have the charge point id as its subject CN, compared exactly (ids
+/// are case-sensitive). `Some(response)` refuses the upgrade with 403, logged and counted.
+fn check_certificate(
+    req: &HttpRequest,
+    id: &ChargePointId,
+    settings: &WsSettings,
+) -> Option<HttpResponse> {
+    use crate::metrics::CertificateRefusal;
+    use crate::security::client_cert::PeerCertificate;
+    use actix_web::http::StatusCode;
+    if !settings.require_client_certificate {
+        return None;
+    }
+    let from = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let (reason, refusal) = match req.conn_data::<PeerCertificate>().map(|c| &c.common_name) {
+        Some(Ok(cn)) if cn == id.as_str() => return None,
+        Some(Ok(cn)) => (
+            format!("its client certificate is for CN {cn:?}"),
+            CertificateRefusal::CnMismatch,
+        ),
+        Some(Err(error)) => (
+            format!("its client certificate names no charge point: {error}"),
+            CertificateRefusal::CnMismatch,
+        ),
+        // The handshake requires a certificate, so this means the listener is wired wrongly.
+        None => (
+            "the connection carries no client certificate although tls.client_ca is set".into(),
+            CertificateRefusal::NoCertificate,
+        ),
+    };
+    log::warn!("{id}: refused with 403 from {from}: {reason}.");
+    settings.certificate_refusals.record(refusal);
+    Some(error_response(
+        StatusCode::FORBIDDEN,
+        "a client certificate whose CN is the charge point id is required".to_owned(),
+    ))
+}
+
+/// Runs the HTTP Basic check (OCPP security profiles 1 and 2, and 3 where a password is set);
+/// `Some(response)` refuses the upgrade with 401 (and `WWW-Authenticate`), 429 or 503.
 async fn authenticate(
     req: &HttpRequest,
     id: &ChargePointId,
     state: &WsState,
+    certified: bool,
 ) -> Option<HttpResponse> {
     use crate::security::Refusal;
     use actix_web::http::{header, StatusCode};
     let peer = req.peer_addr().map(|a| a.ip());
     let from = peer.map(|ip| ip.to_string()).unwrap_or_default();
     let authorization = req.headers().get(header::AUTHORIZATION);
-    match state.auth.check(id, peer, authorization).await {
+    match state.auth.check(id, peer, authorization, certified).await {
         Ok(()) => None,
         Err(Refusal::Unauthorized(reason)) => {
-            log::warn!("{id}: refused with 401 from {from}: {reason}.");
+            if certified {
+                log::warn!("{id}: refused with 401 from {from}: {reason}; its client certificate is valid, but a charge point with a password must send it too (delete the password to let the certificate alone authenticate it).");
+            } else {
+                log::warn!("{id}: refused with 401 from {from}: {reason}.");
+            }
             let mut response =
                 error_response(StatusCode::UNAUTHORIZED, "authentication failed".to_owned());
             response.headers_mut().insert(

@@ -2,15 +2,18 @@
 //! `api::metrics`). Built on `prometheus-client`, the official Rust client: the exposition format
 //! is its job. Most values are read from the server's existing atomics when Prometheus scrapes
 //! ([`collector`]); only what nothing else counts is counted here (OCPP messages by action and
-//! result, alerts raised by rule) or in the writer (its histograms).
+//! result, alerts raised by rule, client certificates refused by reason) or in the writer (its
+//! histograms).
 
 pub mod alerts;
+pub mod certificates;
 pub mod collector;
 pub mod ocpp;
 
 use prometheus_client::registry::Registry;
 
 pub use alerts::{AlertCounter, AlertsRaised};
+pub use certificates::{CertificateRefusal, CertificateRefusals};
 pub use collector::{Sources, StatsCollector};
 pub use ocpp::OcppMessages;
 
@@ -23,6 +26,9 @@ pub struct Metrics {
     pub ocpp_messages: OcppMessages,
     /// Counted by [`AlertCounter`] from the alert stream.
     pub alerts_raised: AlertsRaised,
+    /// Counted by the charge point listener's TLS verifier and the WebSocket upgrade
+    /// (`tls.client_ca`, security profile 3).
+    pub certificate_refusals: CertificateRefusals,
 }
 
 impl Metrics {
@@ -42,6 +48,12 @@ impl Metrics {
             "Alerts raised, by rule",
             alerts_raised.0.clone(),
         );
+        let certificate_refusals = CertificateRefusals::new();
+        registry.register(
+            "charge_point_certificate_refusals",
+            "Charge point client certificates refused (tls.client_ca), by reason: in the TLS handshake (unknown_ca, expired, not_yet_valid, invalid) or at the WebSocket upgrade (cn_mismatch, no_certificate)",
+            certificate_refusals.0.clone(),
+        );
         registry.register(
             "flush_batch_samples",
             "Samples per batch a charge point buffer flushed to the Redis writer",
@@ -57,6 +69,7 @@ impl Metrics {
             registry,
             ocpp_messages,
             alerts_raised,
+            certificate_refusals,
         }
     }
 

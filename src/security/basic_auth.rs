@@ -2,6 +2,12 @@
 //! profile 1, and profile 2 when the listener has TLS): user = charge point id, password
 //! checked against the argon2 hash stored in Redis.
 //!
+//! With profile 3 (`tls.client_ca`) the client certificate, whose CN the upgrade has already
+//! matched to the id, authenticates the charge point, and this check runs as well: a charge
+//! point with a password set must still send it (a stolen certificate alone does not get in
+//! where a password was set), and one without a password is let in on its certificate whatever
+//! `ocpp.unknown_charge_points` says (that policy is about charge points nothing authenticates).
+//!
 //! Cost control: argon2 takes tens of milliseconds and 19 MiB per check, so checks run on
 //! actix's blocking pool (`web::block`), at most one per CPU core at a time (a semaphore, so a
 //! fleet reconnecting after a restart cannot queue hundreds of 19 MiB hashes), and a successful
@@ -81,12 +87,14 @@ impl ChargePointAuth {
     }
 
     /// Decides whether charge point `id`, connecting from `peer` with this `Authorization`
-    /// header, may upgrade. Failures are counted and feed the per-address limit.
+    /// header, may upgrade; `certified` says that a verified client certificate already names
+    /// it (security profile 3). Failures are counted and feed the per-address limit.
     pub async fn check(
         &self,
         id: &ChargePointId,
         peer: Option<IpAddr>,
         authorization: Option<&HeaderValue>,
+        certified: bool,
     ) -> Result<(), Refusal> {
         let now = Instant::now();
         if let Some(ip) = peer {
@@ -97,7 +105,7 @@ impl ChargePointAuth {
                 return Err(Refusal::TooManyFailures);
             }
         }
-        let outcome = self.decide(id, authorization).await;
+        let outcome = self.decide(id, authorization, certified).await;
         if matches!(outcome, Err(Refusal::Unauthorized(_))) {
             self.counters
                 .auth_failures
@@ -113,10 +121,12 @@ impl ChargePointAuth {
         &self,
         id: &ChargePointId,
         authorization: Option<&HeaderValue>,
+        certified: bool,
     ) -> Result<(), Refusal> {
         let stored = self.stored_hash(id).await?;
         let Some(phc) = stored else {
             return match self.policy {
+                _ if certified => Ok(()),
                 UnknownChargePoints::Accept => Ok(()),
                 UnknownChargePoints::Reject => Err(Refusal::Unauthorized("it has no password set")),
             };
