@@ -247,7 +247,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         Supervisor::start(move |_| Aggregator::new(pool, settings, stats))
     };
     services.stream.subscribe(aggregator.clone().recipient());
-    replay_into(replay, &writer, &aggregator);
+    replay_into(replay, &writer, &aggregator).await;
     let aggregates_state = api::aggregates::AggregatesState {
         pool: pool.clone(),
         aggregator: aggregator.clone(),
@@ -480,9 +480,14 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
 
 /// Feeds what the write-ahead log kept from the previous run to the writer (raw chunks and
 /// record changes) and the aggregator (roll-ups), each record only on the paths that may lack
-/// it; the alert rules and live feed do not see it again. Runs before the listeners serve, so
-/// replayed batches are queued ahead of new ones.
-fn replay_into(replay: Vec<Replayed>, writer: &Addr<RedisWriter>, aggregator: &Addr<Aggregator>) {
+/// it; the alert rules and live feed do not see it again. Each batch is awaited into its actor
+/// (queued there, not written: that needs no Redis), so when the listeners open the writer's
+/// backlog already holds the replay, ahead of anything new, and `/ready` counts it.
+async fn replay_into(
+    replay: Vec<Replayed>,
+    writer: &Addr<RedisWriter>,
+    aggregator: &Addr<Aggregator>,
+) {
     for Replayed {
         mut record,
         raw,
@@ -491,11 +496,15 @@ fn replay_into(replay: Vec<Replayed>, writer: &Addr<RedisWriter>, aggregator: &A
     } in replay
     {
         if rollup.is_some() {
-            aggregator.do_send(actors::stream::SampleBatch {
+            let batch = actors::stream::SampleBatch {
                 charge_point: record.charge_point.clone(),
                 samples: Arc::from(record.samples.as_slice()),
                 wal: rollup,
-            });
+            };
+            if aggregator.send(batch).await.is_err() {
+                log::error!("WAL replay: the aggregator is gone; the rest stays in the log.");
+                return;
+            }
         }
         if raw.is_some() {
             if samples_stored {
@@ -506,13 +515,17 @@ fn replay_into(replay: Vec<Replayed>, writer: &Addr<RedisWriter>, aggregator: &A
             } else {
                 record.lsn
             };
-            writer.do_send(WriteBatch {
+            let batch = WriteBatch {
                 charge_point: record.charge_point,
                 samples: record.samples,
                 ops: record.ops,
                 wal: raw,
                 wal_last,
-            });
+            };
+            if writer.send(batch).await.is_err() {
+                log::error!("WAL replay: the writer is gone; the rest stays in the log.");
+                return;
+            }
         }
     }
 }

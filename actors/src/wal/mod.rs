@@ -487,8 +487,8 @@ impl Wal {
         }
         let limit = self.shared.settings.max_disk_bytes;
         let used = state.disk_bytes + state.pending.len() as u64;
-        // Within one segment of the limit, the next rotation may not fit: report it early.
-        (limit > 0 && used + self.shared.settings.segment_bytes.min(limit / 2) > limit)
+        // From 95 % on: a load balancer hears of it before appends start failing.
+        (limit > 0 && used.saturating_mul(100) >= limit.saturating_mul(95))
             .then(|| WalError::Full { used, limit }.to_string())
     }
 
