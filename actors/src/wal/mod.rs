@@ -694,6 +694,34 @@ mod tests {
         assert_eq!(wal.stats().appends_failed.load(Ordering::Relaxed), 1);
     }
 
+    #[tokio::test]
+    async fn each_fsync_policy_syncs_as_it_says() {
+        for (policy, expected) in [
+            (FsyncPolicy::Always, 5..=5),
+            (FsyncPolicy::Batch, 1..=5),
+            (FsyncPolicy::Never, 0..=0),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (wal, _) = open(WalSettings {
+                fsync: policy,
+                group_commit: Duration::from_millis(20),
+                ..settings(dir.path())
+            });
+            let appended: Vec<Appended> = (0..5)
+                .map(|_| wal.append(&cp(), &samples(2), &[]).unwrap())
+                .collect();
+            for a in appended {
+                a.durable.wait().await.unwrap();
+            }
+            let fsyncs = wal.stats().fsyncs.load(Ordering::Relaxed);
+            assert!(expected.contains(&fsyncs), "{policy:?}: {fsyncs} fsyncs");
+            if policy == FsyncPolicy::Batch {
+                // Five appends within one 20 ms group share one commit.
+                assert_eq!(wal.stats().commits.load(Ordering::Relaxed), 1);
+            }
+        }
+    }
+
     #[test]
     fn a_directory_serves_one_server() {
         let dir = tempfile::tempdir().unwrap();
