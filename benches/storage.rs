@@ -90,6 +90,20 @@ fn storage(c: &mut Criterion) {
             out.len()
         })
     });
+    // What the write-ahead log adds per MeterValues on the request path (outside its lock):
+    // one record of 10 samples encoded, stamped with its number and CRC.
+    let message = &batch[..common::VALUES_PER_MESSAGE];
+    let id = flush.charge_point.clone();
+    group.throughput(Throughput::Elements(message.len() as u64));
+    group.bench_function("wal record(10 samples)", |b| {
+        let mut out = Vec::with_capacity(256);
+        b.iter(|| {
+            out.clear();
+            let encoded = actors::wal::record::encode(&id, black_box(message), &[]);
+            actors::wal::record::stamp(&encoded, 42, &mut out);
+            out.len()
+        })
+    });
     group.finish();
     println!(
         "hour chunk: {} samples in {} bytes ({:.2} bytes/sample)",

@@ -169,7 +169,8 @@ async fn latest_values(server: &RunningServer, cp: &str) -> HashMap<String, Valu
 }
 
 /// Contract of a flush since the latest-values hash is coalesced: a full buffer is ONE pipeline
-/// of `APPEND` + `EXPIREAT` (new chunk) and nothing else; the latest values are readable at once
+/// of `APPEND` + `EXPIREAT` (new chunk) + the write-ahead log's mark (one `HSET` per pipeline,
+/// whatever it carries) and nothing else; the latest values are readable at once
 /// through the API (the writer holds them), reach Redis in one `HSET` at shutdown, and read the
 /// same from a fresh server afterwards (a restart).
 #[actix_web::test]
@@ -229,10 +230,24 @@ async fn a_full_buffer_is_written_as_one_pipeline_with_one_append() {
         1,
         "new chunk"
     );
+    // The one HSET is the write-ahead log's mark (the highest logged record whose samples are
+    // now stored), last in the pipeline; the latest-values hash is not written per flush (its
+    // HLEN is checked below).
     assert_eq!(
         delta(&calls_after, &calls_before, "hset"),
-        0,
-        "the latest-values hash is not written per flush"
+        1,
+        "one HSET: the write-ahead log mark"
+    );
+    let wal_id = std::fs::read_to_string(redis.wal_dir().join("ID")).unwrap();
+    let marks = format!("ocpp:wal:{}:raw", wal_id.trim());
+    assert!(
+        redis
+            .cli(&["HGET", &marks, "CP-FLUSH"])
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+            >= 10,
+        "the mark names the tenth MeterValues' record or later"
     );
     let all_commands = |calls: &HashMap<String, u64>| -> u64 {
         calls
@@ -243,8 +258,8 @@ async fn a_full_buffer_is_written_as_one_pipeline_with_one_append() {
     };
     assert_eq!(
         all_commands(&calls_after) - all_commands(&calls_before),
-        2,
-        "APPEND + EXPIREAT and nothing else (no per-flush connection check): {calls_after:?}"
+        3,
+        "APPEND + EXPIREAT + the WAL mark and nothing else (no per-flush connection check): {calls_after:?}"
     );
     assert_eq!(server.writer_stats.latest_pending.load(Ordering::SeqCst), 1);
 

@@ -158,6 +158,8 @@ impl Committer {
         let mut waiters = waiters.into_iter().peekable();
         let mut written_to = 0usize;
         let mut failure = None;
+        // Answered last, once the counters and `/ready` tell the same story as the answers.
+        let mut answers = Vec::with_capacity(waiters.len());
         while waiters.peek().is_some() {
             // The group: every record, or just the next one.
             let mut group = Vec::new();
@@ -175,14 +177,12 @@ impl Committer {
             match result {
                 Ok(()) => {
                     written_to = end;
-                    for waiter in group {
-                        let _ = waiter.send(Ok(()));
-                    }
+                    answers.extend(group.into_iter().map(|waiter| (waiter, Ok(()))));
                 }
                 Err(error) => {
                     let error = WalError::Io(error.to_string());
                     for waiter in group.into_iter().chain(waiters.by_ref().map(|w| w.1)) {
-                        let _ = waiter.send(Err(error.clone()));
+                        answers.push((waiter, Err(error.clone())));
                         stats.appends_failed.fetch_add(1, Ordering::Relaxed);
                     }
                     failure = Some(error);
@@ -213,6 +213,9 @@ impl Committer {
                     }
                 }
             }
+        }
+        for (waiter, result) in answers {
+            let _ = waiter.send(result);
         }
         if self.file_bytes >= self.shared.settings.segment_bytes {
             if let Err(error) = self.rotate(last_lsn + 1) {
