@@ -22,6 +22,10 @@
 #   scripts/bench.sh --scenario fleet --runs 3         # ~2.5 min per run
 #   scripts/bench.sh --scenario all --runs 3
 #   scripts/bench.sh --bin-dir /tmp/old-build        # binaries copied from another build (A/B)
+#   scripts/bench.sh --bin-dir /tmp/old-build --config /tmp/old-config.toml
+#                    # a build from before a config key existed needs its own config.toml
+#   OCPP_METER_WAL_ENABLED=false scripts/bench.sh      # environment reaches the server: the
+#                    # same build without its write-ahead log
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +39,7 @@ fleet_secs=60
 read_secs=20
 build=1
 bin_dir=""
+config="config.toml"
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -47,8 +52,9 @@ while [ $# -gt 0 ]; do
     --read-secs) read_secs="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     --bin-dir) bin_dir="$2"; build=0; shift 2 ;;
+    --config) config="$2"; shift 2 ;;
     *) echo "usage: $0 [--scenario ingest|fleet|reads|all] [--runs N] [--secs S] [--charge-points N]" \
-         "[--samples-per-message N] [--fleet-size N] [--fleet-secs S] [--read-secs S] [--no-build] [--bin-dir DIR]" >&2; exit 2 ;;
+         "[--samples-per-message N] [--fleet-size N] [--fleet-secs S] [--read-secs S] [--no-build] [--bin-dir DIR] [--config FILE]" >&2; exit 2 ;;
   esac
 done
 case "$scenario" in
@@ -103,7 +109,10 @@ start_meter() {
   http="http://127.0.0.1:$http_port"
   # Loopback binds: no admin token is generated. The boot metering calls are left on (the
   # generator answers them NotSupported once per charge point).
-  env RUST_LOG=warn OCPP_METER_WAL_DIR="$work/wal" "$@" "$bin/ocpp-meter" --config config.toml \
+  # The write-ahead log in the run's own directory (a config from before [wal] has none).
+  local wal_env=()
+  if grep -q '^\[wal\]' "$config"; then wal_env=(OCPP_METER_WAL_DIR="$work/wal"); fi
+  env RUST_LOG=warn "${wal_env[@]}" "$@" "$bin/ocpp-meter" --config "$config" \
     --ws-addr "127.0.0.1:$ws_port" --http-addr "127.0.0.1:$http_port" \
     --redis-url "redis+unix://$work/redis.sock" >"$work/server.log" 2>&1 &
   server_pid=$!

@@ -5,7 +5,7 @@
 //! checkpoint. Blocking file I/O lives here, never on an actix arbiter.
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -60,15 +60,7 @@ pub(super) fn start(
     lock: File,
 ) -> io::Result<()> {
     let dir = shared.settings.dir.clone();
-    let path = segment::path_for(&dir, next_lsn);
-    // A file of this name can only be an empty or unreadable segment of an earlier run (one
-    // with records would have raised `next_lsn` past its name).
-    let file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(&path)?;
-    segment::sync_dir(&dir)?;
+    let (path, file) = segment::create(&dir, next_lsn)?;
     let marks = segment::read_checkpoint(&dir);
     let committer = Committer {
         shared: shared.clone(),
@@ -259,14 +251,7 @@ impl Committer {
 
     /// Seals the open segment and opens the next, named by the first number it will hold.
     fn rotate(&mut self, next_lsn: u64) -> io::Result<()> {
-        let dir = self.shared.settings.dir.clone();
-        let path = segment::path_for(&dir, next_lsn);
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&path)?;
-        segment::sync_dir(&dir)?;
+        let (path, file) = segment::create(&self.shared.settings.dir, next_lsn)?;
         let old = std::mem::replace(&mut self.file, file);
         if self.shared.settings.fsync != FsyncPolicy::Never {
             old.sync_all()?;

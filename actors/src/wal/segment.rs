@@ -23,6 +23,20 @@ pub fn path_for(dir: &Path, lsn: u64) -> PathBuf {
     dir.join(format!("{lsn:020}{SUFFIX}"))
 }
 
+/// Creates the segment whose first record will be `lsn` and makes its directory entry durable.
+/// A file of that name can only be an empty or unreadable segment of an earlier run (one with
+/// records would have raised the next number past its name), so it is emptied.
+pub fn create(dir: &Path, lsn: u64) -> io::Result<(PathBuf, File)> {
+    let path = path_for(dir, lsn);
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&path)?;
+    sync_dir(dir)?;
+    Ok((path, file))
+}
+
 /// The segments in `dir`, oldest first, with the number in their name.
 pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut segments = Vec::new();
