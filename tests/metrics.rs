@@ -248,6 +248,15 @@ async fn counters_follow_a_session_a_bad_frame_and_a_flush() {
         "no series for an invented action"
     );
     assert_eq!(live.value("samples_ingested_total"), 3.0);
+    // The one MeterValues was answered after its write-ahead log record was synced.
+    assert_eq!(live.value("wal_records_total"), 1.0);
+    assert_eq!(live.value("wal_commits_total"), 1.0);
+    assert_eq!(live.value("wal_fsyncs_total"), 1.0);
+    assert!(live.value("wal_bytes_written_total") > 20.0);
+    assert!(live.value("wal_disk_bytes") > 20.0);
+    assert_eq!(live.value("wal_segments"), 1.0);
+    assert_eq!(live.value("wal_append_failures_total"), 0.0);
+    assert_eq!(live.value("wal_records_replayed"), 0.0);
     assert_eq!(
         live.value("alerts_raised_total{rule=\"high_temperature\"}"),
         0.0
