@@ -287,7 +287,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             max_frame_bytes: config.limits.max_frame_bytes,
             max_connections: config.limits.max_connections,
             ocpp_messages: metrics.ocpp_messages.clone(),
+            write_timeout: Duration::from_secs(config.limits.write_timeout_secs),
+            control_frames_per_minute: config.limits.control_frames_per_minute,
+            max_inflight_calls: config.limits.max_inflight_calls,
+            hostile: metrics.hostile_closed.clone(),
         }),
+        connects: Arc::new(security::connect_rate::ConnectLimiter::new(
+            config.limits.connects_per_address_per_sec,
+            config.limits.connect_burst,
+        )),
     };
     let api_state = api::ApiState {
         pool,
@@ -305,6 +313,17 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         n => n,
     };
     let ws_listener = bind(&config.server.ws_addr)?;
+    ws::tune_listener(
+        &ws_listener,
+        config.limits.socket_send_buffer_bytes,
+        Duration::from_secs(config.limits.write_timeout_secs),
+    )
+    .map_err(|source| StartError::Bind {
+        addr: config.server.ws_addr.clone(),
+        source,
+    })?;
+    let handshake_timeout = Duration::from_secs(config.limits.handshake_timeout_secs);
+    let hostile = metrics.hostile_closed.clone();
     let http_listener = bind(&config.server.http_addr)?;
     let ws_addr = ws_listener
         .local_addr()
@@ -338,6 +357,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     .workers(workers)
     .backlog(4096)
     .max_connections(config.limits.max_connections.max(1))
+    .client_request_timeout(handshake_timeout)
+    .tls_handshake_timeout(handshake_timeout)
+    .on_connect(ws::on_connect(hostile))
     .disable_signals()
     .shutdown_timeout(shutdown_timeout.as_secs());
     let ws_server = match &tls {

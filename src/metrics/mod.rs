@@ -6,12 +6,14 @@
 
 pub mod alerts;
 pub mod collector;
+pub mod hostile;
 pub mod ocpp;
 
 use prometheus_client::registry::Registry;
 
 pub use alerts::{AlertCounter, AlertsRaised};
 pub use collector::{Sources, StatsCollector};
+pub use hostile::HostileClosed;
 pub use ocpp::OcppMessages;
 
 /// Every metric of one server; shared by the HTTP handler (reads) and the parts that count.
@@ -23,6 +25,8 @@ pub struct Metrics {
     pub ocpp_messages: OcppMessages,
     /// Counted by [`AlertCounter`] from the alert stream.
     pub alerts_raised: AlertsRaised,
+    /// Counted where the `[limits]` bounds on slow and hostile peers trip.
+    pub hostile_closed: HostileClosed,
 }
 
 impl Metrics {
@@ -42,6 +46,12 @@ impl Metrics {
             "Alerts raised, by rule",
             alerts_raised.0.clone(),
         );
+        let hostile_closed = HostileClosed::new();
+        registry.register(
+            "ocpp_hostile_closed",
+            "Charge point connections refused or closed by a [limits] bound on slow and hostile peers, by reason: connect_rate (429 before the upgrade), handshake_incomplete (no request head within handshake_timeout_secs, or abandoned), write_timeout (peer stopped reading), ping_flood, call_flood",
+            hostile_closed.0.clone(),
+        );
         registry.register(
             "flush_batch_samples",
             "Samples per batch a charge point buffer flushed to the Redis writer",
@@ -57,6 +67,7 @@ impl Metrics {
             registry,
             ocpp_messages,
             alerts_raised,
+            hostile_closed,
         }
     }
 
