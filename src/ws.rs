@@ -33,8 +33,9 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use actix_web::dev::Extensions;
+use actix_web::FromRequest;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, CloseCode, Closed, ProtocolError, Session};
+use actix_ws::{CloseCode, Closed, Session};
 use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
@@ -51,8 +52,16 @@ use crate::metrics::ocpp::OcppMessages;
 use crate::ocpp::{self, ErrorCode, Frame};
 use crate::security::connect_rate::{Admission, ConnectLimiter};
 
+mod reader;
+
+use reader::{Message, MessageReader, ReadError};
+
 /// The only OCPP version this server speaks.
 pub const SUBPROTOCOL: &str = "ocpp1.6";
+
+/// The body of a 429 for connecting too fast; fixed, so refusing a flood formats nothing.
+const CONNECT_RATE_REFUSAL: &str =
+    r#"{"error":"too many connections from this address; try again later"}"#;
 
 /// Connection settings, from `[ocpp]` and `[limits]`.
 #[derive(Debug, Clone)]
@@ -221,17 +230,17 @@ async fn upgrade(
 ) -> Result<HttpResponse, actix_web::Error> {
     mark_requested(&req);
     if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
-        if let Admission::Refused { first } =
-            state.connects.admit(ip, std::time::Instant::now())
-        {
+        if let Admission::Refused { first } = state.connects.admit(ip, std::time::Instant::now()) {
             if first {
                 log::warn!("{ip} connects faster than limits.connects_per_address_per_sec; refusing with 429 (further refusals are only counted).");
             }
             state.settings.hostile.record(Reason::ConnectRate);
-            return Ok(error_response(
-                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                "too many connections from this address; try again later".to_owned(),
-            ));
+            // As cheap as a refusal gets: a fixed body, and the connection closed after it.
+            return Ok(HttpResponse::TooManyRequests()
+                .force_close()
+                .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
+                .content_type("application/json")
+                .body(CONNECT_RATE_REFUSAL));
         }
     }
     let id = match id_from_path(req.uri().path()) {
@@ -263,7 +272,12 @@ async fn upgrade(
             "too many charge points connected".to_owned(),
         ));
     }
-    let (response, session, stream) = actix_ws::handle_with_protocols(&req, body, &[SUBPROTOCOL])?;
+    // actix-ws answers the handshake and owns the outbound side (its bounded queue); the
+    // inbound bytes go to this module's reader, which decodes one frame at a time. actix-ws is
+    // handed an empty payload for the reading side it would otherwise own.
+    let unused = web::Payload::extract(&req).await?;
+    let (response, session, _) = actix_ws::handle_with_protocols(&req, unused, &[SUBPROTOCOL])?;
+    let reader = MessageReader::new(body, state.settings.max_frame_bytes);
 
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let session_number = registry.new_session();
@@ -286,15 +300,11 @@ async fn upgrade(
         "{id}: connected from {}.",
         req.peer_addr().map(|a| a.to_string()).unwrap_or_default()
     );
-    let stream = stream
-        .max_frame_size(state.settings.max_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(state.settings.max_frame_bytes);
     actix_web::rt::spawn(run_session(
         id,
         actor,
         session,
-        stream,
+        reader,
         commands_rx,
         state.settings.clone(),
     ));
@@ -407,7 +417,7 @@ async fn run_session(
     id: ChargePointId,
     actor: Addr<ChargePointActor>,
     mut session: Session,
-    mut stream: actix_ws::AggregatedMessageStream,
+    mut reader: MessageReader,
     mut commands: mpsc::UnboundedReceiver<SessionCommand>,
     settings: Arc<WsSettings>,
 ) {
@@ -457,17 +467,15 @@ async fn run_session(
             }
         }
         tokio::select! {
-            message = stream.recv() => {
+            message = reader.next() => {
                 last_heard = Instant::now();
                 let frame = match message {
-                    Some(Ok(AggregatedMessage::Text(text))) => Inbound::Text(text.to_string()),
-                    Some(Ok(AggregatedMessage::Binary(bytes))) => {
-                        match String::from_utf8(bytes.to_vec()) {
-                            Ok(text) => Inbound::Text(text),
-                            Err(_) => Inbound::NotUtf8,
-                        }
-                    }
-                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                    Some(Ok(Message::Text(text))) => Inbound::Text(text),
+                    Some(Ok(Message::Binary(bytes))) => match String::from_utf8(bytes.to_vec()) {
+                        Ok(text) => Inbound::Text(text),
+                        Err(_) => Inbound::NotUtf8,
+                    },
+                    Some(Ok(Message::Ping(bytes))) => {
                         if control.over(last_heard) {
                             break Ending::Hostile(Reason::PingFlood, CloseCode::Policy, "too many pings");
                         }
@@ -476,22 +484,18 @@ async fn run_session(
                         }
                         continue;
                     }
-                    Some(Ok(AggregatedMessage::Pong(_))) => {
+                    Some(Ok(Message::Pong)) => {
                         if control.over(last_heard) {
                             break Ending::Hostile(Reason::PingFlood, CloseCode::Policy, "too many pings");
                         }
                         continue;
                     }
-                    Some(Ok(AggregatedMessage::Close(_))) | None => break Ending::PeerLeft,
-                    Some(Err(ProtocolError::Overflow)) => {
+                    Some(Ok(Message::Close)) | None => break Ending::PeerLeft,
+                    Some(Err(ReadError::TooBig)) => {
                         log::warn!("{id}: message over limits.max_frame_bytes; closing with 1009.");
                         break Ending::Close(CloseCode::Size, "message too big");
                     }
-                    Some(Err(ProtocolError::Io(e))) if e.to_string().contains("maximum continuation size") => {
-                        log::warn!("{id}: fragmented message over limits.max_frame_bytes; closing with 1009.");
-                        break Ending::Close(CloseCode::Size, "message too big");
-                    }
-                    Some(Err(e)) => {
+                    Some(Err(ReadError::Protocol(e))) => {
                         log::warn!("{id}: WebSocket protocol error ({e}); closing.");
                         break Ending::Close(CloseCode::Protocol, "websocket protocol error");
                     }
