@@ -568,6 +568,14 @@ async fn run_session(
             None
         }
     };
+    if let (Some(_), Some(in_flight)) = (close, answering.take()) {
+        // The server closes (shutdown, replacement, idle, a broken frame) while a CALL is being
+        // answered: the actor has taken it, so its answer goes out before the close frame, as
+        // when the session answered one frame before looking at anything else.
+        if let Some(reply) = in_flight.await {
+            let _ = bounded(session.text(reply), write_timeout).await;
+        }
+    }
     if let Some((code, description)) = close {
         let reason = actix_ws::CloseReason {
             code,
