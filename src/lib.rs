@@ -352,6 +352,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let ws_server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(ws_state.clone()))
+            .wrap(actix_web::middleware::from_fn(ws::limit_connects))
             .configure(ws::configure)
     })
     .workers(workers)

@@ -10,8 +10,8 @@
 //! Every way one connection could cost the server without bound is bounded here (keys in
 //! `[limits]`, each trip counted in `ocpp_hostile_closed_total{reason}`):
 //!
-//! - connect floods: a token bucket per source address, checked before anything else in the
-//!   upgrade ([`crate::security::connect_rate`]), 429;
+//! - connect floods: a token bucket per source address ([`crate::security::connect_rate`]),
+//!   checked by [`limit_connects`] before routing, 429;
 //! - handshakes that never finish: actix-web's request-head and TLS handshake timeouts, set from
 //!   `handshake_timeout_secs`; [`on_connect`] counts connections that end without a request;
 //! - peers that never read: actix-ws queues at most 32 frames (a bounded channel; `Session::text`
@@ -32,7 +32,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use actix_web::dev::Extensions;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 use actix_web::FromRequest;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, Closed, Session};
@@ -154,22 +156,47 @@ fn mark_requested(req: &HttpRequest) {
     }
 }
 
-/// Answers any path that is not an OCPP endpoint with 404, marking the connection as one that
-/// made a request (not a `handshake_incomplete`).
-async fn not_found(req: HttpRequest) -> HttpResponse {
-    mark_requested(&req);
-    error_response(
-        actix_web::http::StatusCode::NOT_FOUND,
-        "connect to /ocpp/{chargePointId}".to_owned(),
-    )
+/// Middleware (`actix_web::middleware::from_fn`) of the WebSocket listener, the first thing a
+/// request meets: marks the connection as having made a request (see [`on_connect`]) and
+/// applies the per-address connect limit, answering 429 (`Retry-After: 1`, connection closed)
+/// before routing, authentication or any actor, so refusing a flood costs as little as an HTTP
+/// request can.
+pub async fn limit_connects(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    mark_requested(req.request());
+    let refused = match (req.app_data::<web::Data<WsState>>(), req.peer_addr()) {
+        (Some(state), Some(peer)) => {
+            match state.connects.admit(peer.ip(), std::time::Instant::now()) {
+                Admission::Allowed => None,
+                Admission::Refused { first } => {
+                    if first {
+                        log::warn!("{} connects faster than limits.connects_per_address_per_sec; refusing with 429 (further refusals are only counted).", peer.ip());
+                    }
+                    state.settings.hostile.record(Reason::ConnectRate);
+                    Some(())
+                }
+            }
+        }
+        _ => None,
+    };
+    if refused.is_none() {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let response = HttpResponse::TooManyRequests()
+        .force_close()
+        .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
+        .content_type("application/json")
+        .body(CONNECT_RATE_REFUSAL);
+    Ok(req.into_response(response).map_into_right_body())
 }
 
 /// Registers the OCPP endpoints: `/ocpp/{id}` and, for chargers configured with a bare base URL,
 /// `/{id}`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/ocpp/{id}", web::get().to(upgrade))
-        .route("/{id}", web::get().to(upgrade))
-        .default_service(web::to(not_found));
+        .route("/{id}", web::get().to(upgrade));
 }
 
 /// Decodes `%XX` escapes; `None` for malformed escapes or non-UTF-8 results.
@@ -219,30 +246,15 @@ fn check_subprotocol(req: &HttpRequest) -> Result<(), String> {
     }
 }
 
-/// The upgrade handler: refuses addresses that connect too fast (429, first: the cheapest
-/// refusal), bad ids (400), failed or missing HTTP Basic credentials (401), addresses that
-/// failed too often (429), unknown subprotocols (400) and connections over the limit (503)
-/// before the upgrade, then starts the session.
+/// The upgrade handler: refuses bad ids (400), failed or missing HTTP Basic credentials (401),
+/// addresses that failed too often (429), unknown subprotocols (400) and connections over the
+/// limit (503) before the upgrade, then starts the session. Addresses that connect too fast
+/// were refused before routing ([`limit_connects`]).
 async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<WsState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    mark_requested(&req);
-    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
-        if let Admission::Refused { first } = state.connects.admit(ip, std::time::Instant::now()) {
-            if first {
-                log::warn!("{ip} connects faster than limits.connects_per_address_per_sec; refusing with 429 (further refusals are only counted).");
-            }
-            state.settings.hostile.record(Reason::ConnectRate);
-            // As cheap as a refusal gets: a fixed body, and the connection closed after it.
-            return Ok(HttpResponse::TooManyRequests()
-                .force_close()
-                .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
-                .content_type("application/json")
-                .body(CONNECT_RATE_REFUSAL));
-        }
-    }
     let id = match id_from_path(req.uri().path()) {
         Ok(id) => id,
         Err(reason) => {
