@@ -384,7 +384,9 @@ impl MeteringConfig {
     }
 }
 
-/// `[limits]`.
+/// `[limits]`: bounds on what one peer can cost the server, so a broken or hostile charge point
+/// (or anything else that reaches the WebSocket port) cannot hurt the rest of the fleet. Each
+/// bound that trips is counted in `ocpp_hostile_closed_total{reason}`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
@@ -397,6 +399,31 @@ pub struct LimitsConfig {
     pub auth_failures_max: u32,
     /// Length of the window `auth_failures_max` counts in.
     pub auth_failure_window_secs: u64,
+    /// Sustained WebSocket upgrades per second one source address may make (token bucket
+    /// refill); more get 429 before any actor starts or any password is hashed, so a connect
+    /// flood costs little more than the TCP accept.
+    pub connects_per_address_per_sec: u32,
+    /// Upgrades one address may make at once (the bucket's size): it must cover a whole site
+    /// behind one NAT (or a cellular carrier's CGNAT) reconnecting after a server restart.
+    pub connect_burst: u32,
+    /// Longest a new connection may take to deliver its request head (and, with `[tls]`, to
+    /// finish the TLS handshake); a connection that connects and then says nothing, or trickles
+    /// its headers, is closed after it.
+    pub handshake_timeout_secs: u64,
+    /// Longest one write to a charge point may wait for room in the connection's outbound queue;
+    /// a peer that stops reading for this long is disconnected (its queued frames are dropped).
+    pub write_timeout_secs: u64,
+    /// Kernel send buffer of every WebSocket connection (SO_SNDBUF, which Linux doubles for its
+    /// bookkeeping): with actix-ws's 32-frame queue in front of it, what a peer that never reads
+    /// can make the server hold. OCPP messages to a charge point are small.
+    pub socket_send_buffer_bytes: usize,
+    /// WebSocket control frames (pings and pongs) one connection may send per minute; beyond
+    /// that it is closed with 1008 instead of being answered pong for pong.
+    pub control_frames_per_minute: u32,
+    /// Frames read from one connection and not yet answered; OCPP-J allows a charge point one
+    /// outstanding CALL, so a peer past this is flooding and is closed with 1008. Bounds the
+    /// read-ahead memory to this many `max_frame_bytes` per connection.
+    pub max_inflight_calls: usize,
 }
 
 impl Default for LimitsConfig {
@@ -406,7 +433,45 @@ impl Default for LimitsConfig {
             max_connections: 100_000,
             auth_failures_max: 10,
             auth_failure_window_secs: 60,
+            connects_per_address_per_sec: 50,
+            connect_burst: 1000,
+            handshake_timeout_secs: 10,
+            write_timeout_secs: 30,
+            socket_send_buffer_bytes: 65536,
+            control_frames_per_minute: 120,
+            max_inflight_calls: 16,
         }
+    }
+}
+
+impl LimitsConfig {
+    /// Checks the bounds: none may be 0 (that would refuse everyone or time out at once).
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_frame_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_frame_bytes",
+                reason: "must be at least 1024".into(),
+            });
+        }
+        positive("limits.max_connections", self.max_connections as u64)?;
+        positive(
+            "limits.connects_per_address_per_sec",
+            u64::from(self.connects_per_address_per_sec),
+        )?;
+        positive("limits.connect_burst", u64::from(self.connect_burst))?;
+        positive("limits.handshake_timeout_secs", self.handshake_timeout_secs)?;
+        positive("limits.write_timeout_secs", self.write_timeout_secs)?;
+        if self.socket_send_buffer_bytes < 4096 {
+            return Err(ConfigError::Invalid {
+                key: "limits.socket_send_buffer_bytes",
+                reason: "must be at least 4096".into(),
+            });
+        }
+        positive(
+            "limits.control_frames_per_minute",
+            u64::from(self.control_frames_per_minute),
+        )?;
+        positive("limits.max_inflight_calls", self.max_inflight_calls as u64)
     }
 }
 
@@ -668,13 +733,7 @@ impl Config {
                 reason: "must be longer than ocpp.ping_interval_secs".into(),
             });
         }
-        if self.limits.max_frame_bytes < 1024 {
-            return Err(ConfigError::Invalid {
-                key: "limits.max_frame_bytes",
-                reason: "must be at least 1024".into(),
-            });
-        }
-        positive("limits.max_connections", self.limits.max_connections as u64)?;
+        self.limits.validate()?;
         positive("retention.hourly_days", self.retention.hourly_days)?;
         positive("retention.daily_days", self.retention.daily_days)?;
         positive("retention.stats_hours", self.retention.stats_hours)?;

@@ -328,7 +328,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             ocpp_messages: metrics.ocpp_messages.clone(),
             require_client_certificate: !config.tls.client_ca.is_empty(),
             certificate_refusals: metrics.certificate_refusals.clone(),
+            write_timeout: Duration::from_secs(config.limits.write_timeout_secs),
+            control_frames_per_minute: config.limits.control_frames_per_minute,
+            max_inflight_calls: config.limits.max_inflight_calls,
+            hostile: metrics.hostile_closed.clone(),
         }),
+        connects: Arc::new(security::connect_rate::ConnectLimiter::new(
+            config.limits.connects_per_address_per_sec,
+            config.limits.connect_burst,
+        )),
     };
     let api_state = api::ApiState {
         pool,
@@ -347,6 +355,17 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         n => n,
     };
     let ws_listener = bind(&config.server.ws_addr)?;
+    ws::tune_listener(
+        &ws_listener,
+        config.limits.socket_send_buffer_bytes,
+        Duration::from_secs(config.limits.write_timeout_secs),
+    )
+    .map_err(|source| StartError::Bind {
+        addr: config.server.ws_addr.clone(),
+        source,
+    })?;
+    let handshake_timeout = Duration::from_secs(config.limits.handshake_timeout_secs);
+    let hostile = metrics.hostile_closed.clone();
     let http_listener = bind(&config.server.http_addr)?;
     let ws_addr = ws_listener
         .local_addr()
@@ -388,19 +407,28 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let ws_server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(ws_state.clone()))
+            .wrap(actix_web::middleware::from_fn(ws::limit_connects))
             .configure(ws::configure)
     })
     .workers(workers)
     .backlog(4096)
     .max_connections(config.limits.max_connections.max(1))
+    .client_request_timeout(handshake_timeout)
+    .tls_handshake_timeout(handshake_timeout)
+    // One hook per connection (a second `on_connect` would replace the first): the guard that
+    // counts connections ending without a request, and the verified client certificate's CN,
+    // read once per connection for the upgrade's check (profile 3).
+    .on_connect({
+        let count_incomplete = ws::on_connect(hostile);
+        move |connection: &dyn std::any::Any, data: &mut actix_web::dev::Extensions| {
+            count_incomplete(connection, data);
+            if client_certificates {
+                security::client_cert::on_connect(connection, data);
+            }
+        }
+    })
     .disable_signals()
     .shutdown_timeout(shutdown_timeout.as_secs());
-    // The verified client certificate's CN, read once per connection for the upgrade's check.
-    let ws_server = if client_certificates {
-        ws_server.on_connect(security::client_cert::on_connect)
-    } else {
-        ws_server
-    };
     let ws_server = match ws_tls {
         Some(tls) => ws_server.listen_rustls_0_23(ws_listener, tls),
         None => ws_server.listen(ws_listener),

@@ -5,13 +5,40 @@
 //!
 //! Built on actix-ws rather than the deprecated actix-web-actors: the session is a plain task
 //! that owns the socket, and the actor stays protocol-agnostic.
+//!
+//! # Slow and hostile peers
+//!
+//! Every way one connection could cost the server without bound is bounded here (keys in
+//! `[limits]`, each trip counted in `ocpp_hostile_closed_total{reason}`):
+//!
+//! - connect floods: a token bucket per source address ([`crate::security::connect_rate`]),
+//!   checked by [`limit_connects`] before routing, 429;
+//! - handshakes that never finish: actix-web's request-head and TLS handshake timeouts, set from
+//!   `handshake_timeout_secs`; [`on_connect`] counts connections that end without a request;
+//! - peers that never read: actix-ws queues at most 32 frames (a bounded channel; `Session::text`
+//!   waits when it is full), actix-http's write buffer holds 32 KiB, the kernel send buffer is
+//!   capped by [`tune_listener`]; every write waits at most `write_timeout_secs`, then the
+//!   session is dropped, and the kernel's TCP_USER_TIMEOUT cuts the socket itself;
+//! - ping floods: `control_frames_per_minute` per connection;
+//! - CALL floods: the session reads ahead and answers in order, at most `max_inflight_calls`
+//!   frames unanswered. Server-initiated calls need no bound of their own: the actor sends one
+//!   at a time (`CallQueue`), so its command channel holds at most a call and a close.
 
+use std::any::Any;
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::FromRequest;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, CloseCode, ProtocolError, Session};
+use actix_ws::{CloseCode, Closed, Session};
 use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
@@ -23,10 +50,21 @@ use actors::registry::Connection;
 use actors::server_call::{CallAnswered, CallError, ServerCall};
 
 use crate::api::error_response;
+use crate::metrics::hostile::{HostileClosed, Reason};
+use crate::metrics::ocpp::OcppMessages;
 use crate::ocpp::{self, ErrorCode, Frame};
+use crate::security::connect_rate::{Admission, ConnectLimiter};
+
+mod reader;
+
+use reader::{Message, MessageReader, ReadError};
 
 /// The only OCPP version this server speaks.
 pub const SUBPROTOCOL: &str = "ocpp1.6";
+
+/// The body of a 429 for connecting too fast; fixed, so refusing a flood formats nothing.
+const CONNECT_RATE_REFUSAL: &str =
+    r#"{"error":"too many connections from this address; try again later"}"#;
 
 /// Connection settings, from `[ocpp]` and `[limits]`.
 #[derive(Debug, Clone)]
@@ -40,13 +78,22 @@ pub struct WsSettings {
     /// Most connections at once.
     pub max_connections: usize,
     /// `ocpp_messages_total`, counted where each CALL is answered (shared by all sessions).
-    pub ocpp_messages: crate::metrics::ocpp::OcppMessages,
+    pub ocpp_messages: OcppMessages,
     /// Whether every charge point must present a client certificate whose CN is its id
     /// (`tls.client_ca` set: OCPP security profile 3). The handshake has verified the
     /// certificate; the upgrade checks whose it is.
     pub require_client_certificate: bool,
     /// `charge_point_certificate_refusals_total`, counted here for a CN that is not the id.
     pub certificate_refusals: crate::metrics::CertificateRefusals,
+    /// Longest one write may wait for room in the outbound queue (`limits.write_timeout_secs`).
+    pub write_timeout: Duration,
+    /// Pings and pongs one connection may send per minute (`limits.control_frames_per_minute`).
+    pub control_frames_per_minute: u32,
+    /// Frames read and not yet answered before a connection counts as flooding
+    /// (`limits.max_inflight_calls`).
+    pub max_inflight_calls: usize,
+    /// `ocpp_hostile_closed_total`, counted where each bound trips.
+    pub hostile: HostileClosed,
 }
 
 /// What the WebSocket handler needs, shared by all workers.
@@ -58,6 +105,98 @@ pub struct WsState {
     pub settings: Arc<WsSettings>,
     /// HTTP Basic check of the upgrade (passwords, unknown charge points, failure limit).
     pub auth: Arc<crate::security::ChargePointAuth>,
+    /// Upgrades per source address (`limits.connects_per_address_per_sec`, `connect_burst`).
+    pub connects: Arc<ConnectLimiter>,
+}
+
+/// Caps what the kernel holds for one connection: SO_SNDBUF (`limits.socket_send_buffer_bytes`)
+/// and TCP_USER_TIMEOUT (twice `limits.write_timeout_secs`, so the session's own write timeout,
+/// which is counted, normally trips first). Set on the listener: Linux copies both to every
+/// accepted socket. Without them a peer that never reads lets the send buffer grow to
+/// `net.ipv4.tcp_wmem`'s maximum (4 MiB) and keeps the socket forever, answering zero-window
+/// probes.
+pub fn tune_listener(
+    listener: &std::net::TcpListener,
+    send_buffer_bytes: usize,
+    write_timeout: Duration,
+) -> std::io::Result<()> {
+    let socket = socket2::SockRef::from(listener);
+    socket.set_send_buffer_size(send_buffer_bytes)?;
+    socket.set_tcp_user_timeout(Some(write_timeout.saturating_mul(2)))
+}
+
+/// Marks a connection that delivered a request head, so [`on_connect`]'s guard can tell the
+/// connections that never did.
+#[derive(Debug)]
+struct HandshakeGuard {
+    /// Set by the first request that reaches a handler.
+    requested: Cell<bool>,
+    /// Where a connection without a request is counted when it ends.
+    hostile: HostileClosed,
+}
+
+impl Drop for HandshakeGuard {
+    fn drop(&mut self) {
+        if !self.requested.get() {
+            self.hostile.record(Reason::HandshakeIncomplete);
+        }
+    }
+}
+
+/// The `HttpServer::on_connect` hook of the WebSocket listener: gives every connection a guard
+/// that counts it as `handshake_incomplete` when it ends without a request head reaching the
+/// handler (it timed out after `limits.handshake_timeout_secs` with 408, sent garbage, or the
+/// peer gave up). TLS handshakes that time out end before this hook and are not counted.
+pub fn on_connect(hostile: HostileClosed) -> impl Fn(&dyn Any, &mut Extensions) + Send + Sync {
+    move |_, extensions| {
+        extensions.insert(HandshakeGuard {
+            requested: Cell::new(false),
+            hostile: hostile.clone(),
+        });
+    }
+}
+
+/// Marks the connection of `req` as having delivered a request.
+fn mark_requested(req: &HttpRequest) {
+    if let Some(guard) = req.conn_data::<HandshakeGuard>() {
+        guard.requested.set(true);
+    }
+}
+
+/// Middleware (`actix_web::middleware::from_fn`) of the WebSocket listener, the first thing a
+/// request meets: marks the connection as having made a request (see [`on_connect`]) and
+/// applies the per-address connect limit, answering 429 (`Retry-After: 1`, connection closed)
+/// before routing, authentication or any actor, so refusing a flood costs as little as an HTTP
+/// request can.
+pub async fn limit_connects(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    mark_requested(req.request());
+    let refused = match (req.app_data::<web::Data<WsState>>(), req.peer_addr()) {
+        (Some(state), Some(peer)) => {
+            match state.connects.admit(peer.ip(), std::time::Instant::now()) {
+                Admission::Allowed => None,
+                Admission::Refused { first } => {
+                    if first {
+                        log::warn!("{} connects faster than limits.connects_per_address_per_sec; refusing with 429 (further refusals are only counted).", peer.ip());
+                    }
+                    state.settings.hostile.record(Reason::ConnectRate);
+                    Some(())
+                }
+            }
+        }
+        _ => None,
+    };
+    if refused.is_none() {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let response = HttpResponse::TooManyRequests()
+        .force_close()
+        .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
+        .content_type("application/json")
+        .body(CONNECT_RATE_REFUSAL);
+    Ok(req.into_response(response).map_into_right_body())
 }
 
 /// Registers the OCPP endpoints: `/ocpp/{id}` and, for chargers configured with a bare base URL,
@@ -117,7 +256,8 @@ fn check_subprotocol(req: &HttpRequest) -> Result<(), String> {
 /// The upgrade handler: refuses bad ids (400), a client certificate that is not the charge
 /// point's (403, with `tls.client_ca`), failed or missing HTTP Basic credentials (401),
 /// addresses that failed too often (429), unknown subprotocols (400) and connections over the
-/// limit (503) before the upgrade, then starts the session.
+/// limit (503) before the upgrade, then starts the session. Addresses that connect too fast
+/// were refused before routing ([`limit_connects`]).
 async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
@@ -157,7 +297,12 @@ async fn upgrade(
             "too many charge points connected".to_owned(),
         ));
     }
-    let (response, session, stream) = actix_ws::handle_with_protocols(&req, body, &[SUBPROTOCOL])?;
+    // actix-ws answers the handshake and owns the outbound side (its bounded queue); the
+    // inbound bytes go to this module's reader, which decodes one frame at a time. actix-ws is
+    // handed an empty payload for the reading side it would otherwise own.
+    let unused = web::Payload::extract(&req).await?;
+    let (response, session, _) = actix_ws::handle_with_protocols(&req, unused, &[SUBPROTOCOL])?;
+    let reader = MessageReader::new(body, state.settings.max_frame_bytes);
 
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let session_number = registry.new_session();
@@ -180,15 +325,11 @@ async fn upgrade(
         "{id}: connected from {}.",
         req.peer_addr().map(|a| a.to_string()).unwrap_or_default()
     );
-    let stream = stream
-        .max_frame_size(state.settings.max_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(state.settings.max_frame_bytes);
     actix_web::rt::spawn(run_session(
         id,
         actor,
         session,
-        stream,
+        reader,
         commands_rx,
         state.settings.clone(),
     ));
@@ -280,21 +421,75 @@ async fn authenticate(
     }
 }
 
-/// How a session ended, for the log and the close frame.
+/// How a session ended, for the log, the close frame and the metrics.
 enum Ending {
     /// The peer closed or vanished.
     PeerLeft,
     /// The server closes with this code and reason.
     Close(CloseCode, &'static str),
+    /// A `[limits]` bound tripped: counted, then closed with this code and reason.
+    Hostile(Reason, CloseCode, &'static str),
+    /// A write waited `limits.write_timeout_secs`: the peer does not read, so no close frame
+    /// would reach it either; counted and dropped.
+    Stalled,
 }
 
-/// The per-connection loop. Every frame is answered before the next is read, which is what
-/// OCPP-J asks of a charge point anyway (one outstanding CALL per direction).
+/// A frame read from the charge point, waiting for its turn to be answered.
+enum Inbound {
+    /// A text frame, or a binary one that is UTF-8.
+    Text(String),
+    /// A binary frame that is not UTF-8 (answered with a FormationViolation).
+    NotUtf8,
+}
+
+/// The answer being worked on: a CALLRESULT/CALLERROR to write, or nothing (an answer to a
+/// server call, or a frame that is not answered).
+type Answering = Pin<Box<dyn Future<Output = Option<String>>>>;
+
+/// Pings and pongs of one connection in the current minute.
+struct ControlFrames {
+    /// Start of the current one-minute window.
+    since: Instant,
+    /// Control frames in it.
+    count: u32,
+    /// `limits.control_frames_per_minute`.
+    max: u32,
+}
+
+impl ControlFrames {
+    /// Counts one control frame at `now`; `true` when the connection is over its allowance.
+    fn over(&mut self, now: Instant) -> bool {
+        if now.duration_since(self.since) >= Duration::from_secs(60) {
+            self.since = now;
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        self.count > self.max
+    }
+}
+
+/// One write to the session, bounded by `limit`: `Stalled` when the outbound queue stayed full
+/// that long (the peer does not read), `PeerLeft` when the connection is gone.
+async fn bounded(
+    write: impl Future<Output = Result<(), Closed>>,
+    limit: Duration,
+) -> Result<(), Ending> {
+    match tokio::time::timeout(limit, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(Closed)) => Err(Ending::PeerLeft),
+        Err(_) => Err(Ending::Stalled),
+    }
+}
+
+/// The per-connection loop. Frames are read as they arrive and answered one at a time, in order,
+/// which is what OCPP-J asks of a charge point anyway (one outstanding CALL per direction);
+/// reading ahead is what lets a flood be seen (more than `max_inflight_calls` unanswered) and
+/// keeps pings, server calls and the idle check going while the actor works on an answer.
 async fn run_session(
     id: ChargePointId,
     actor: Addr<ChargePointActor>,
     mut session: Session,
-    mut stream: actix_ws::AggregatedMessageStream,
+    mut reader: MessageReader,
     mut commands: mpsc::UnboundedReceiver<SessionCommand>,
     settings: Arc<WsSettings>,
 ) {
@@ -303,55 +498,96 @@ async fn run_session(
         settings.ping_interval,
     );
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let write_timeout = settings.write_timeout;
     let mut last_heard = Instant::now();
     // The server-initiated call on the wire (uniqueId and call), so its answer can be decoded.
     let mut outstanding: Option<(String, ServerCall)> = None;
+    // Frames read and waiting for their turn, and the one being answered.
+    let mut inbound: VecDeque<Inbound> = VecDeque::new();
+    let mut answering: Option<Answering> = None;
+    let mut control = ControlFrames {
+        since: Instant::now(),
+        count: 0,
+        max: settings.control_frames_per_minute,
+    };
     let ending = loop {
+        // Start on the next frame when the last one is answered; answers to server calls are
+        // routed at once.
+        while answering.is_none() {
+            match inbound.pop_front() {
+                None => break,
+                Some(Inbound::Text(text)) if is_answer(&text) => {
+                    route_answer(&id, &actor, &text, &mut outstanding);
+                }
+                Some(Inbound::Text(text)) => {
+                    answering = Some(Box::pin(answer(
+                        id.clone(),
+                        actor.clone(),
+                        text,
+                        settings.ocpp_messages.clone(),
+                    )));
+                }
+                Some(Inbound::NotUtf8) => {
+                    // OCPP-J uses text frames; UTF-8 sent as binary is accepted, the rest refused.
+                    let reply = ocpp::encode_call_error(
+                        "-1",
+                        ErrorCode::FormationViolation,
+                        "binary frame is not UTF-8 JSON",
+                    );
+                    answering = Some(Box::pin(std::future::ready(Some(reply))));
+                }
+            }
+        }
         tokio::select! {
-            message = stream.recv() => {
+            message = reader.next() => {
                 last_heard = Instant::now();
-                let text = match message {
-                    Some(Ok(AggregatedMessage::Text(text))) => text.to_string(),
-                    Some(Ok(AggregatedMessage::Binary(bytes))) => {
-                        // OCPP-J uses text frames; accept UTF-8 sent as binary, refuse the rest.
-                        match String::from_utf8(bytes.to_vec()) {
-                            Ok(text) => text,
-                            Err(_) => {
-                                let reply = ocpp::encode_call_error(
-                                    "-1",
-                                    ErrorCode::FormationViolation,
-                                    "binary frame is not UTF-8 JSON",
-                                );
-                                if session.text(reply).await.is_err() { break Ending::PeerLeft; }
-                                continue;
-                            }
+                let frame = match message {
+                    Some(Ok(Message::Text(text))) => Inbound::Text(text),
+                    Some(Ok(Message::Binary(bytes))) => match String::from_utf8(bytes.to_vec()) {
+                        Ok(text) => Inbound::Text(text),
+                        Err(_) => Inbound::NotUtf8,
+                    },
+                    Some(Ok(Message::Ping(bytes))) => {
+                        if control.over(last_heard) {
+                            break Ending::Hostile(Reason::PingFlood, CloseCode::Policy, "too many pings");
                         }
-                    }
-                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                        if session.pong(&bytes).await.is_err() { break Ending::PeerLeft; }
+                        if let Err(ending) = bounded(session.pong(&bytes), write_timeout).await {
+                            break ending;
+                        }
                         continue;
                     }
-                    Some(Ok(AggregatedMessage::Pong(_))) => continue,
-                    Some(Ok(AggregatedMessage::Close(_))) | None => break Ending::PeerLeft,
-                    Some(Err(ProtocolError::Overflow)) => {
+                    Some(Ok(Message::Pong)) => {
+                        if control.over(last_heard) {
+                            break Ending::Hostile(Reason::PingFlood, CloseCode::Policy, "too many pings");
+                        }
+                        continue;
+                    }
+                    Some(Ok(Message::Close)) | None => break Ending::PeerLeft,
+                    Some(Err(ReadError::TooBig)) => {
                         log::warn!("{id}: message over limits.max_frame_bytes; closing with 1009.");
                         break Ending::Close(CloseCode::Size, "message too big");
                     }
-                    Some(Err(ProtocolError::Io(e))) if e.to_string().contains("maximum continuation size") => {
-                        log::warn!("{id}: fragmented message over limits.max_frame_bytes; closing with 1009.");
-                        break Ending::Close(CloseCode::Size, "message too big");
-                    }
-                    Some(Err(e)) => {
+                    Some(Err(ReadError::Protocol(e))) => {
                         log::warn!("{id}: WebSocket protocol error ({e}); closing.");
                         break Ending::Close(CloseCode::Protocol, "websocket protocol error");
                     }
                 };
-                if is_answer(&text) {
-                    route_answer(&id, &actor, &text, &mut outstanding);
-                    continue;
+                inbound.push_back(frame);
+                if inbound.len() + usize::from(answering.is_some()) > settings.max_inflight_calls {
+                    break Ending::Hostile(Reason::CallFlood, CloseCode::Policy, "too many unanswered calls");
                 }
-                if let Some(reply) = answer(&id, &actor, &text, &settings.ocpp_messages).await {
-                    if session.text(reply).await.is_err() { break Ending::PeerLeft; }
+            }
+            reply = async {
+                match answering.as_mut() {
+                    Some(answer) => answer.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                answering = None;
+                if let Some(reply) = reply {
+                    if let Err(ending) = bounded(session.text(reply), write_timeout).await {
+                        break ending;
+                    }
                 }
             }
             command = commands.recv() => match command {
@@ -365,7 +601,9 @@ async fn run_session(
                     let frame = ocpp::outgoing::encode_server_call(&unique_id, &call);
                     log::debug!("{id}: sending {} as {unique_id}.", call.action());
                     outstanding = Some((unique_id, call));
-                    if session.text(frame).await.is_err() { break Ending::PeerLeft; }
+                    if let Err(ending) = bounded(session.text(frame), write_timeout).await {
+                        break ending;
+                    }
                 }
             },
             _ = ping.tick() => {
@@ -373,28 +611,64 @@ async fn run_session(
                     log::info!("{id}: silent for {:?}; dropping the connection.", settings.idle_timeout);
                     break Ending::Close(CloseCode::Away, "idle timeout");
                 }
-                if session.ping(b"").await.is_err() { break Ending::PeerLeft; }
+                if let Err(ending) = bounded(session.ping(b""), write_timeout).await {
+                    break ending;
+                }
             }
         }
     };
-    if let Ending::Close(code, description) = ending {
+    let close = match ending {
+        Ending::PeerLeft => None,
+        Ending::Close(code, description) => Some((code, description)),
+        Ending::Hostile(reason, code, description) => {
+            log::warn!(
+                "{id}: closing with {}: {description} (limits.{}).",
+                u16::from(code),
+                match reason {
+                    Reason::PingFlood => "control_frames_per_minute",
+                    _ => "max_inflight_calls",
+                }
+            );
+            settings.hostile.record(reason);
+            Some((code, description))
+        }
+        Ending::Stalled => {
+            log::warn!(
+                "{id}: does not read what the server sends (a write waited limits.write_timeout_secs); dropping the connection."
+            );
+            settings.hostile.record(Reason::WriteTimeout);
+            None
+        }
+    };
+    if let (Some(_), Some(in_flight)) = (close, answering.take()) {
+        // The server closes (shutdown, replacement, idle, a broken frame) while a CALL is being
+        // answered: the actor has taken it, so its answer goes out before the close frame, as
+        // when the session answered one frame before looking at anything else.
+        if let Some(reply) = in_flight.await {
+            let _ = bounded(session.text(reply), write_timeout).await;
+        }
+    }
+    if let Some((code, description)) = close {
         let reason = actix_ws::CloseReason {
             code,
             description: Some(description.to_owned()),
         };
-        let _ = session.close(Some(reason)).await;
+        // Bounded like every write: a flooder that does not read gets no close frame.
+        let _ = tokio::time::timeout(write_timeout, session.close(Some(reason))).await;
     }
     actor.do_send(Disconnected);
 }
 
 /// Answers one text frame: a CALLRESULT or CALLERROR for a CALL, nothing for the charge point's
-/// own CALLRESULT/CALLERROR (answers to server-initiated calls).
+/// own CALLRESULT/CALLERROR (answers to server-initiated calls). Owns its arguments so the
+/// session can keep reading while the actor works.
 async fn answer(
-    id: &ChargePointId,
-    actor: &Addr<ChargePointActor>,
-    text: &str,
-    messages: &crate::metrics::ocpp::OcppMessages,
+    id: ChargePointId,
+    actor: Addr<ChargePointActor>,
+    text: String,
+    messages: OcppMessages,
 ) -> Option<String> {
+    let (id, text, messages) = (&id, text.as_str(), &messages);
     match ocpp::decode_frame(text) {
         Ok(Frame::Call {
             unique_id,

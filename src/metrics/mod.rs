@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod certificates;
 pub mod collector;
+pub mod hostile;
 pub mod ocpp;
 
 use prometheus_client::registry::Registry;
@@ -15,6 +16,7 @@ use prometheus_client::registry::Registry;
 pub use alerts::{AlertCounter, AlertsRaised};
 pub use certificates::{CertificateRefusal, CertificateRefusals};
 pub use collector::{Sources, StatsCollector};
+pub use hostile::HostileClosed;
 pub use ocpp::OcppMessages;
 
 /// Every metric of one server; shared by the HTTP handler (reads) and the parts that count.
@@ -29,6 +31,8 @@ pub struct Metrics {
     /// Counted by the charge point listener's TLS verifier and the WebSocket upgrade
     /// (`tls.client_ca`, security profile 3).
     pub certificate_refusals: CertificateRefusals,
+    /// Counted where the `[limits]` bounds on slow and hostile peers trip.
+    pub hostile_closed: HostileClosed,
 }
 
 impl Metrics {
@@ -54,6 +58,12 @@ impl Metrics {
             "Charge point client certificates refused (tls.client_ca), by reason: in the TLS handshake (unknown_ca, expired, not_yet_valid, invalid) or at the WebSocket upgrade (cn_mismatch, no_certificate)",
             certificate_refusals.0.clone(),
         );
+        let hostile_closed = HostileClosed::new();
+        registry.register(
+            "ocpp_hostile_closed",
+            "Charge point connections refused or closed by a [limits] bound on slow and hostile peers, by reason: connect_rate (429 before the upgrade), handshake_incomplete (no request head within handshake_timeout_secs, or abandoned), write_timeout (peer stopped reading), ping_flood, call_flood",
+            hostile_closed.0.clone(),
+        );
         registry.register(
             "flush_batch_samples",
             "Samples per batch a charge point buffer flushed to the Redis writer",
@@ -70,6 +80,7 @@ impl Metrics {
             ocpp_messages,
             alerts_raised,
             certificate_refusals,
+            hostile_closed,
         }
     }
 
