@@ -48,6 +48,9 @@ fi
 "${nice_cmd[@]}" cargo +nightly fuzz build -a
 
 crashed=()
+# Crash inputs written by this run are the artifacts newer than this marker.
+marker=$(mktemp)
+trap 'rm -f "$marker"' EXIT
 for target in "${TARGETS[@]}"; do
   mkdir -p "fuzz/work/corpus/$target" "fuzz/artifacts/$target"
   echo "fuzz.sh: $target for ${secs}s"
@@ -55,8 +58,7 @@ for target in "${TARGETS[@]}"; do
   # reached well below that); 10 s per input or 2 GiB RSS counts as a failure too.
   if ! "${nice_cmd[@]}" cargo +nightly fuzz run -a "$target" \
     "fuzz/work/corpus/$target" "fuzz/corpus/$target" -- \
-    -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-    -artifact_prefix="fuzz/artifacts/$target/" -print_final_stats=1; then
+    -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1; then
     crashed+=("$target")
   fi
 done
@@ -64,8 +66,8 @@ done
 if [ ${#crashed[@]} -gt 0 ]; then
   echo "fuzz.sh: FAILED: ${crashed[*]}" >&2
   for target in "${crashed[@]}"; do
-    for input in "fuzz/artifacts/$target"/*; do
-      [ -e "$input" ] && echo "  crash input: $input" >&2
+    find "fuzz/artifacts/$target" -type f -newer "$marker" | while read -r input; do
+      echo "  $target crash input: $input" >&2
     done
   done
   echo "reproduce: cargo +nightly fuzz run -a TARGET INPUT" >&2
