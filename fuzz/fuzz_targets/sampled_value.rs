@@ -43,6 +43,8 @@ const KNOWN: &[(&str, Unit, fn(f64) -> f64)] = &[
     ("Percent", Unit::Percent, |v| v),
     ("Hz", Unit::Hertz, |v| v),
     ("Hertz", Unit::Hertz, |v| v),
+    ("rpm", Unit::Rpm, |v| v),
+    ("RPM", Unit::Rpm, |v| v),
 ];
 
 const PHASES: &[&str] = &[
