@@ -10,19 +10,25 @@
 
 use libfuzzer_sys::fuzz_target;
 use ocpp_meter::ocpp::{decode_frame, encode_frame_error, Frame};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    // What a general JSON parser says the uniqueId is, when the text is an array.
+    // What a general JSON parser says the uniqueId is, when the text is an array. `Value`
+    // refuses numbers beyond f64 that a frame may legally carry in its payload, so such
+    // arrays are read element by element instead.
     let expected_id = match serde_json::from_str::<Value>(text) {
         Ok(Value::Array(parts)) => match parts.get(1) {
             Some(Value::String(id)) => Some(id.clone()),
             _ => None,
         },
-        _ => None,
+        Ok(_) => None,
+        Err(_) => serde_json::from_str::<Vec<&RawValue>>(text)
+            .ok()
+            .and_then(|parts| serde_json::from_str::<String>(parts.get(1)?.get()).ok()),
     };
     match decode_frame(text) {
         Ok(frame) => {
