@@ -22,8 +22,11 @@ use ocpp_meter::ocpp::decode_request;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
+/// A unit spelling, the unit it normalises to, and the conversion of its values.
+type Spelling = (&'static str, Unit, fn(f64) -> f64);
+
 /// The spellings `Unit::normalise` must know, with their unit and conversion.
-const KNOWN: &[(&str, Unit, fn(f64) -> f64)] = &[
+const KNOWN: &[Spelling] = &[
     ("Wh", Unit::Wh, |v| v),
     ("kWh", Unit::Wh, |v| v * 1000.0),
     ("varh", Unit::Varh, |v| v),
