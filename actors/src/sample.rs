@@ -348,6 +348,9 @@ impl Unit {
             "K" => (Unit::Celsius, value - 273.15),
             "Percent" => (Unit::Percent, value),
             "Hz" | "Hertz" => (Unit::Hertz, value),
+            // OCPP 1.6 has no unit for fan speed; "rpm" is our own spelling, so a stored or
+            // re-sent value must not turn into an unknown unit (found by fuzzing).
+            "rpm" | "RPM" => (Unit::Rpm, value),
             "" => (measurand.default_unit(), value),
             other => (Unit::Other(other.to_owned()), value),
         }
@@ -510,6 +513,50 @@ mod tests {
         assert_eq!(
             Unit::normalise(Some("Hertz"), Measurand::Frequency, 50.0).0,
             Unit::Hertz
+        );
+    }
+
+    /// Found by the `sampled_value` fuzz target: `Unit::Rpm` is spelled "rpm", which
+    /// normalised to `Unit::Other("rpm")`, so the same fan speed was stored under two units.
+    #[test]
+    fn every_normalised_units_spelling_normalises_to_itself() {
+        for m in Measurand::ALL {
+            let units = [
+                "Wh",
+                "kWh",
+                "varh",
+                "kvarh",
+                "W",
+                "kW",
+                "var",
+                "kvar",
+                "VA",
+                "kVA",
+                "A",
+                "V",
+                "Celsius",
+                "Celcius",
+                "Fahrenheit",
+                "K",
+                "Percent",
+                "Hz",
+                "Hertz",
+                "rpm",
+                "RPM",
+                "Furlongs",
+            ];
+            let normalised = units.iter().map(|u| Unit::normalise(Some(u), *m, 1.0).0);
+            for unit in normalised.chain([m.default_unit()]) {
+                assert_eq!(
+                    Unit::normalise(Some(unit.as_str()), *m, 2.5),
+                    (unit.clone(), 2.5),
+                    "{m}: {unit:?}"
+                );
+            }
+        }
+        assert_eq!(
+            Unit::normalise(Some("rpm"), Measurand::Rpm, 1200.0),
+            (Unit::Rpm, 1200.0)
         );
     }
 

@@ -81,6 +81,34 @@ fn numeric_values_are_accepted() {
     assert_eq!(r.samples[1].number(), Some(7.0));
 }
 
+/// Found by the `sampled_value` fuzz target: serde_json's default float parser may miss the
+/// nearest f64 by one ulp for long or far-exponent numbers, so a JSON-number value came out
+/// different from the same text sent as a string (which `str::parse` reads exactly).
+/// The `float_roundtrip` feature makes both exact.
+#[test]
+fn numeric_values_are_read_exactly() {
+    for text in [
+        "1.965590344616256e-107",
+        "1.7976931348623157e308",
+        "5e-324",
+        "12345.678901234567",
+    ] {
+        let want = text.parse::<f64>().unwrap();
+        let as_number = only(&meter_values(&format!(r#"[{{"value":{text}}}]"#))).clone();
+        assert_eq!(
+            as_number.value,
+            SampleValue::Number(want),
+            "{text} as a JSON number"
+        );
+        let as_string = only(&meter_values(&format!(r#"[{{"value":"{text}"}}]"#))).clone();
+        assert_eq!(
+            as_string.value,
+            SampleValue::Number(want),
+            "{text} as a string"
+        );
+    }
+}
+
 #[test]
 fn missing_unit_takes_the_measurand_default() {
     let r = meter_values(r#"[{"value":"231","measurand":"Voltage"}]"#);
