@@ -10,7 +10,10 @@
 # corpus fuzz/corpus/TARGET is only read. Exits 1 if any target crashed, after running the rest,
 # and names every crash input (fuzz/artifacts/TARGET/crash-*); reproduce one with
 #   cargo +nightly fuzz run -a TARGET fuzz/artifacts/TARGET/crash-...
-# Set FUZZ_NICE=19 to run at the lowest CPU priority on a shared machine.
+# Set FUZZ_NICE=19 to run at the lowest CPU priority on a shared machine. Set FUZZ_SEED=N for a
+# reproducible run (libFuzzer -seed=N: the same inputs in the same order from the same corpus);
+# CI does, so that a submission is not failed by a coincidence no earlier run could reproduce.
+# Exploration (longer runs, random seeds) is for runs by hand; docs/fuzzing.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +39,11 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
+seed_arg=()
+if [ -n "${FUZZ_SEED:-}" ]; then
+  seed_arg=(-seed="$FUZZ_SEED")
+fi
+
 nice_cmd=()
 if [ -n "${FUZZ_NICE:-}" ]; then
   nice_cmd=(nice -n "$FUZZ_NICE")
@@ -55,7 +63,8 @@ for target in "${TARGETS[@]}"; do
   # reached well below that); 10 s per input or 2 GiB RSS counts as a failure too.
   if ! "${nice_cmd[@]}" cargo +nightly fuzz run -a "$target" \
     "fuzz/work/corpus/$target" "fuzz/corpus/$target" -- \
-    -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1; then
+    -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "${seed_arg[@]}"; then
     crashed+=("$target")
   fi
 done
