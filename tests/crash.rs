@@ -562,3 +562,46 @@ async fn a_full_write_ahead_log_refuses_with_internal_error_until_it_has_room() 
     assert_stored_once(&server, &redis, &acked, false).await;
     server.shutdown().await;
 }
+
+/// `wal.enabled = false` (benchmarks, throwaway set-ups) answers from memory as before the log:
+/// readings are still stored, `/ready` says the log is disabled, no directory is made and no
+/// `wal_*` metric is exported.
+#[actix_web::test]
+async fn with_the_log_off_readings_are_answered_from_memory_and_stored() {
+    let redis = RedisServer::start();
+    let mut config = test_config(&redis);
+    config.wal.enabled = false;
+    let server = start_server(config).await;
+    assert!(server.wal_stats.is_none());
+    let mut cp = ChargePoint::connect(&server, "CP-NOWAL").await;
+    cp.boot().await;
+    let base = base();
+    for step in 0..5 {
+        assert_eq!(cp.call("MeterValues", reading(base, step)).await, json!({}));
+    }
+    let (code, body) = get(&server, "/ready").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["wal"], "disabled");
+    drop(cp);
+    assert!(writer_drained(&server).await);
+    let acked: Acked = Arc::default();
+    acked
+        .lock()
+        .unwrap()
+        .insert("CP-NOWAL".into(), (0..5).collect());
+    assert_eq!(assert_stored_once(&server, &redis, &acked, false).await, 10);
+    assert!(
+        !redis.wal_dir().exists(),
+        "a disabled log made its directory"
+    );
+    let mut response = awc::Client::default()
+        .get(format!("http://{}/metrics", server.http_addr))
+        .send()
+        .await
+        .unwrap();
+    let metrics = response.body().limit(16 << 20).await.unwrap();
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(metrics.contains("samples_stored_total"), "{metrics}");
+    assert!(!metrics.contains("wal_records"), "{metrics}");
+    server.shutdown().await;
+}
