@@ -66,6 +66,9 @@ const ATTACK_DEADLINE: Duration = Duration::from_secs(40);
 /// A server for these tests: the shared test configuration with `adjust` applied.
 async fn server(redis: &RedisServer, adjust: impl FnOnce(&mut Config)) -> RunningServer {
     let mut config = test_config(redis);
+    // One worker per core, as `server.workers = 0` gives in production (the shared test
+    // configuration pins one, which puts every connection of an attack on the control's thread).
+    config.server.workers = 0;
     adjust(&mut config);
     config.validate().expect("valid test config");
     start_server(config).await
