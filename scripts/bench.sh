@@ -16,6 +16,11 @@
 #           MeterValues); then, with the fleet running, measures p99 of the 24 h meter-values
 #           read of one series and of the 30-day hourly aggregates read. Targets 5 and 6.
 #   all     the three, in that order.
+#   cluster the ingest scenario on one Redis (standalone, for the side-by-side), then ingest and
+#           fleet against two instances on a local six-node Redis Cluster (scripts/cluster-up.sh;
+#           three masters, three replicas, redis.wait_replicas = $WAIT_REPLICAS, default 1),
+#           each instance taking half the charge points; commands and memory per sample summed
+#           over the masters. Targets 2, 3, 6 on the cluster.
 #
 #   scripts/bench.sh                                   # 1 ingest run of 10 s (~1 min)
 #   scripts/bench.sh --runs 3 --secs 10                # medians of 3 runs and the spread
@@ -53,12 +58,12 @@ while [ $# -gt 0 ]; do
     --no-build) build=0; shift ;;
     --bin-dir) bin_dir="$2"; build=0; shift 2 ;;
     --config) config="$2"; shift 2 ;;
-    *) echo "usage: $0 [--scenario ingest|fleet|reads|all] [--runs N] [--secs S] [--charge-points N]" \
+    *) echo "usage: $0 [--scenario ingest|fleet|reads|all|cluster] [--runs N] [--secs S] [--charge-points N]" \
          "[--samples-per-message N] [--fleet-size N] [--fleet-secs S] [--read-secs S] [--no-build] [--bin-dir DIR] [--config FILE]" >&2; exit 2 ;;
   esac
 done
 case "$scenario" in
-  ingest|fleet|reads|all) ;;
+  ingest|fleet|reads|all|cluster) ;;
   *) echo "unknown scenario $scenario" >&2; exit 2 ;;
 esac
 
@@ -241,9 +246,115 @@ run_reads() {
     hwm "$hwm" load "$load"
 }
 
+# --- cluster: two instances on a six-node Redis Cluster -------------------------------------
+# Starts the cluster (no instances) and two ocpp-meter instances on it; sets cl_http (two
+# URLs), cl_ws (two ports), cl_pids, cl_masters (master ports), calls0, mem0.
+start_cluster() {
+  bash scripts/cluster-up.sh --no-instances --no-build --dir "$work/cluster" >/dev/null
+  # shellcheck disable=SC1091
+  . "$work/cluster/cluster.env"
+  cl_masters=()
+  for port in $NODE_PORTS; do
+    redis-cli -p "$port" info replication | grep -q 'role:master' && cl_masters+=("$port")
+  done
+  cl_http=(); cl_ws=(); cl_pids=()
+  for i in 1 2; do
+    local ws hp
+    ws="$(free_port)"; hp="$(free_port)"
+    env RUST_LOG=warn OCPP_METER_REDIS_MODE=cluster OCPP_METER_REDIS_URLS="$REDIS_URLS" \
+      OCPP_METER_REDIS_WAIT_REPLICAS="${WAIT_REPLICAS:-1}" OCPP_METER_WAL_DIR="$work/wal-$i" \
+      "$bin/ocpp-meter" --config "$config" --ws-addr "127.0.0.1:$ws" --http-addr "127.0.0.1:$hp" \
+      >"$work/server-$i.log" 2>&1 &
+    cl_pids+=("$!"); pids+=("$!")
+    cl_ws+=("$ws"); cl_http+=("http://127.0.0.1:$hp")
+  done
+  for url in "${cl_http[@]}"; do
+    for _ in $(seq 1 300); do curl -fsS --max-time 1 "$url/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  for port in "${cl_masters[@]}"; do redis-cli -p "$port" config resetstat >/dev/null; done
+  calls0="$(cluster_calls)"
+  mem0="$(cluster_mem)"
+}
+cluster_calls() {
+  local n=0 c
+  for port in "${cl_masters[@]}"; do
+    c="$(redis-cli -p "$port" info commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/ && $1 != "cmdstat_info" {n += $3} END {print n+0}')"
+    n=$((n + c))
+  done
+  echo "$n"
+}
+cluster_mem() {
+  local n=0 m
+  for port in "${cl_masters[@]}"; do
+    m="$(redis-cli -p "$port" info memory | tr -d '\r' | awk -F: '$1 == "used_memory" {print $2}')"
+    n=$((n + m))
+  done
+  echo "$n"
+}
+cluster_metric_sum() {
+  local n=0 v
+  for url in "${cl_http[@]}"; do
+    v="$(curl -fsS --max-time 5 "$url/metrics" | awk -v m="$1" '$1 ~ "(^|_)"m"(_total)?$" {print $2}' | head -n1)"
+    n=$((n + ${v:-0}))
+  done
+  echo "$n"
+}
+# Waits until both instances stored what they ingested, reads CPU, stops them and the cluster;
+# sets ingested, stored, calls, mem, cpu (both instances), unreplicated.
+stop_cluster() {
+  for _ in $(seq 1 60); do
+    ingested="$(cluster_metric_sum samples_ingested)"
+    stored="$(cluster_metric_sum samples_stored)"
+    [ "$stored" = "$ingested" ] && break
+    sleep 1
+  done
+  unreplicated="$(cluster_metric_sum redis_cluster_unreplicated_writes)"
+  cpu="$(python3 -c "print($(cpu_secs "${cl_pids[0]}") + $(cpu_secs "${cl_pids[1]}"))")"
+  for pid in "${cl_pids[@]}"; do kill -TERM "$pid"; done
+  for pid in "${cl_pids[@]}"; do wait "$pid" || echo "server exit status $?" >&2; done
+  calls=$(($(cluster_calls) - calls0))
+  mem=$(($(cluster_mem) - mem0))
+  bash scripts/cluster-down.sh --dir "$work/cluster" >/dev/null
+}
+
+run_cluster() {
+  local load half=$((cps / 2))
+  run_ingest
+  load="$(loadavg)"
+  start_cluster
+  "$bin/ocpp-loadgen" --url "ws://127.0.0.1:${cl_ws[0]}/ocpp/" --charge-points "$half" --id-prefix CA \
+    --samples-per-message "$spm" --duration-secs "$secs" >"$work/c1.json" 2>"$work/c1.log" &
+  local g1=$!
+  "$bin/ocpp-loadgen" --url "ws://127.0.0.1:${cl_ws[1]}/ocpp/" --charge-points "$half" --id-prefix CB \
+    --samples-per-message "$spm" --duration-secs "$secs" >"$work/c2.json" 2>"$work/c2.log" &
+  local g2=$!
+  wait "$g1" "$g2"
+  stop_cluster
+  emit scenario cluster-ingest a "$(cat "$work/c1.json")" b "$(cat "$work/c2.json")" \
+    ingested "$ingested" stored "$stored" calls "$calls" mem "$mem" cpu "$cpu" \
+    unreplicated "$unreplicated" load "$load"
+  load="$(loadavg)"
+  start_cluster
+  local fhalf=$((fleet_size / 2)) warmup=$((fleet_size / 4000 + 12))
+  for i in 0 1; do
+    "$bin/ocpp-loadgen" --url "ws://127.0.0.1:${cl_ws[$i]}/ocpp/" --charge-points "$fhalf" \
+      --samples-per-message "$spm" --interval-ms 10000 --connect-rate 1000 --source-addrs 2 \
+      --id-prefix "F$i" --warmup-secs "$warmup" --duration-secs "$fleet_secs" --idle-secs 0 \
+      --reply-timeout-secs 60 >"$work/f$i.json" 2>"$work/f$i.log" &
+    pids+=("$!")
+    eval "fg$i=\$!"
+  done
+  # shellcheck disable=SC2154 # fg0 and fg1 are set by the eval above
+  wait "$fg0" "$fg1" || true
+  stop_cluster
+  emit scenario cluster-fleet a "$(cat "$work/f0.json")" b "$(cat "$work/f1.json")" \
+    ingested "$ingested" stored "$stored" calls "$calls" mem "$mem" cpu "$cpu" \
+    unreplicated "$unreplicated" load "$load"
+}
+
 for run in $(seq 1 "$runs"); do
-  for s in ingest fleet reads; do
-    if [ "$scenario" = "$s" ] || [ "$scenario" = all ]; then
+  for s in ingest fleet reads cluster; do
+    if [ "$scenario" = "$s" ] || { [ "$scenario" = all ] && [ "$s" != cluster ]; }; then
       echo "run $run/$runs: $s (load average $(loadavg))" >&2
       "run_$s"
     fi
@@ -324,9 +435,49 @@ def reads(r):
         "load average": num(r["load"]),
     }
 
+def two(r):
+    a, b = json.loads(r["a"]), json.loads(r["b"])
+    acked = a["samples_acked"] + b["samples_acked"]
+    return a, b, acked
+
+def cluster_ingest(r):
+    a, b, acked = two(r)
+    stored = num(r["stored"])
+    return {
+        "samples/s acked (2 instances)": a["samples_per_sec"] + b["samples_per_sec"],
+        "p99 ack ms (worse instance)": max(a["latency_ms"]["p99"], b["latency_ms"]["p99"]),
+        "redis cmds/sample (masters)": num(r["calls"]) / max(stored, 1),
+        "redis bytes/sample (masters)": num(r["mem"]) / max(stored, 1),
+        "acked": acked,
+        "stored": stored,
+        "lost": acked - stored,
+        "failures": a["failures"] + b["failures"],
+        "unreplicated write pipelines": num(r["unreplicated"]),
+        "servers cpu s": num(r["cpu"]),
+        "servers CPU us/sample": 1e6 * num(r["cpu"]) / max(stored, 1),
+        "load average": num(r["load"]),
+    }
+
+def cluster_fleet(r):
+    a, b, acked = two(r)
+    stored = num(r["stored"])
+    return {
+        "connected": a["connected"] + b["connected"],
+        "failures": a["failures"] + b["failures"],
+        "MeterValues/s": a["messages_per_sec"] + b["messages_per_sec"],
+        "p99 ack ms (worse instance)": max(a["latency_ms"]["p99"], b["latency_ms"]["p99"]),
+        "redis cmds/sample (masters)": num(r["calls"]) / max(stored, 1),
+        "acked": acked,
+        "stored": stored,
+        "lost": acked - stored,
+        "servers cpu s": num(r["cpu"]),
+        "load average": num(r["load"]),
+    }
+
 fmt = lambda v: f"{v:,.3f}" if abs(v) < 10 else (f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}")
 medians = {}
-for name, f in (("ingest", ingest), ("fleet", fleet), ("reads", reads)):
+for name, f in (("ingest", ingest), ("fleet", fleet), ("reads", reads),
+                ("cluster-ingest", cluster_ingest), ("cluster-fleet", cluster_fleet)):
     rows = [f(r) for r in runs if r["scenario"] == name]
     if not rows:
         continue
@@ -356,6 +507,8 @@ print(target("4a", f"fleet ({fleet_size:,} CPs, 10 s) ack p99 <= 10 ms", ("fleet
 print(target("4b", "<= 16 KiB server RSS per idle CP", ("fleet", "idle RSS KiB per CP"), lambda v: v <= 16))
 print(target("5a", "24 h of one series (8,640) p99 <= 10 ms, fleet running", ("reads", "24 h read p99 ms"), lambda v: v <= 10))
 print(target("5b", "30 days hourly roll-ups p99 <= 10 ms, fleet running", ("reads", "30 d hourly read p99 ms"), lambda v: v <= 10))
-for s in ("ingest", "fleet", "reads"):
+print(target("c2", "cluster: <= 0.02 Redis commands per stored sample (ingest, masters)", ("cluster-ingest", "redis cmds/sample (masters)"), lambda v: v <= 0.02))
+print(target("c3", "cluster: <= 8 B Redis memory per stored sample (masters)", ("cluster-ingest", "redis bytes/sample (masters)"), lambda v: v <= 8))
+for s in ("ingest", "fleet", "reads", "cluster-ingest", "cluster-fleet"):
     print(target("6", f"acked == stored ({s}; lost)", (s, "lost"), lambda v: v == 0))
 EOF

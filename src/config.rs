@@ -103,8 +103,13 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// `redis://host:port/db`, `rediss://` for TLS, or `redis+unix:///path`.
+    /// One Redis server (`url`) or a Redis Cluster (`urls`).
+    pub mode: RedisMode,
+    /// `redis://host:port/db`, `rediss://` for TLS, or `redis+unix:///path` (standalone mode).
     pub url: String,
+    /// Seed nodes of the cluster (`redis://host:port`), cluster mode; any reachable one is
+    /// enough to find the rest, so list several.
+    pub urls: Vec<String>,
     /// Connections in the pool.
     pub pool_size: usize,
     /// Connect timeout.
@@ -115,17 +120,55 @@ pub struct RedisConfig {
     pub retry_initial_ms: u64,
     /// Longest retry delay.
     pub retry_max_ms: u64,
+    /// Cluster mode: replicas of each master that must hold a write (`WAIT`) before the writer
+    /// counts it as stored; 0 takes the master's word (a failover can then lose the last
+    /// milliseconds of writes, which the write-ahead log has already let go).
+    pub wait_replicas: u32,
+    /// Cluster mode: longest `WAIT` for those replicas.
+    pub wait_timeout_ms: u64,
 }
 
 impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
+            mode: RedisMode::Standalone,
             url: "redis://127.0.0.1:6379".into(),
+            urls: Vec::new(),
             pool_size: 8,
             connect_timeout_ms: 2000,
             response_timeout_ms: 5000,
             retry_initial_ms: 100,
             retry_max_ms: 5000,
+            wait_replicas: 0,
+            wait_timeout_ms: 1000,
+        }
+    }
+}
+
+/// `redis.mode`: which Redis deployment holds the data.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One server at `redis.url` (with or without replicas behind it).
+    Standalone,
+    /// A Redis Cluster found from `redis.urls`; several instances may share it.
+    Cluster,
+}
+
+impl RedisConfig {
+    /// Where the pool connects, from `mode` and `url`/`urls`.
+    pub fn target(&self) -> actors::redis_pool::RedisTarget {
+        match self.mode {
+            RedisMode::Standalone => actors::redis_pool::RedisTarget::Standalone(self.url.clone()),
+            RedisMode::Cluster => actors::redis_pool::RedisTarget::Cluster(self.urls.clone()),
+        }
+    }
+
+    /// The address logs and `/ready` name: the URL, or the seed nodes.
+    pub fn describe(&self) -> String {
+        match self.mode {
+            RedisMode::Standalone => self.url.clone(),
+            RedisMode::Cluster => format!("cluster {}", self.urls.join(",")),
         }
     }
 }
@@ -695,7 +738,26 @@ impl Config {
                 reason: format!("{url:?} must start with redis://, rediss:// or redis+unix://"),
             });
         }
+        if self.redis.mode == RedisMode::Cluster {
+            if self.redis.urls.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "redis.urls",
+                    reason: "redis.mode = \"cluster\" needs at least one seed node".into(),
+                });
+            }
+            if let Some(bad) = self.redis.urls.iter().find(|u| {
+                !["redis://", "rediss://"]
+                    .iter()
+                    .any(|scheme| u.starts_with(scheme))
+            }) {
+                return Err(ConfigError::Invalid {
+                    key: "redis.urls",
+                    reason: format!("{bad:?} must start with redis:// or rediss://"),
+                });
+            }
+        }
         positive("redis.pool_size", self.redis.pool_size as u64)?;
+        positive("redis.wait_timeout_ms", self.redis.wait_timeout_ms)?;
         positive("redis.connect_timeout_ms", self.redis.connect_timeout_ms)?;
         positive("redis.response_timeout_ms", self.redis.response_timeout_ms)?;
         positive("redis.retry_initial_ms", self.redis.retry_initial_ms)?;
@@ -954,6 +1016,42 @@ mod tests {
         assert_eq!(config.ocpp.id_tag_allow_list, vec!["A", "B"]);
         assert_eq!(config.alerts.power_max_w, 22000.0);
         assert_eq!(config.alerts.webhook.url, "http://hooks.example/alerts");
+    }
+
+    #[test]
+    fn cluster_mode_and_seed_nodes_come_from_the_environment_and_are_checked() {
+        let env = vec![
+            ("OCPP_METER_REDIS_MODE".into(), "cluster".into()),
+            (
+                "OCPP_METER_REDIS_URLS".into(),
+                r#"["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]"#.into(),
+            ),
+        ];
+        let config = Config::load(Some(&shipped()), env).unwrap();
+        assert_eq!(config.redis.mode, RedisMode::Cluster);
+        assert_eq!(
+            config.redis.target(),
+            actors::redis_pool::RedisTarget::Cluster(vec![
+                "redis://10.0.0.1:7000".into(),
+                "redis://10.0.0.2:7000".into()
+            ])
+        );
+        assert_eq!(Config::default().redis.mode, RedisMode::Standalone);
+
+        let env = vec![("OCPP_METER_REDIS_MODE".into(), "cluster".into())];
+        let error = Config::load(None, env).unwrap_err().to_string();
+        assert!(error.contains("redis.urls"), "{error}");
+        let env = vec![
+            ("OCPP_METER_REDIS_MODE".into(), "cluster".into()),
+            (
+                "OCPP_METER_REDIS_URLS".into(),
+                r#"["10.0.0.1:7000"]"#.into(),
+            ),
+        ];
+        let error = Config::load(None, env).unwrap_err().to_string();
+        assert!(error.contains("redis.urls"), "{error}");
+        let env = vec![("OCPP_METER_REDIS_MODE".into(), "sharded".into())];
+        assert!(Config::load(None, env).is_err());
     }
 
     #[test]

@@ -130,15 +130,17 @@ fn bind(addr: &str) -> Result<TcpListener, StartError> {
 /// error: the server accepts and buffers, reports not-ready, and writes once Redis is back.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let pool = build_pool(&PoolSettings {
-        url: config.redis.url.clone(),
+        target: config.redis.target(),
         pool_size: config.redis.pool_size,
         connect_timeout: Duration::from_millis(config.redis.connect_timeout_ms),
         response_timeout: Duration::from_millis(config.redis.response_timeout_ms),
+        wait_replicas: config.redis.wait_replicas,
+        wait_timeout: Duration::from_millis(config.redis.wait_timeout_ms),
     })?;
     if let Err(error) = reads::ping(&pool).await {
         log::error!(
             "Redis at {} is unreachable ({error}). Accepting charge points anyway and keeping their samples in memory until it is back.",
-            config.redis.url
+            config.redis.describe()
         );
     }
 
@@ -301,6 +303,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         event_hub: event_hub_counters.clone(),
         webhook: webhook_stats,
         wal: wal.as_ref().map(|wal| wal.stats().clone()),
+        cluster: pool.cluster_counters(),
     }));
     {
         use actix::Actor as _;

@@ -398,7 +398,11 @@ async fn rollups_cost_a_few_commands_per_charge_point_and_flush() {
     config.buffer.max_age_secs = 600;
     let server = start_server(config).await;
     let mut cp = ChargePoint::connect(&server, "CP-CMD").await;
-    let base = Utc::now().timestamp_millis() - 30 * 60_000;
+    // Ten minutes into the previous hour: the eleven readings (100 s) fall in one hourly bucket
+    // whatever the time of the run ("now - 30 min" straddled an hour boundary in runs between
+    // xx:28 and xx:30, splitting the ten readings over two buckets).
+    let hour_ms = 3_600_000;
+    let base = Utc::now().timestamp_millis().div_euclid(hour_ms) * hour_ms - hour_ms + 10 * 60_000;
     // Warm up: the first flush also loads the script and sets expiries.
     send_register(&mut cp, base, 0.0).await;
     aggregates(&server, "CP-CMD", "period=hour").await;

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actors::redis_pool::{build_pool, PoolSettings};
+use actors::redis_pool::{build_pool, PoolSettings, RedisTarget};
 use actors::sample::{Measurand, Sample};
 use actors::store::{chunk, keys};
 use chrono::{DateTime, Utc};
@@ -143,10 +143,12 @@ fn acked_total(acked: &Acked) -> usize {
 /// from the stored bytes: repeats included.
 async fn raw_samples(redis: &RedisServer, cp: &str) -> Vec<Sample> {
     let pool = build_pool(&PoolSettings {
-        url: redis.url(),
+        target: RedisTarget::Standalone(redis.url()),
         pool_size: 1,
         connect_timeout: Duration::from_secs(2),
         response_timeout: Duration::from_secs(5),
+        wait_replicas: 0,
+        wait_timeout: Duration::from_secs(1),
     })
     .unwrap();
     let mut conn = pool.get().await.unwrap();

@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::redis_pool::Pool;
 use actix::prelude::*;
 use deadpool_redis::redis::{self, ErrorKind, ServerErrorKind};
-use deadpool_redis::Pool;
 use tokio::sync::oneshot;
 
 use crate::id::ChargePointId;
@@ -166,7 +166,7 @@ pub struct Aggregator {
     /// A [`Flush`] waits for the next flush, which must then take everything pending.
     want_all: bool,
     /// Reused connection (a pool checkout costs a health-check round trip).
-    conn: Option<deadpool_redis::Connection>,
+    conn: Option<crate::redis_pool::Connection>,
     /// Shared counters.
     stats: Arc<AggregatorStats>,
 }
@@ -307,7 +307,7 @@ impl Aggregator {
     fn take_connection(
         &mut self,
     ) -> impl std::future::Future<
-        Output = Result<deadpool_redis::Connection, deadpool_redis::PoolError>,
+        Output = Result<crate::redis_pool::Connection, deadpool_redis::PoolError>,
     > + 'static {
         self.running = true;
         let pool = self.pool.clone();

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
+use crate::redis_pool::Pool;
 use actix::Recipient;
 use chrono::Utc;
-use deadpool_redis::Pool;
 
 use crate::id::ChargePointId;
 use crate::metering::{

@@ -290,7 +290,7 @@ pub struct Services {
     /// Shared ingest counters.
     pub counters: Arc<IngestCounters>,
     /// Redis, for the boot metering run (profile override, reported configuration, refusals).
-    pub pool: deadpool_redis::Pool,
+    pub pool: crate::redis_pool::Pool,
     /// The write-ahead log every answered reading and transaction reaches before its answer;
     /// `None` when `wal.enabled` is false (answers then mean "in memory").
     pub wal: Option<Wal>,

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::redis_pool::Pool;
 use deadpool_redis::redis;
-use deadpool_redis::Pool;
 use tokio::sync::Mutex;
 
 use crate::store::keys;

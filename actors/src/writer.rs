@@ -19,9 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::redis_pool::Pool;
 use actix::prelude::*;
 use deadpool_redis::redis::{self, Pipeline};
-use deadpool_redis::Pool;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tokio::sync::oneshot;
 
@@ -290,7 +290,7 @@ pub struct RedisWriter {
     /// The connection of the last successful pipeline, reused by the next one: every checkout
     /// from the pool costs a health check (UNWATCH + PING, a round trip), which would double the
     /// commands of a flush. Dropped (back to the pool, which checks it) after a failure.
-    conn: Option<deadpool_redis::Connection>,
+    conn: Option<crate::redis_pool::Connection>,
 }
 
 /// Bound on `expiring_chunks` before it is cleared: about one hour of a 50,000 station fleet.
@@ -379,12 +379,18 @@ impl RedisWriter {
             samples += batch.samples.len();
             count += 1;
         }
-        let (mut pipe, mut commands) = self.build_pipeline(count);
-        if let Some(key) = &self.settings.wal_marks_key {
-            commands += add_wal_marks(&mut pipe, key, self.queue.iter().take(count));
+        if self.pool.is_cluster() {
+            self.write_per_charge_point(count, samples, ctx);
+            return;
         }
+        let (mut pipe, mut commands) = self.build_pipeline(count);
         for (cp, fields) in &self.latest_in_flight {
             commands += add_latest(&mut pipe, cp.as_str(), fields);
+        }
+        // The WAL marks say "Redis holds these records", so they end the pipeline: on one
+        // server its commands run in order.
+        if let Some(key) = &self.settings.wal_marks_key {
+            commands += add_wal_marks(&mut pipe, key, self.queue.iter().take(count));
         }
         self.in_flight = count;
         self.writing = true;
@@ -405,6 +411,165 @@ impl RedisWriter {
             let result = result.map(|conn| act.conn = Some(conn));
             act.finish(result, samples, commands, started.elapsed(), ctx);
         }));
+    }
+
+    /// The cluster form of a flush: one pipeline per charge point (its batches and its
+    /// latest-values write), all sent at once, each confirmed on its own, so a master failing
+    /// over holds back only the charge points whose slots it serves, and a retry re-sends
+    /// nothing that was already written. The WAL marks of the charge points written follow as
+    /// one more pipeline: they may only say "stored" once the data is.
+    fn write_per_charge_point(&mut self, count: usize, samples: usize, ctx: &mut Context<Self>) {
+        let mut groups: Vec<(ChargePointId, Vec<usize>)> = Vec::new();
+        let mut group_of: FastHashMap<ChargePointId, usize> = FastHashMap::default();
+        for (index, batch) in self.queue.iter().take(count).enumerate() {
+            let group = *group_of
+                .entry(batch.charge_point.clone())
+                .or_insert_with(|| {
+                    groups.push((batch.charge_point.clone(), Vec::new()));
+                    groups.len() - 1
+                });
+            groups[group].1.push(index);
+        }
+        for (cp, _) in &self.latest_in_flight {
+            if !group_of.contains_key(cp) {
+                group_of.insert(cp.clone(), groups.len());
+                groups.push((cp.clone(), Vec::new()));
+            }
+        }
+        let mut pipelines = Vec::with_capacity(groups.len());
+        let mut commands = 0;
+        for (cp, indices) in &groups {
+            let batches: Vec<&WriteBatch> = indices.iter().map(|&i| &self.queue[i]).collect();
+            let (mut pipe, n) =
+                build_pipeline(&batches, self.settings.raw_days, &mut self.expiring_chunks);
+            commands += n;
+            if let Some((_, fields)) = self.latest_in_flight.iter().find(|(c, _)| c == cp) {
+                commands += add_latest(&mut pipe, cp.as_str(), fields);
+            }
+            pipelines.push(pipe);
+        }
+        let marks: Vec<Option<(ChargePointId, u64)>> = groups
+            .iter()
+            .map(|(cp, indices)| {
+                let last = indices
+                    .iter()
+                    .map(|&i| &self.queue[i])
+                    .filter(|b| !b.samples.is_empty())
+                    .map(|b| b.wal_last)
+                    .max()
+                    .unwrap_or(0);
+                (last > 0).then(|| (cp.clone(), last))
+            })
+            .collect();
+        let marks_key = self.settings.wal_marks_key.clone();
+        self.in_flight = count;
+        self.writing = true;
+        let pool = self.pool.clone();
+        let held = self.conn.take();
+        let started = Instant::now();
+        let work = async move {
+            let mut conn = match held {
+                Some(conn) => conn,
+                None => match pool.get().await {
+                    Ok(conn) => conn,
+                    Err(e) => return (None, vec![Err(e.to_string()); pipelines.len()]),
+                },
+            };
+            let mut results: Vec<Result<(), String>> = conn
+                .query_each(&pipelines)
+                .await
+                .into_iter()
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect();
+            if let Some(key) = marks_key {
+                let mut cmd = redis::cmd("HSET");
+                cmd.arg(key);
+                let mut any = false;
+                for (mark, result) in marks.iter().zip(&results) {
+                    if let (Some((cp, lsn)), Ok(())) = (mark, result) {
+                        cmd.arg(cp.as_str()).arg(*lsn);
+                        any = true;
+                    }
+                }
+                if any {
+                    if let Err(error) = cmd.query_async::<()>(&mut conn).await {
+                        // The data is in Redis, only the marks are not: report the charge
+                        // points with marks as failed, so they are written (and marked) again.
+                        for (mark, result) in marks.iter().zip(results.iter_mut()) {
+                            if mark.is_some() && result.is_ok() {
+                                *result = Err(error.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            let healthy = results.iter().all(Result::is_ok);
+            (healthy.then_some(conn), results)
+        };
+        let commands = commands + u64::from(self.settings.wal_marks_key.is_some());
+        ctx.spawn(work.into_actor(self).map(move |(conn, results), act, ctx| {
+            act.conn = conn;
+            act.finish_groups(groups, results, samples, commands, started.elapsed(), ctx);
+        }));
+    }
+
+    /// Handles the per-charge-point outcome of [`Self::write_per_charge_point`]: the batches
+    /// and latest-values writes of charge points written are confirmed; the others stay at the
+    /// front of the queue, in their order, for the retry.
+    fn finish_groups(
+        &mut self,
+        groups: Vec<(ChargePointId, Vec<usize>)>,
+        results: Vec<Result<(), String>>,
+        samples: usize,
+        commands: u64,
+        took: Duration,
+        ctx: &mut Context<Self>,
+    ) {
+        let first_error = results.iter().find_map(|r| r.as_ref().err().cloned());
+        let Some(error) = first_error else {
+            self.finish(Ok(()), samples, commands, took, ctx);
+            return;
+        };
+        let count = self.in_flight;
+        let mut written_batch = vec![false; count];
+        let mut written_cps: HashSet<ChargePointId> = HashSet::new();
+        for ((cp, indices), result) in groups.into_iter().zip(&results) {
+            if result.is_ok() {
+                for i in indices {
+                    written_batch[i] = true;
+                }
+                written_cps.insert(cp);
+            }
+        }
+        let head: Vec<WriteBatch> = self.queue.drain(..count).collect();
+        let mut kept = Vec::new();
+        let mut written = 0;
+        for (batch, done) in head.into_iter().zip(written_batch) {
+            if done {
+                written += batch.samples.len();
+                self.note_written(batch);
+            } else {
+                kept.push(batch);
+            }
+        }
+        for batch in kept.into_iter().rev() {
+            self.queue.push_front(batch);
+        }
+        self.pending_samples -= written;
+        self.stats
+            .samples_stored
+            .fetch_add(written as u64, Ordering::Relaxed);
+        let (done, owed): (Vec<_>, Vec<_>) = std::mem::take(&mut self.latest_in_flight)
+            .into_iter()
+            .partition(|(cp, _)| written_cps.contains(cp));
+        self.stats
+            .latest_writes
+            .fetch_add(done.len() as u64, Ordering::Relaxed);
+        self.latest_in_flight = owed;
+        self.publish_pending();
+        // What failed is retried like a failed pipeline (backoff, latest writes owed).
+        self.in_flight = 0;
+        self.finish(Err(error), samples, commands, took, ctx);
     }
 
     /// Moves the latest-hash writes that are due (every one when `all`) to `latest_in_flight`.

@@ -41,6 +41,33 @@ async fn ready(state: web::Data<ApiState>) -> HttpResponse {
     if let Some(trouble) = &wal_trouble {
         reasons.push(format!("wal: {trouble}"));
     }
+    let cluster = if state.pool.is_cluster() {
+        match reads::cluster_health(&state.pool).await {
+            Ok(health) => {
+                if health.state != "ok" {
+                    reasons.push(format!(
+                        "redis cluster state {} ({} slots failing)",
+                        health.state, health.slots_failing
+                    ));
+                }
+                json!({
+                    "state": health.state,
+                    "slots_ok": health.slots_ok,
+                    "slots_failing": health.slots_failing,
+                    "known_nodes": health.known_nodes,
+                    "size": health.size,
+                })
+            }
+            Err(error) => {
+                if redis.is_ok() {
+                    reasons.push(format!("redis cluster: {error}"));
+                }
+                json!({ "state": "unknown" })
+            }
+        }
+    } else {
+        serde_json::Value::Null
+    };
     let pending = state.writer_stats.samples_pending.load(Ordering::Relaxed);
     if pending as usize >= state.max_pending_samples {
         reasons.push(format!(
@@ -58,7 +85,12 @@ async fn ready(state: web::Data<ApiState>) -> HttpResponse {
             (Some(_), Some(_)) => "failing",
         },
         "reasons": reasons,
+        "redis_mode": if state.pool.is_cluster() { "cluster" } else { "standalone" },
     });
+    let mut body = body;
+    if !cluster.is_null() {
+        body["cluster"] = cluster;
+    }
     if reasons.is_empty() {
         HttpResponse::Ok().json(body)
     } else {

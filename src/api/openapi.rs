@@ -36,6 +36,7 @@ struct Doc;
         schemas::LatestSamples,
         schemas::Health,
         schemas::Ready,
+        schemas::ClusterReady,
         schemas::Thresholds,
         schemas::Transaction,
         schemas::ChargePointTransactions

@@ -118,6 +118,27 @@ pub struct Ready {
     pub connected_charge_points: u64,
     /// Why it is not ready (empty when ready).
     pub reasons: Vec<String>,
+    /// `standalone` or `cluster` (`redis.mode`).
+    pub redis_mode: String,
+    /// `ok`, `failing` (see `reasons`) or `disabled` (`wal.enabled` = false).
+    pub wal: String,
+    /// Cluster mode only: the cluster's health as one node reports it.
+    pub cluster: Option<ClusterReady>,
+}
+
+/// `cluster` in `/ready`: the fields of `CLUSTER INFO` that say whether every slot is served.
+#[derive(ToSchema)]
+pub struct ClusterReady {
+    /// `ok`, `fail`, or `unknown` when no node answered.
+    pub state: String,
+    /// Slots served by a healthy master.
+    pub slots_ok: Option<u64>,
+    /// Slots whose master is suspected or known to fail.
+    pub slots_failing: Option<u64>,
+    /// Nodes known, masters and replicas.
+    pub known_nodes: Option<u64>,
+    /// Masters serving slots.
+    pub size: Option<u64>,
 }
 
 /// An alert thresholds document (`GET`/`PUT /api/v1/thresholds`, per charge point overrides).

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use actors::aggregator::AggregatorStats;
 use actors::counters::IngestCounters;
+use actors::redis_pool::ClusterCounters;
 use actors::registry::Registry;
 use actors::wal::WalStats;
 use actors::writer::WriterStats;
@@ -35,6 +36,8 @@ pub struct Sources {
     pub webhook: Option<Arc<WebhookStats>>,
     /// The write-ahead log, when enabled.
     pub wal: Option<Arc<WalStats>>,
+    /// The Redis Cluster pool's counters, in cluster mode.
+    pub cluster: Option<Arc<ClusterCounters>>,
 }
 
 impl std::fmt::Debug for Sources {
@@ -199,6 +202,32 @@ impl Collector for StatsCollector {
         )?;
         if let Some(wal) = &s.wal {
             encode_wal(&mut e, wal)?;
+        }
+        if let Some(cluster) = &s.cluster {
+            counter(
+                &mut e,
+                "redis_cluster_split_pipelines",
+                "Pipelines that spanned several cluster slots and were sent as one part per slot",
+                load(&cluster.split_pipelines),
+            )?;
+            counter(
+                &mut e,
+                "redis_cluster_pipeline_parts",
+                "Per-slot parts sent for split pipelines",
+                load(&cluster.pipeline_parts),
+            )?;
+            counter(
+                &mut e,
+                "redis_cluster_errors",
+                "Commands or pipelines that failed with a cluster error (MOVED/ASK past the retries, TRYAGAIN, CLUSTERDOWN, node unreachable or timed out)",
+                load(&cluster.cluster_errors),
+            )?;
+            counter(
+                &mut e,
+                "redis_cluster_unreplicated_writes",
+                "Write pipeline parts whose WAIT saw fewer than redis.wait_replicas replicas in time",
+                load(&cluster.unreplicated_writes),
+            )?;
         }
         if let Some(webhook) = &s.webhook {
             counter(

@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
+use crate::redis_pool::Pool;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use deadpool_redis::Pool;
 use tokio::sync::oneshot;
 
 use super::book::{AlertBook, Change};

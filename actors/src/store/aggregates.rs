@@ -11,9 +11,9 @@
 
 use std::collections::HashMap;
 
+use crate::redis_pool::Pool;
 use chrono::{DateTime, Utc};
 use deadpool_redis::redis;
-use deadpool_redis::Pool;
 
 use crate::sample::{Measurand, Phase, Sample, Unit};
 use crate::store::keys;

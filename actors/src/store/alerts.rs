@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
+use crate::redis_pool::Pool;
 use chrono::{DateTime, Utc};
 use deadpool_redis::redis;
-use deadpool_redis::Pool;
 
 use super::keys;
 use super::reads::ReadError;

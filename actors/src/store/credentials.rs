@@ -2,8 +2,8 @@
 //! verification live in the server crate (they are CPU work, run off the async executor there);
 //! this module only moves the opaque PHC string in and out of Redis.
 
+use crate::redis_pool::Pool;
 use deadpool_redis::redis;
-use deadpool_redis::Pool;
 
 use crate::store::keys;
 use crate::store::reads::ReadError;

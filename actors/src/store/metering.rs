@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
+use crate::redis_pool::Pool;
 use chrono::{DateTime, Utc};
 use deadpool_redis::redis::{self, AsyncCommands};
-use deadpool_redis::Pool;
 use serde::{Deserialize, Serialize};
 
 use super::keys;

@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
+use crate::redis_pool::Pool;
 use chrono::{DateTime, Utc};
 use deadpool_redis::redis::{self, AsyncCommands};
-use deadpool_redis::Pool;
 
 use crate::sample::Sample;
 use crate::store::chunk::{self, SampleFilter};
@@ -214,4 +214,70 @@ pub async fn ping(pool: &Pool) -> Result<(), ReadError> {
     let mut conn = pool.get().await?;
     redis::cmd("PING").query_async::<()>(&mut conn).await?;
     Ok(())
+}
+
+/// What `CLUSTER INFO` says of the cluster's health, for `/ready` in cluster mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterHealth {
+    /// `ok`, or `fail` while some slot has no reachable master.
+    pub state: String,
+    /// Slots served by a master that is not failing.
+    pub slots_ok: u64,
+    /// Slots whose master is suspected or known to be failing.
+    pub slots_failing: u64,
+    /// Nodes the answering node knows, masters and replicas.
+    pub known_nodes: u64,
+    /// Masters serving at least one slot.
+    pub size: u64,
+}
+
+/// The cluster's health as one node sees it (redis-rs asks a random node).
+pub async fn cluster_health(pool: &Pool) -> Result<ClusterHealth, ReadError> {
+    let mut conn = pool.get().await?;
+    let info: String = redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query_async(&mut conn)
+        .await?;
+    Ok(parse_cluster_info(&info))
+}
+
+fn parse_cluster_info(info: &str) -> ClusterHealth {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|line| line.trim().strip_prefix(name)?.strip_prefix(':'))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let number = |name: &str| field(name).parse().unwrap_or_default();
+    ClusterHealth {
+        state: field("cluster_state"),
+        slots_ok: number("cluster_slots_ok"),
+        slots_failing: number("cluster_slots_pfail") + number("cluster_slots_fail"),
+        known_nodes: number("cluster_known_nodes"),
+        size: number("cluster_size"),
+    }
+}
+
+#[cfg(test)]
+mod cluster_info_tests {
+    use super::*;
+
+    #[test]
+    fn cluster_info_is_read_field_by_field() {
+        let info =
+            "cluster_state:fail\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:10923\r\n\
+                    cluster_slots_pfail:5461\r\ncluster_slots_fail:0\r\ncluster_known_nodes:6\r\n\
+                    cluster_size:3\r\n";
+        assert_eq!(
+            parse_cluster_info(info),
+            ClusterHealth {
+                state: "fail".into(),
+                slots_ok: 10923,
+                slots_failing: 5461,
+                known_nodes: 6,
+                size: 3,
+            }
+        );
+    }
 }

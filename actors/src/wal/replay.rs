@@ -8,8 +8,8 @@
 //! charge point's pending records at once. Record changes (transactions) are always replayed:
 //! they are plain `HSET`/`ZADD`s, the same value written again.
 
+use crate::redis_pool::Pool;
 use deadpool_redis::redis;
-use deadpool_redis::Pool;
 
 use super::Replayed;
 use crate::store::keys;

@@ -1,0 +1,435 @@
+//! The store on a Redis Cluster (`redis.mode = "cluster"`): a private six-node cluster (three
+//! masters, three replicas) per test, charge points sending readings as fast as they are
+//! answered, and Redis read back key by key: every answered reading stored once, roll-ups
+//! exact, through a master's SIGKILL and failover and through a slot migrated mid-load.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actors::redis_pool::{build_pool, Pool, PoolSettings, RedisTarget};
+use actors::sample::{Measurand, Sample};
+use actors::store::reads;
+use chrono::{DateTime, Utc};
+use common::cluster::{cluster_config, migrate_slot, RedisCluster};
+use common::{connect_with, eventually, get, meter_values, start_server};
+use ocpp_meter::RunningServer;
+use serde_json::{json, Value};
+
+/// Readings answered with a CALLRESULT, per charge point: their steps.
+type Acked = Arc<Mutex<BTreeMap<String, BTreeSet<u32>>>>;
+
+/// First reading's time, an hour back so every reading is in the past; one per test process.
+fn base() -> DateTime<Utc> {
+    static BASE: std::sync::OnceLock<DateTime<Utc>> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        DateTime::from_timestamp(Utc::now().timestamp() - 3600, 0).expect("valid time")
+    })
+}
+
+/// Register value (Wh) of reading `step`.
+fn register(step: u32) -> f64 {
+    1000.0 + f64::from(step) * 10.0
+}
+
+/// MeterValues of reading `step`: the energy register and the power, one second apart.
+fn reading(step: u32) -> Value {
+    let at = (base() + chrono::Duration::seconds(i64::from(step)))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    meter_values(
+        1,
+        None,
+        &at,
+        json!([
+            {"value": format!("{:.1}", register(step)), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+            {"value": format!("{}", 7000 + step % 100), "measurand": "Power.Active.Import", "unit": "W"}
+        ]),
+    )
+}
+
+/// One charge point sending readings until `stop`; a CALLERROR is retried after a pause, as a
+/// charge point keeps a transaction-related message until it is answered.
+async fn load(url: String, id: String, acked: Acked, stop: Arc<AtomicBool>, max_steps: u32) {
+    let mut cp = connect_with(&format!("{url}/ocpp/{id}"), Some("ocpp1.6"))
+        .await
+        .expect("connected");
+    let boot = json!({"chargePointVendor": "TestVendor", "chargePointModel": "TM-1"});
+    cp.try_call_frame("BootNotification", boot)
+        .await
+        .expect("boot answered");
+    let mut step = 0u32;
+    while !stop.load(Ordering::Relaxed) && step < max_steps {
+        let Some(answer) = cp.try_call_frame("MeterValues", reading(step)).await else {
+            break;
+        };
+        if answer[0] == json!(3) {
+            acked
+                .lock()
+                .unwrap()
+                .entry(id.clone())
+                .or_default()
+                .insert(step);
+            step += 1;
+        } else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn start_loads(
+    server: &RunningServer,
+    ids: &[String],
+    acked: &Acked,
+    stop: &Arc<AtomicBool>,
+    max_steps: u32,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let url = format!("ws://{}", server.ws_addr);
+    ids.iter()
+        .map(|id| {
+            tokio::spawn(load(
+                url.clone(),
+                id.clone(),
+                acked.clone(),
+                stop.clone(),
+                max_steps,
+            ))
+        })
+        .collect()
+}
+
+fn acked_total(acked: &Acked) -> usize {
+    acked.lock().unwrap().values().map(BTreeSet::len).sum()
+}
+
+fn pool(cluster: &RedisCluster) -> Pool {
+    build_pool(&PoolSettings {
+        target: RedisTarget::Cluster(cluster.urls()),
+        pool_size: 2,
+        connect_timeout: Duration::from_secs(2),
+        response_timeout: Duration::from_secs(5),
+        wait_replicas: 0,
+        wait_timeout: Duration::from_secs(1),
+    })
+    .unwrap()
+}
+
+/// Waits until the server holds nothing unwritten.
+async fn drained(server: &RunningServer) -> bool {
+    eventually(Duration::from_secs(60), || async {
+        server.counters.buffered_samples.load(Ordering::SeqCst) == 0
+            && server.writer_stats.samples_pending.load(Ordering::SeqCst) == 0
+            && server.writer_stats.batches_pending.load(Ordering::SeqCst) == 0
+    })
+    .await
+}
+
+/// Every answered reading's two samples are in the cluster, and the hourly roll-ups hold each
+/// register reading once with exactly the register's movement. With `once`, no sample is in
+/// the raw chunks twice either; without, repeats are counted (a write whose answer a failover
+/// cut off is written again: Redis gives at-least-once there, and reads de-duplicate).
+/// Returns the distinct samples stored and the repeats.
+async fn assert_stored(
+    server: &RunningServer,
+    pool: &Pool,
+    acked: &Acked,
+    once: bool,
+) -> (usize, usize) {
+    let base = base();
+    let acked = acked.lock().unwrap().clone();
+    let from = DateTime::from_timestamp(base.timestamp().div_euclid(3600) * 3600, 0).unwrap();
+    let to = from + chrono::Duration::hours(3);
+    let mut stored = 0;
+    let mut repeats = 0;
+    for (cp, steps) in &acked {
+        let samples = reads::samples_in_range(pool, cp, from, to).await.unwrap();
+        let identities: BTreeSet<_> = samples.iter().map(Sample::identity).collect();
+        if once {
+            assert_eq!(
+                identities.len(),
+                samples.len(),
+                "{cp}: {} samples stored more than once",
+                samples.len() - identities.len()
+            );
+        }
+        repeats += samples.len() - identities.len();
+        stored += identities.len();
+        let registers: BTreeMap<i64, f64> = samples
+            .iter()
+            .filter(|s| s.measurand == Measurand::EnergyActiveImportRegister)
+            .map(|s| (s.timestamp.timestamp(), s.number().unwrap()))
+            .collect();
+        let missing: Vec<u32> = steps
+            .iter()
+            .copied()
+            .filter(|step| {
+                registers.get(&(base.timestamp() + i64::from(*step))) != Some(&register(*step))
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{cp}: {} answered readings are not in the cluster, e.g. steps {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+        let (code, body) = get(
+            server,
+            &format!(
+                "/api/v1/charge-points/{cp}/aggregates?period=hour&measurand=Energy.Active.Import.Register&from={}&to={}",
+                from.format("%Y-%m-%dT%H:%M:%SZ"),
+                to.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+        let buckets = body["buckets"].as_array().unwrap();
+        let count: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+        let energy: f64 = buckets
+            .iter()
+            .map(|b| b["energy_wh"].as_f64().unwrap_or(0.0))
+            .sum();
+        assert_eq!(count, registers.len() as u64, "{cp}: roll-up count");
+        let (first, last) = (
+            registers.values().next().unwrap(),
+            registers.values().next_back().unwrap(),
+        );
+        assert!(
+            (energy - (last - first)).abs() < 1e-6,
+            "{cp}: roll-ups hold {energy} Wh, the register moved {} Wh",
+            last - first
+        );
+    }
+    (stored, repeats)
+}
+
+/// A metric's value in the Prometheus text of `/metrics`.
+async fn metric(server: &RunningServer, name: &str) -> f64 {
+    let url = format!("http://{}/metrics", server.http_addr);
+    let mut response = awc::Client::default().get(&url).send().await.unwrap();
+    let body = response.body().await.unwrap();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+}
+
+fn ids(prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// Charge points whose keys hash to different masters are written through one writer:
+/// everything answered is stored once, rolled up exactly, readable through the API, and every
+/// key of one charge point sits in its own slot (the split pipelines prove the flushes mixed
+/// slots and were sent per slot). `/ready` reports the cluster.
+#[actix_web::test]
+async fn readings_from_many_charge_points_are_stored_once_across_the_masters() {
+    let cluster = RedisCluster::start();
+    let mut config = cluster_config(&cluster);
+    config.buffer.max_samples = 20;
+    config.buffer.max_age_secs = 1;
+    config.buffer.rollup_interval_secs = 1;
+    let server = start_server(config).await;
+    let (code, ready) = get(&server, "/ready").await;
+    assert_eq!(code, 200, "{ready}");
+    assert_eq!(ready["redis_mode"], "cluster");
+    assert_eq!(ready["cluster"]["state"], "ok");
+    assert_eq!(ready["cluster"]["size"], 3);
+
+    let ids = ids("CL", 8);
+    let masters: BTreeSet<u16> = ids
+        .iter()
+        .map(|id| {
+            cluster
+                .master_of(cluster.slot_of(&format!("ocpp:{{{id}}}:raw:1")))
+                .1
+        })
+        .collect();
+    assert!(masters.len() >= 2, "the ids should spread over the masters");
+
+    let acked: Acked = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    for load in start_loads(&server, &ids, &acked, &stop, 150) {
+        load.await.unwrap();
+    }
+    assert_eq!(acked_total(&acked), 8 * 150);
+    assert!(
+        drained(&server).await,
+        "the writer did not drain: {:?}, {} samples and {} batches pending, {} buffered, /ready {}",
+        server.writer_stats.last_error(),
+        server.writer_stats.samples_pending.load(Ordering::SeqCst),
+        server.writer_stats.batches_pending.load(Ordering::SeqCst),
+        server.counters.buffered_samples.load(Ordering::SeqCst),
+        get(&server, "/ready").await.1
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await; // one roll-up interval
+    let pool = pool(&cluster);
+    let (stored, _) = assert_stored(&server, &pool, &acked, true).await;
+    assert_eq!(stored, 2 * 8 * 150);
+
+    // Every key of one charge point is in one slot, on one master.
+    for id in &ids {
+        let slot = cluster.slot_of(&format!("ocpp:{{{id}}}:raw:1"));
+        for suffix in ["info", "latest", "agg:state", "stats"] {
+            assert_eq!(
+                cluster.slot_of(&format!("ocpp:{{{id}}}:{suffix}")),
+                slot,
+                "{id}:{suffix}"
+            );
+        }
+    }
+    let (code, latest) = get(
+        &server,
+        &format!("/api/v1/charge-points/{}/meter-values/latest", ids[0]),
+    )
+    .await;
+    assert_eq!(code, 200, "{latest}");
+    assert!(metric(&server, "redis_cluster_split_pipelines_total").await > 0.0);
+    server.shutdown().await;
+}
+
+/// A master SIGKILLed while charge points send readings: its replica is promoted (about two
+/// node timeouts), the writer's retry carries the writes over the gap, the readings keep being
+/// answered from the write-ahead log, and with `redis.wait_replicas = 1` every answered reading
+/// is in the cluster afterwards, rolled up once. (`WAITR=0` runs it without the `WAIT`, to
+/// measure what Redis's asynchronous replication can lose: the README's failover figures.)
+#[actix_web::test]
+async fn a_master_killed_mid_load_loses_no_answered_reading() {
+    let mut cluster = RedisCluster::start();
+    let mut config = cluster_config(&cluster);
+    config.buffer.max_samples = 20;
+    config.buffer.max_age_secs = 1;
+    config.buffer.rollup_interval_secs = 1;
+    config.redis.wait_replicas = std::env::var("WAITR")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(1);
+    let server = start_server(config).await;
+    let ids = ids("FO", 6);
+    let acked: Acked = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads = start_loads(&server, &ids, &acked, &stop, 100_000);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            acked_total(&acked) >= 300
+        })
+        .await
+    );
+    let slot = cluster.slot_of(&format!("ocpp:{{{}}}:raw:1", ids[0]));
+    let (_, port) = cluster.master_of(slot);
+    cluster.kill(port);
+    let at_kill = acked_total(&acked);
+    // The replica takes over; answers go on meanwhile.
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            cluster.try_master_of(slot).is_some_and(|m| m.1 != port)
+        })
+        .await,
+        "no replica was promoted"
+    );
+    cluster.wait_ok(Duration::from_secs(20));
+    let promoted = cluster.master_of(slot).1;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            acked_total(&acked) >= at_kill + 300
+        })
+        .await,
+        "readings stopped being answered after the failover"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for load in loads {
+        load.await.unwrap();
+    }
+    assert!(
+        drained(&server).await,
+        "the writer did not drain: {:?}, {} samples and {} batches pending, {} buffered, /ready {}",
+        server.writer_stats.last_error(),
+        server.writer_stats.samples_pending.load(Ordering::SeqCst),
+        server.writer_stats.batches_pending.load(Ordering::SeqCst),
+        server.counters.buffered_samples.load(Ordering::SeqCst),
+        get(&server, "/ready").await.1
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            get(&server, "/ready").await.0 == 200
+        })
+        .await,
+        "/ready did not recover: {}",
+        get(&server, "/ready").await.1
+    );
+    let pool = pool(&cluster);
+    let (stored, repeats) = assert_stored(&server, &pool, &acked, false).await;
+    eprintln!(
+        "master on {port} killed at {at_kill} answered readings, {promoted} promoted; {} answered, {stored} samples stored, {repeats} raw repeats (de-duplicated on read)",
+        acked_total(&acked)
+    );
+    server.shutdown().await;
+}
+
+/// The slot of one charge point moved to another master while it sends readings (ASK during
+/// the move, MOVED after): nothing answered is lost or stored twice.
+#[actix_web::test]
+async fn a_slot_migrated_mid_load_loses_nothing() {
+    let cluster = RedisCluster::start();
+    let mut config = cluster_config(&cluster);
+    config.buffer.max_samples = 10;
+    config.buffer.max_age_secs = 1;
+    config.buffer.rollup_interval_secs = 1;
+    let server = start_server(config).await;
+    let ids = ids("MG", 4);
+    let acked: Acked = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads = start_loads(&server, &ids, &acked, &stop, 100_000);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            acked_total(&acked) >= 200
+        })
+        .await
+    );
+    let slot = cluster.slot_of(&format!("ocpp:{{{}}}:raw:1", ids[0]));
+    let from = cluster.master_of(slot);
+    let to = cluster
+        .masters()
+        .into_iter()
+        .find(|m| m.1 != from.1)
+        .unwrap();
+    let masters: Vec<u16> = cluster.masters().into_iter().map(|m| m.1).collect();
+    tokio::task::spawn_blocking(move || {
+        migrate_slot(&masters, slot, (&from.0, from.1), (&to.0, to.1))
+    })
+    .await
+    .unwrap();
+    assert_eq!(cluster.master_of(slot).1, to.1, "the slot did not move");
+    let after_move = acked_total(&acked);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            acked_total(&acked) >= after_move + 200
+        })
+        .await
+    );
+    stop.store(true, Ordering::Relaxed);
+    for load in loads {
+        load.await.unwrap();
+    }
+    assert!(
+        drained(&server).await,
+        "the writer did not drain: {:?}, {} samples and {} batches pending, {} buffered, /ready {}",
+        server.writer_stats.last_error(),
+        server.writer_stats.samples_pending.load(Ordering::SeqCst),
+        server.writer_stats.batches_pending.load(Ordering::SeqCst),
+        server.counters.buffered_samples.load(Ordering::SeqCst),
+        get(&server, "/ready").await.1
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pool = pool(&cluster);
+    assert_stored(&server, &pool, &acked, true).await;
+    server.shutdown().await;
+}
