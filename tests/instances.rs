@@ -306,6 +306,45 @@ async fn calls_are_routed_to_the_instance_holding_the_charge_point() {
 }
 
 #[actix_web::test]
+async fn after_a_redis_restart_owner_records_and_routed_calls_come_back() {
+    let mut redis = RedisServer::start();
+    let pair = start_pair(&redis).await;
+    let (a, b) = (&pair.a, &pair.b);
+    let mut cp = ChargePoint::connect(a, "CP-RR").await;
+    cp.boot().await;
+    // Redis restarts empty (no persistence in the tests): the records and leases are gone.
+    redis.restart();
+    let subscriptions =
+        |s: &RunningServer| s.fleet.counters().subscriptions.load(Ordering::Relaxed);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            subscriptions(a) >= 2 && subscriptions(b) >= 2
+        })
+        .await,
+        "both instances subscribe again"
+    );
+    // The lease renewal writes the owner record again; B finds the holder and routes to it.
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            get(b, "/api/v1/charge-points/CP-RR").await.1["instance"] == json!("inst-a")
+        })
+        .await,
+        "the owner record is back"
+    );
+    let request = spawn_request(
+        b,
+        "POST",
+        "/api/v1/charge-points/CP-RR/trigger",
+        Some(json!({"message": "StatusNotification", "connector_id": 1})),
+    );
+    let (unique_id, action, _) = next_call(&mut cp).await;
+    assert_eq!(action, "TriggerMessage");
+    cp.send_text(&json!([3, unique_id, {"status": "Accepted"}]).to_string())
+        .await;
+    assert_eq!(request.await.unwrap(), (200, json!({"status": "Accepted"})));
+}
+
+#[actix_web::test]
 async fn a_reconnect_elsewhere_takes_over_after_the_old_instance_flushed() {
     let redis = RedisServer::start();
     let pair = start_pair(&redis).await;
