@@ -218,16 +218,35 @@ async fn calls_are_routed_to_the_instance_holding_the_charge_point() {
     .unwrap();
     assert_eq!(status, 409, "{body}");
 
-    // An owner record naming an instance that is gone (nobody listens on its channel): 409.
-    let ghost = json!({"instance": "ghost", "session": 1, "since": "2026-01-01T00:00:00Z", "connected": true});
-    redis.cli(&[
-        "SET",
-        "ocpp:{CP-G}:owner",
-        &ghost.to_string(),
-        "PX",
-        "60000",
-    ]);
+    // An owner record naming an instance whose lease ran out: nobody holds it, 409.
+    let ghost = json!({"instance": "ghost", "incarnation": 1, "session": 1, "since": "2026-01-01T00:00:00Z", "connected": true});
+    redis.cli(&["SET", "ocpp:{CP-G}:owner", &ghost.to_string()]);
+    redis.cli(&["HSET", "ocpp:{CP-G}:info", "vendor", "Ghost"]);
     let trigger = Some(json!({"message": "Heartbeat"}));
+    let (status, _) = spawn_request(
+        b,
+        "POST",
+        "/api/v1/charge-points/CP-G/trigger",
+        trigger.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 409);
+    let (status, doc) = get(b, "/api/v1/charge-points/CP-G").await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["instance"], Value::Null, "{doc}");
+    assert_eq!(doc["connected"], json!(false), "{doc}");
+
+    // Its lease alive but nobody listening on its channel (it is gone): 409, asked once.
+    let expiry = (Utc::now().timestamp_millis() + 600_000).to_string();
+    redis.cli(&["ZADD", "ocpp:instances", &expiry, "ghost@1"]);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            get(b, "/api/v1/charge-points/CP-G").await.1["instance"] == json!("ghost")
+        })
+        .await,
+        "B sees the ghost's lease at its next renewal"
+    );
     let (status, _) = spawn_request(
         b,
         "POST",
@@ -294,14 +313,9 @@ async fn calls_are_routed_to_the_instance_holding_the_charge_point() {
     let Pair { a, b, _wals } = pair;
     assert!(a.shutdown().await.drained);
     assert_eq!(redis.cli(&["EXISTS", "ocpp:instance:inst-a"]).trim(), "0");
-    assert_eq!(
-        redis.cli(&["ZSCORE", "ocpp:instances", "inst-a"]).trim(),
-        ""
-    );
-    assert_ne!(
-        redis.cli(&["ZSCORE", "ocpp:instances", "inst-b"]).trim(),
-        ""
-    );
+    let live = redis.cli(&["ZRANGE", "ocpp:instances", "0", "-1"]);
+    assert!(!live.contains("inst-a@"), "{live}");
+    assert!(live.contains("inst-b@"), "{live}");
     b.shutdown().await;
 }
 
@@ -323,25 +337,41 @@ async fn after_a_redis_restart_owner_records_and_routed_calls_come_back() {
         .await,
         "both instances subscribe again"
     );
-    // The lease renewal writes the owner record again; B finds the holder and routes to it.
+    // A's lease renewal finds its lease gone and writes the owner record again.
     assert!(
         eventually(Duration::from_secs(15), || async {
-            get(b, "/api/v1/charge-points/CP-RR").await.1["instance"] == json!("inst-a")
+            redis
+                .cli(&["GET", "ocpp:{CP-RR}:owner"])
+                .contains(r#""instance":"inst-a""#)
         })
         .await,
         "the owner record is back"
     );
-    let request = spawn_request(
-        b,
-        "POST",
-        "/api/v1/charge-points/CP-RR/trigger",
-        Some(json!({"message": "StatusNotification", "connector_id": 1})),
-    );
-    let (unique_id, action, _) = next_call(&mut cp).await;
-    assert_eq!(action, "TriggerMessage");
-    cp.send_text(&json!([3, unique_id, {"status": "Accepted"}]).to_string())
-        .await;
-    assert_eq!(request.await.unwrap(), (200, json!({"status": "Accepted"})));
+    // B routes a call to A once its renewal has seen A's lease again (409 until then).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut request = spawn_request(
+            b,
+            "POST",
+            "/api/v1/charge-points/CP-RR/trigger",
+            Some(json!({"message": "StatusNotification", "connector_id": 1})),
+        );
+        tokio::select! {
+            (unique_id, action, _) = next_call(&mut cp) => {
+                assert_eq!(action, "TriggerMessage");
+                cp.send_text(&json!([3, unique_id, {"status": "Accepted"}]).to_string())
+                    .await;
+                assert_eq!(request.await.unwrap(), (200, json!({"status": "Accepted"})));
+                break;
+            }
+            answered = &mut request => {
+                let (status, body) = answered.unwrap();
+                assert_eq!(status, 409, "{body}");
+                assert!(std::time::Instant::now() < deadline, "B never routed the call");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
 }
 
 #[actix_web::test]
@@ -428,6 +458,17 @@ async fn a_reconnect_elsewhere_takes_over_after_the_old_instance_flushed() {
     let (_, stats) = get(a, "/api/v1/charge-points/CP-T/stats").await;
     assert_eq!(stats["connected"], json!(true), "{stats}");
     assert_eq!(stats["instance"], json!("inst-b"), "{stats}");
+
+    // Nobody streams events: neither instance published any.
+    for server in [a, b] {
+        assert!(!server.fleet.publishing());
+        let published = server
+            .fleet
+            .counters()
+            .events_published
+            .load(Ordering::Relaxed);
+        assert_eq!(published, 0);
+    }
 
     // B's clean stop stores the rest; A's reads then have everything.
     drop(new);
@@ -518,6 +559,13 @@ async fn either_instance_streams_the_whole_fleet_each_event_once() {
     let (a, b) = (&pair.a, &pair.b);
     let mut on_a = SseClient::open(a).await;
     let mut on_b = SseClient::open(b).await;
+    // Each instance has heard that the other has stream clients: both publish.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            a.fleet.publishing() && b.fleet.publishing()
+        })
+        .await
+    );
     let mut cp = ChargePoint::connect(a, "CP-S").await;
     let mut other = ChargePoint::connect(b, "CP-S2").await;
     let base = Utc::now() - chrono::Duration::minutes(1);

@@ -1,17 +1,20 @@
 //! Several instances, one fleet: what lets ocpp-meter instances share one Redis and behave as
 //! one central system.
 //!
-//! - **Instance lease.** Each instance writes `ocpp:instance:<id>` (its addresses and start
-//!   time) with a `PX` lease and scores itself in the `ocpp:instances` sorted set by the lease's
-//!   expiry, renewed every third of the lease, removed on a clean shutdown. A crashed instance
-//!   drops out when its lease runs out; the count of live peers decides whether events are
-//!   published for the rest of the fleet at all.
-//! - **Owner record.** `ocpp:{CP}:owner` names the instance and session holding a charge
-//!   point ([`Owner`]), claimed with `SET … GET` when the session starts (newest connection
-//!   wins, as the local second-connection rule), renewed with the instance lease by a
-//!   compare-and-expire script, and turned into a "left" record (`connected: false`) for one
-//!   lease when the session ends. Every command touches one key, so each runs in the charge
-//!   point's slot on Redis Cluster.
+//! - **Instance lease.** Each instance writes `ocpp:instance:<id>` (its addresses and
+//!   incarnation, the start time that tells a restarted instance from the one before) with a
+//!   `PX` lease and scores `<id>@<incarnation>` in the `ocpp:instances` sorted set by the
+//!   lease's expiry, renewed every third of the lease, removed on a clean shutdown. A crashed
+//!   instance drops out when its lease runs out.
+//! - **Owner record.** `ocpp:{CP}:owner` names the instance, incarnation and session holding
+//!   a charge point ([`Owner`]), claimed with `SET … GET` when the session starts (newest
+//!   connection wins, as the local second-connection rule) and turned into a "left" record
+//!   (`connected: false`, expiring after one lease) when the session ends. It is not renewed
+//!   per charge point: a record counts while its instance's lease does, so holding 20,000
+//!   charge points costs the same few commands per renewal as holding one. Every command
+//!   touches one key, so each runs in the charge point's slot on Redis Cluster. Should Redis
+//!   lose the data (a restart without persistence), the next renewal finds its own lease
+//!   missing and writes the records of its sessions again.
 //! - **Control channel.** Each instance subscribes to `ocpp:instance:<id>:control` on a
 //!   dedicated pub/sub connection (resubscribed with backoff after Redis restarts). Requests
 //!   carry a correlation id and the requester's channel: a takeover (close the session, flush
@@ -20,10 +23,12 @@
 //! - **Events channel.** `ocpp:events` carries every instance's live events (samples, session
 //!   events, alerts) to every other instance's event hub, tagged with the origin so nobody
 //!   streams its own events twice. Publishing goes through a bounded queue: a slow Redis drops
-//!   (and counts) events rather than slowing ingest.
+//!   (and counts) events rather than slowing ingest, and nothing is published unless another
+//!   instance has a stream client: an instance with clients says so on the channel when its
+//!   first one joins and every second after ([`LISTENING_EVERY`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -60,18 +65,15 @@ const CLAIM_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest wait between two attempts to (re)subscribe after Redis went away.
 const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
 
-/// Renews an owner record while it is still ours (1), re-creates it if it expired (2, e.g.
-/// after a Redis restart), and leaves another instance's record alone (0: we were taken over).
-const RENEW_SCRIPT: &str = r"
-local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-elseif not v then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 2
-end
-return 0";
+/// How often an instance with stream clients tells the others (on the events channel) that
+/// their events are wanted; they publish for [`LISTENING_FOR`] after hearing it.
+pub const LISTENING_EVERY: Duration = Duration::from_secs(1);
+
+/// How long an instance publishes its events after the last "listening" of another.
+const LISTENING_FOR: Duration = Duration::from_secs(3);
+
+/// The event name of a "listening" notice on the events channel (not an SSE event).
+const LISTENING: &str = "listening";
 
 /// Replaces an owner record by its "left" form, only while it is still ours.
 const LEAVE_SCRIPT: &str = r"
@@ -135,6 +137,9 @@ pub struct FleetCounters {
 pub struct Owner {
     /// The instance holding (or, with `connected: false`, last holding) the session.
     pub instance: String,
+    /// That instance's start (unix ms): a record of an earlier run of the same instance id,
+    /// which crashed, is not a hold.
+    pub incarnation: i64,
     /// The session's number on that instance.
     pub session: u64,
     /// When the session started.
@@ -230,9 +235,19 @@ struct Inner {
     settings: FleetSettings,
     /// Redis, for everything but the subscription.
     pool: Pool,
+    /// This run's start (unix ms), in the lease and every owner record.
+    incarnation: i64,
     /// Owner records this instance holds: charge point -> (session, the exact value stored),
-    /// renewed with the lease.
+    /// written again should Redis lose them.
     owned: Mutex<HashMap<ChargePointId, (u64, String)>>,
+    /// Live instances (`<id>@<incarnation>`) as of the last renewal.
+    live: Mutex<std::collections::HashSet<String>>,
+    /// Whether the lease was written once, so a missing one means Redis lost data.
+    registered: AtomicBool,
+    /// Stream clients of this instance's event hub.
+    listeners: AtomicUsize,
+    /// Until when (unix ms) another instance wants this one's events.
+    wanted_until: AtomicI64,
     /// Requests waiting for their answer, by correlation id.
     waiting: Mutex<HashMap<u64, oneshot::Sender<Value>>>,
     /// Source of correlation ids.
@@ -243,8 +258,6 @@ struct Inner {
     events: mpsc::Sender<String>,
     /// The receiving end, taken by [`Fleet::start`].
     events_rx: Mutex<Option<mpsc::Receiver<String>>>,
-    /// Whether other instances are alive, so events are worth publishing.
-    publishing: AtomicBool,
     /// The local actors, set by [`Fleet::start`].
     targets: OnceLock<Targets>,
     /// The event hub, set by [`Fleet::start`].
@@ -274,13 +287,17 @@ impl Fleet {
         Fleet(Arc::new(Inner {
             settings,
             pool,
+            incarnation: Utc::now().timestamp_millis(),
             owned: Mutex::default(),
+            live: Mutex::default(),
+            registered: AtomicBool::new(false),
+            listeners: AtomicUsize::new(0),
+            wanted_until: AtomicI64::new(0),
             waiting: Mutex::default(),
             next_correlation: AtomicU64::new(1),
             counters: Arc::default(),
             events,
             events_rx: Mutex::new(Some(events_rx)),
-            publishing: AtomicBool::new(false),
             targets: OnceLock::new(),
             hub: OnceLock::new(),
             stopping: AtomicBool::new(false),
@@ -316,6 +333,7 @@ impl Fleet {
         }
         let subscribed = Arc::new(tokio::sync::Notify::new());
         actix::spawn(self.clone().lease_loop());
+        actix::spawn(self.clone().listening_loop());
         actix::spawn(self.clone().subscribe_loop(subscribed.clone()));
         if let Some(rx) = lock(&self.0.events_rx).take() {
             actix::spawn(self.clone().publish_loop(rx));
@@ -335,7 +353,7 @@ impl Fleet {
         pipe.cmd("DEL").arg(keys::instance(self.id())).ignore();
         pipe.cmd("ZREM")
             .arg(keys::INSTANCES)
-            .arg(self.id())
+            .arg(self.member())
             .ignore();
         if let Err(error) = pipe.query_async::<()>(&mut conn).await {
             log::warn!(
@@ -344,14 +362,20 @@ impl Fleet {
         }
     }
 
-    /// Writes the instance lease, counts the live peers and renews the owner records held
-    /// here; a record another instance took while this one missed the takeover closes the
-    /// local session.
+    /// This instance's member in `ocpp:instances`.
+    fn member(&self) -> String {
+        format!("{}@{}", self.id(), self.0.incarnation)
+    }
+
+    /// Writes the instance lease and reads the live instances. A lease missing although it
+    /// was written before means Redis lost its data (restarted without persistence): the
+    /// owner records of the sessions held here are written again.
     async fn renew(&self) -> Result<(), ReadError> {
         let lease = millis(self.0.settings.lease);
         let now = Utc::now().timestamp_millis();
         let record = serde_json::json!({
             "instance": self.id(),
+            "incarnation": self.0.incarnation,
             "ws_addr": self.0.settings.ws_addr,
             "http_addr": self.0.settings.http_addr,
             "renewed_at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -364,55 +388,63 @@ impl Fleet {
             .arg(record)
             .arg("PX")
             .arg(lease)
-            .ignore();
+            .arg("GET");
         pipe.cmd("ZADD")
             .arg(keys::INSTANCES)
             .arg(now.saturating_add(i64::try_from(lease).unwrap_or(i64::MAX)))
-            .arg(self.id())
+            .arg(self.member())
             .ignore();
         pipe.cmd("ZREMRANGEBYSCORE")
             .arg(keys::INSTANCES)
             .arg("-inf")
             .arg(now)
             .ignore();
-        pipe.cmd("ZCARD").arg(keys::INSTANCES);
-        let (live,): (usize,) = pipe.query_async(&mut conn).await?;
-        let peers = live.saturating_sub(1);
+        pipe.cmd("ZRANGE").arg(keys::INSTANCES).arg(0).arg(-1);
+        let (previous, live): (Option<String>, Vec<String>) = pipe.query_async(&mut conn).await?;
+        let peers = live.len().saturating_sub(1);
         self.0.counters.peers.store(peers, Ordering::Relaxed);
-        self.0.publishing.store(peers > 0, Ordering::Relaxed);
-
-        let owned: Vec<(ChargePointId, u64, String)> = lock(&self.0.owned)
-            .iter()
-            .map(|(cp, (session, value))| (cp.clone(), *session, value.clone()))
-            .collect();
-        for chunk in owned.chunks(500) {
-            let mut pipe = redis::pipe();
-            for (cp, _, value) in chunk {
-                pipe.cmd("EVAL")
-                    .arg(RENEW_SCRIPT)
-                    .arg(1)
-                    .arg(keys::owner(cp.as_str()))
-                    .arg(value)
-                    .arg(lease);
-            }
-            let results: Vec<i64> = pipe.query_async(&mut conn).await?;
-            for ((cp, session, _), result) in chunk.iter().zip(results) {
-                if result == 0 {
-                    log::warn!(
-                        "{cp}: another instance holds this charge point now; closing the session here."
-                    );
-                    self.forget(cp, *session);
-                    if let Some(targets) = self.0.targets.get() {
-                        if let Some(connection) = targets.registry.get(cp) {
-                            if connection.session == *session {
-                                connection.actor.do_send(Handover);
-                            }
-                        }
-                    }
+        *lock(&self.0.live) = live.into_iter().collect();
+        let lost = previous.is_none() && self.0.registered.swap(true, Ordering::SeqCst);
+        if lost {
+            let owned: Vec<(ChargePointId, String)> = lock(&self.0.owned)
+                .iter()
+                .map(|(cp, (_, value))| (cp.clone(), value.clone()))
+                .collect();
+            log::warn!(
+                "Fleet: Redis lost this instance's lease (restarted without its data?); writing the owner records of {} sessions again.",
+                owned.len()
+            );
+            for chunk in owned.chunks(500) {
+                let mut pipe = redis::pipe();
+                for (cp, value) in chunk {
+                    pipe.cmd("SET")
+                        .arg(keys::owner(cp.as_str()))
+                        .arg(value)
+                        .arg("NX")
+                        .ignore();
                 }
+                pipe.query_async::<()>(&mut conn).await?;
             }
         }
         Ok(())
+    }
+
+    /// Whether the instance an owner record names holds the session now: its lease is alive
+    /// and it is the same run; for this instance, the session is in the registry.
+    fn holds(&self, owner: &Owner, cp: &str) -> bool {
+        if !owner.connected {
+            return false;
+        }
+        if owner.instance == self.id() {
+            return owner.incarnation == self.0.incarnation
+                && self.0.targets.get().is_some_and(|t| {
+                    ChargePointId::parse(cp)
+                        .ok()
+                        .and_then(|cp| t.registry.get(&cp))
+                        .is_some_and(|c| c.session == owner.session)
+                });
+        }
+        lock(&self.0.live).contains(&format!("{}@{}", owner.instance, owner.incarnation))
     }
 
     /// Renews the lease every third of it until shutdown.
@@ -490,7 +522,8 @@ impl Fleet {
         }
     }
 
-    /// An event of the fleet: handed to the hub unless it is this instance's own.
+    /// An event of the fleet: handed to the hub unless it is this instance's own; a
+    /// "listening" notice of another instance turns publishing on for [`LISTENING_FOR`].
     fn received_event(&self, payload: &str) {
         let mut parts = payload.splitn(4, '\n');
         let (Some(from), Some(cp), Some(event), Some(data)) =
@@ -499,6 +532,12 @@ impl Fleet {
             return;
         };
         if from == self.id() {
+            return;
+        }
+        if event == LISTENING {
+            let until = Utc::now().timestamp_millis()
+                + i64::try_from(LISTENING_FOR.as_millis()).unwrap_or(i64::MAX);
+            self.0.wanted_until.fetch_max(until, Ordering::Relaxed);
             return;
         }
         let Ok(charge_point) = ChargePointId::parse(cp) else {
@@ -649,6 +688,7 @@ impl Fleet {
     fn owner_value(&self, session: u64, since: DateTime<Utc>, connected: bool) -> String {
         serde_json::to_string(&Owner {
             instance: self.id().to_owned(),
+            incarnation: self.0.incarnation,
             session,
             since,
             connected,
@@ -668,8 +708,6 @@ impl Fleet {
         let previous: Option<String> = redis::cmd("SET")
             .arg(keys::owner(cp.as_str()))
             .arg(value)
-            .arg("PX")
-            .arg(millis(self.0.settings.lease))
             .arg("GET")
             .query_async(&mut conn)
             .await?;
@@ -802,9 +840,10 @@ impl Fleet {
         let values: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
         Ok(values
             .into_iter()
-            .map(|v| {
+            .zip(cps)
+            .map(|(v, cp)| {
                 v.and_then(|v| serde_json::from_str::<Owner>(&v).ok())
-                    .filter(|o| o.connected)
+                    .filter(|o| self.holds(o, cp))
             })
             .collect())
     }
@@ -850,10 +889,43 @@ impl Fleet {
         }
     }
 
-    /// Whether events are worth rendering for the rest of the fleet (another instance is
-    /// alive).
+    /// Whether events are worth rendering for the rest of the fleet: another instance said
+    /// within the last [`LISTENING_FOR`] that it has stream clients.
     pub fn publishing(&self) -> bool {
-        self.0.publishing.load(Ordering::Relaxed)
+        self.0.wanted_until.load(Ordering::Relaxed) > Utc::now().timestamp_millis()
+    }
+
+    /// The event hub's client count: the first client makes this instance ask the others for
+    /// their events at once (then every [`LISTENING_EVERY`] while any client stays).
+    pub fn set_listeners(&self, clients: usize) {
+        let before = self.0.listeners.swap(clients, Ordering::Relaxed);
+        if before == 0 && clients > 0 {
+            self.announce_listening();
+        }
+    }
+
+    /// Queues a "listening" notice for the other instances.
+    fn announce_listening(&self) {
+        let payload = format!("{}\n-\n{LISTENING}\n", self.id());
+        if self.0.events.try_send(payload).is_err() {
+            self.0
+                .counters
+                .events_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Repeats the "listening" notice while the hub has clients.
+    async fn listening_loop(self) {
+        loop {
+            tokio::time::sleep(LISTENING_EVERY).await;
+            if self.0.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            if self.0.listeners.load(Ordering::Relaxed) > 0 {
+                self.announce_listening();
+            }
+        }
     }
 
     /// Queues one event for the rest of the fleet without waiting; dropped and counted when

@@ -2,9 +2,10 @@
 //! (samples, session events, alerts), renders each event once as a Server-Sent Events frame and
 //! hands it to every client whose filter matches, through a bounded channel per client.
 //!
-//! With other instances alive (see `actors::fleet`), every event is also published on the
-//! fleet's events channel, and events of the other instances arrive as [`RemoteEvent`]s: each
-//! client sees the whole fleet, every event once (an instance ignores its own on the channel).
+//! While another instance has stream clients (see `actors::fleet`), every event is also
+//! published on the fleet's events channel, and events of the other instances arrive as
+//! [`RemoteEvent`]s: each client sees the whole fleet, every event once (an instance ignores
+//! its own on the channel).
 //!
 //! A client that does not keep up is dropped the moment its channel is full: the hub never
 //! waits for a client, and the stream never waits for the hub (its mailbox takes `do_send`), so a
@@ -107,6 +108,17 @@ impl EventHub {
         }
     }
 
+    /// Publishes the client count: the gauge, and the fleet (the other instances publish
+    /// their events only while some instance has clients).
+    fn counted_clients(&self) {
+        self.counters
+            .clients
+            .store(self.clients.len(), Ordering::Relaxed);
+        if let Some(fleet) = &self.fleet {
+            fleet.set_listeners(self.clients.len());
+        }
+    }
+
     /// This instance's id, named in `connected` and `disconnected` events.
     fn instance(&self) -> Option<String> {
         self.fleet.as_ref().map(|f| f.id().to_owned())
@@ -150,9 +162,7 @@ impl EventHub {
                 Err(TrySendError::Closed(_)) => false,
             }
         });
-        self.counters
-            .clients
-            .store(self.clients.len(), Ordering::Relaxed);
+        self.counted_clients();
     }
 
     /// Renders and broadcasts one event of `charge_point`, if anybody wants it here, and
@@ -207,9 +217,7 @@ impl Handler<Join> for EventHub {
             filter: join.charge_point,
             tx,
         });
-        self.counters
-            .clients
-            .store(self.clients.len(), Ordering::Relaxed);
+        self.counted_clients();
         MessageResult(rx)
     }
 }

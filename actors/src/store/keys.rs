@@ -133,24 +133,27 @@ pub const THRESHOLDS: &str = "ocpp:thresholds";
 pub const THRESHOLD_OVERRIDES: &str = "ocpp:thresholds:charge-points";
 
 /// String holding the charge point's presence record ([`crate::fleet::Owner`] as JSON:
-/// instance, session, since, connected) with a `PX` lease of `server.instance_lease_secs`,
-/// renewed while the session lasts, e.g. `ocpp:{CP42}:owner`. Claimed with `SET … GET` by a
-/// new session (newest connection wins), so the previous holder is known in the same step.
+/// instance, incarnation, session, since, connected), e.g. `ocpp:{CP42}:owner`. Claimed with
+/// `SET … GET` by a new session (newest connection wins), so the previous holder is known in
+/// the same step. While connected it has no TTL of its own: it counts as long as the lease of
+/// the instance run it names is alive (one renewal per instance, not one per charge point);
+/// when the session ends it becomes a "left" record expiring after `server.instance_lease_secs`.
 pub fn owner(charge_point: &str) -> String {
     check_id(charge_point);
     format!("ocpp:{{{charge_point}}}:owner")
 }
 
-/// String holding one instance's lease (JSON: id, listener addresses, last renewal) with a
+/// String holding one instance's lease (JSON: id, incarnation, listener addresses, last
+/// renewal) with a
 /// `PX` of `server.instance_lease_secs`, e.g. `ocpp:instance:host-a:8080`. Fleet-wide single
 /// key per instance: instances are not charge points and have no hash tag.
 pub fn instance(instance_id: &str) -> String {
     format!("ocpp:instance:{instance_id}")
 }
 
-/// Sorted set of instance ids scored by their lease's expiry (unix ms): the live instances are
-/// those scored after now, counted with one `ZCARD` after trimming the expired. One fleet-wide
-/// key, touched once per lease renewal per instance.
+/// Sorted set of live instance runs (`<id>@<incarnation>`) scored by their lease's expiry
+/// (unix ms): each renewal trims the expired and reads the rest, which decide whose owner
+/// records count. One fleet-wide key, touched once per lease renewal per instance.
 pub const INSTANCES: &str = "ocpp:instances";
 
 /// Pub/sub channel of one instance (`ocpp:instance:<id>:control`): takeover and routed-call
