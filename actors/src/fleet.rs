@@ -35,7 +35,6 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use deadpool_redis::redis;
-use deadpool_redis::Pool;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -45,6 +44,7 @@ use crate::aggregator::{Aggregator, FlushChargePoint};
 use crate::alerts::{AlertSupervisor, ReleaseAlerts, RestoreAlerts};
 use crate::charge_point::Handover;
 use crate::id::ChargePointId;
+use crate::redis_pool::Pool;
 use crate::registry::Registry;
 use crate::server_call::{Call, CallError, CallResult, ServerCall};
 use crate::store::keys;
@@ -244,6 +244,8 @@ struct Inner {
     live: Mutex<std::collections::HashSet<String>>,
     /// Whether the lease was written once, so a missing one means Redis lost data.
     registered: AtomicBool,
+    /// Whether a claim failed (Redis away), so the next renewal writes the records again.
+    unwritten: AtomicBool,
     /// Stream clients of this instance's event hub.
     listeners: AtomicUsize,
     /// Until when (unix ms) another instance wants this one's events.
@@ -291,6 +293,7 @@ impl Fleet {
             owned: Mutex::default(),
             live: Mutex::default(),
             registered: AtomicBool::new(false),
+            unwritten: AtomicBool::new(false),
             listeners: AtomicUsize::new(0),
             wanted_until: AtomicI64::new(0),
             waiting: Mutex::default(),
@@ -405,14 +408,19 @@ impl Fleet {
         self.0.counters.peers.store(peers, Ordering::Relaxed);
         *lock(&self.0.live) = live.into_iter().collect();
         let lost = previous.is_none() && self.0.registered.swap(true, Ordering::SeqCst);
-        if lost {
+        if lost || self.0.unwritten.swap(false, Ordering::SeqCst) {
             let owned: Vec<(ChargePointId, String)> = lock(&self.0.owned)
                 .iter()
                 .map(|(cp, (_, value))| (cp.clone(), value.clone()))
                 .collect();
             log::warn!(
-                "Fleet: Redis lost this instance's lease (restarted without its data?); writing the owner records of {} sessions again.",
-                owned.len()
+                "Fleet: writing the owner records of {} sessions again ({}).",
+                owned.len(),
+                if lost {
+                    "Redis lost this instance's lease: restarted without its data?"
+                } else {
+                    "a claim did not reach Redis"
+                }
             );
             for chunk in owned.chunks(500) {
                 let mut pipe = redis::pipe();
@@ -728,18 +736,24 @@ impl Fleet {
     /// `takeover_wait` for its acknowledgement, and restore the charge point's active alerts
     /// from Redis unless its session was already here (`held_here`), so an incident that
     /// goes on across the move is not raised again. Every step is bounded: a Redis that does
-    /// not answer delays the upgrade by [`CLAIM_TIMEOUT`] at most for the claim (a missing
-    /// record is re-created by the lease renewal), the takeover wait for the rest.
+    /// not take the claim within [`CLAIM_TIMEOUT`] skips the rest (the session starts, and the
+    /// next lease renewal writes its record), and the takeover and the restore wait
+    /// `takeover_wait` at most each.
     pub async fn arrive(&self, cp: &ChargePointId, session: u64, held_here: bool) {
         let previous = match tokio::time::timeout(CLAIM_TIMEOUT, self.claim(cp, session)).await {
             Ok(Ok(previous)) => previous,
+            // Redis is away or slow: nothing else here would get an answer either; the session
+            // starts now, and the next renewal writes its record.
             Ok(Err(error)) => {
-                log::warn!(
-                    "{cp}: the owner record was not written ({error}); the lease renewal retries."
-                );
-                None
+                self.0.unwritten.store(true, Ordering::SeqCst);
+                log::warn!("{cp}: the owner record was not written ({error}); starting the session without it.");
+                return;
             }
-            Err(_) => None,
+            Err(_) => {
+                self.0.unwritten.store(true, Ordering::SeqCst);
+                log::warn!("{cp}: Redis did not take the owner record within {CLAIM_TIMEOUT:?}; starting the session without it.");
+                return;
+            }
         };
         if let Some(previous) = previous.filter(|p| p.instance != self.id()) {
             self.take_over(cp, &previous).await;
@@ -971,5 +985,79 @@ impl Fleet {
                     .fetch_add(count, Ordering::Relaxed),
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::server_call::{CallReply, TriggerKind};
+
+    #[test]
+    fn control_messages_name_their_type_and_round_trip() {
+        let call = Control::Call {
+            charge_point: "CP-1".into(),
+            call: ServerCall::Trigger {
+                message: TriggerKind::MeterValues,
+                connector_id: Some(1),
+            },
+            reply_to: keys::instance_control("a:8080"),
+            correlation: 7,
+        };
+        let text = serde_json::to_string(&call).unwrap();
+        assert!(text.starts_with(r#"{"type":"call","#), "{text}");
+        match serde_json::from_str::<Control>(&text).unwrap() {
+            Control::Call {
+                charge_point,
+                reply_to,
+                correlation,
+                ..
+            } => {
+                assert_eq!(charge_point, "CP-1");
+                assert_eq!(reply_to, "ocpp:instance:a:8080:control");
+                assert_eq!(correlation, 7);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn call_results_cross_instances_unchanged() {
+        let results: Vec<CallResult> = vec![
+            Ok(CallReply::Trigger {
+                status: "Accepted".into(),
+            }),
+            Err(CallError::Refused {
+                code: "NotSupported".into(),
+                description: "no".into(),
+            }),
+            Err(CallError::Timeout(30)),
+            Err(CallError::NotConnected),
+            Err(CallError::Busy),
+        ];
+        for result in results {
+            let value = serde_json::to_value(&result).unwrap();
+            let back: CallResult = serde_json::from_value(value).unwrap();
+            assert_eq!(back, result);
+        }
+    }
+
+    #[test]
+    fn owner_records_name_the_run() {
+        let owner = Owner {
+            instance: "b:8080".into(),
+            incarnation: 1_700_000_000_000,
+            session: 3,
+            since: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            connected: true,
+        };
+        let text = serde_json::to_string(&owner).unwrap();
+        assert_eq!(
+            text,
+            r#"{"instance":"b:8080","incarnation":1700000000000,"session":3,"since":"2023-11-14T22:13:20Z","connected":true}"#
+        );
+        assert_eq!(serde_json::from_str::<Owner>(&text).unwrap(), owner);
     }
 }

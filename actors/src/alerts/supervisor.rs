@@ -490,6 +490,12 @@ impl Handler<RestoreAlerts> for AlertSupervisor {
         RestoreAlerts(cp): RestoreAlerts,
         ctx: &mut Self::Context,
     ) -> Self::Result {
+        if self.retry_timer.is_some() {
+            // Alert writes are failing (Redis away): nothing newer can be read; keep what this
+            // instance knows rather than hold the charge point's upgrade.
+            log::warn!("{cp}: active alerts not restored: Redis refuses alert writes.");
+            return Box::pin(actix::fut::ready(()));
+        }
         let (tx, rx) = oneshot::channel();
         self.flush_waiters.push(tx);
         if let Some(timer) = self.flush_timer.take() {
