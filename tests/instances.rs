@@ -281,13 +281,26 @@ async fn calls_are_routed_to_the_instance_holding_the_charge_point() {
         .await
         .unwrap();
     let waited = started.elapsed();
-    let _ = listener.kill();
-    let _ = listener.wait();
     assert_eq!(status, 504);
     assert!(
         waited >= Duration::from_secs(3) && waited < Duration::from_secs(6),
         "{waited:?}"
     );
+
+    // The charge point reconnects to B while that owner still never answers: B asks it to
+    // hand over, waits the bounded takeover wait, and goes on.
+    let started = std::time::Instant::now();
+    let mut taken = ChargePoint::connect(b, "CP-G").await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= ocpp_meter::TAKEOVER_WAIT && waited < ocpp_meter::TAKEOVER_WAIT * 2,
+        "{waited:?}"
+    );
+    taken.boot().await;
+    let (_, doc) = get(a, "/api/v1/charge-points/CP-G").await;
+    assert_eq!(doc["instance"], json!("inst-b"), "{doc}");
+    let _ = listener.kill();
+    let _ = listener.wait();
 
     let text = metrics_text(b).await;
     assert_eq!(
