@@ -548,6 +548,12 @@ impl Fleet {
             self.0.wanted_until.fetch_max(until, Ordering::Relaxed);
             return;
         }
+        // Streamed as one `data:` line: a newline (never in the compact JSON instances publish)
+        // would let whoever can publish on Redis forge frames.
+        let event_ok = event.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+        if data.contains(['\n', '\r']) || !event_ok {
+            return;
+        }
         let Ok(charge_point) = ChargePointId::parse(cp) else {
             return;
         };

@@ -178,15 +178,14 @@ impl EventHub {
             fleet.publish_event(charge_point, event, &data);
         }
         if local {
-            let frame = Bytes::from(format!("event: {event}\ndata: {data}\n\n"));
-            self.broadcast(Some(charge_point), frame);
+            self.broadcast(Some(charge_point), sse_frame(event, &data));
         }
     }
 }
 
 /// One SSE frame: `event: <name>`, one `data:` line of compact JSON (which has no newlines), and
 /// the blank line that ends it.
-pub fn sse_frame(event: &str, data: &Value) -> Bytes {
+pub fn sse_frame(event: &str, data: &str) -> Bytes {
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
@@ -280,10 +279,7 @@ impl Handler<RemoteEvent> for EventHub {
 
     fn handle(&mut self, remote: RemoteEvent, _: &mut Self::Context) {
         if self.wanted(&remote.charge_point) {
-            let frame = Bytes::from(format!(
-                "event: {}\ndata: {}\n\n",
-                remote.event, remote.data
-            ));
+            let frame = sse_frame(&remote.event, &remote.data);
             self.broadcast(Some(&remote.charge_point), frame);
         }
     }
