@@ -324,15 +324,22 @@ impl Fleet {
 
     /// Registers the instance (first lease written before this returns, so a peer started
     /// next sees it), then runs the lease renewal, the subscription and the event publisher in
-    /// the background.
+    /// the background. With Redis away this returns within about 3 s (the lease and the
+    /// subscription are retried in the background).
     pub async fn start(&self, targets: Targets, hub: Recipient<RemoteEvent>) {
         let _ = self.0.targets.set(targets);
         let _ = self.0.hub.set(hub);
-        if let Err(error) = self.renew().await {
-            log::warn!(
+        // Bounded: a server starts (and buffers) without Redis.
+        match tokio::time::timeout(CLAIM_TIMEOUT, self.renew()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => log::warn!(
                 "Fleet: instance {} could not register in Redis yet ({error}); retrying with the lease.",
                 self.id()
-            );
+            ),
+            Err(_) => log::warn!(
+                "Fleet: instance {} could not register in Redis within {CLAIM_TIMEOUT:?}; retrying with the lease.",
+                self.id()
+            ),
         }
         let subscribed = Arc::new(tokio::sync::Notify::new());
         actix::spawn(self.clone().lease_loop());
