@@ -89,9 +89,9 @@ pub struct ServerConfig {
     /// This instance's name in the fleet (owner records, remote calls, `/metrics`); empty
     /// means hostname + ":" + the OCPP listener's port, unique per box and listener.
     pub instance_id: String,
-    /// How long an instance's lease and its charge points' owner records live without being
-    /// renewed (renewed every third of it): how soon a crashed instance stops counting as
-    /// holding its charge points.
+    /// How long the instance's lease in Redis lives unrenewed (renewed every third of it); its
+    /// charge points' owner records count while it does, so this is how soon a crashed
+    /// instance stops counting as holding them.
     pub instance_lease_secs: u64,
 }
 
