@@ -117,7 +117,14 @@ start_meter() {
   # The write-ahead log in the run's own directory (a config from before [wal] has none).
   local wal_env=()
   if grep -q '^\[wal\]' "$config"; then wal_env=(OCPP_METER_WAL_DIR="$work/wal"); fi
-  env RUST_LOG=warn "${wal_env[@]}" "$@" "$bin/ocpp-meter" --config "$config" \
+  # The generator's charge points come from one or two loopback addresses, a real fleet's from
+  # thousands: the per-address connect limit (limits.connects_per_address_per_sec, 50/s) would
+  # refuse most of the fleet with 429, so it is lifted here.
+  local rate_env=()
+  if grep -q '^connects_per_address_per_sec' "$config"; then
+    rate_env=(OCPP_METER_LIMITS_CONNECTS_PER_ADDRESS_PER_SEC=1000000 OCPP_METER_LIMITS_CONNECT_BURST=1000000)
+  fi
+  env RUST_LOG=warn "${wal_env[@]}" "${rate_env[@]}" "$@" "$bin/ocpp-meter" --config "$config" \
     --ws-addr "127.0.0.1:$ws_port" --http-addr "127.0.0.1:$http_port" \
     --redis-url "redis+unix://$work/redis.sock" >"$work/server.log" 2>&1 &
   server_pid=$!
@@ -263,6 +270,8 @@ start_cluster() {
     ws="$(free_port)"; hp="$(free_port)"
     env RUST_LOG=warn OCPP_METER_REDIS_MODE=cluster OCPP_METER_REDIS_URLS="$REDIS_URLS" \
       OCPP_METER_REDIS_WAIT_REPLICAS="${WAIT_REPLICAS:-1}" OCPP_METER_WAL_DIR="$work/wal-$i" \
+      OCPP_METER_LIMITS_CONNECTS_PER_ADDRESS_PER_SEC=1000000 OCPP_METER_LIMITS_CONNECT_BURST=1000000 \
+      OCPP_METER_SERVER_INSTANCE_ID="bench-$i" \
       "$bin/ocpp-meter" --config "$config" --ws-addr "127.0.0.1:$ws" --http-addr "127.0.0.1:$hp" \
       >"$work/server-$i.log" 2>&1 &
     cl_pids+=("$!"); pids+=("$!")
@@ -309,6 +318,9 @@ stop_cluster() {
     sleep 1
   done
   unreplicated="$(cluster_metric_sum redis_cluster_unreplicated_writes)"
+  # Which commands the masters ran, most frequent first (stderr: where the per-sample cost goes).
+  for port in "${cl_masters[@]}"; do redis-cli -p "$port" info commandstats; done | tr -d '\r' |
+    awk -F'[:=,]' '/^cmdstat_/ {n[$1] += $3} END {for (c in n) print n[c], c}' | sort -rn | head -8 >&2
   cpu="$(python3 -c "print($(cpu_secs "${cl_pids[0]}") + $(cpu_secs "${cl_pids[1]}"))")"
   for pid in "${cl_pids[@]}"; do kill -TERM "$pid"; done
   for pid in "${cl_pids[@]}"; do wait "$pid" || echo "server exit status $?" >&2; done
@@ -319,7 +331,8 @@ stop_cluster() {
 
 run_cluster() {
   local load half=$((cps / 2))
-  run_ingest
+  # The standalone figures of the same run, for the side-by-side (SKIP_STANDALONE=1: cluster only).
+  [ "${SKIP_STANDALONE:-0}" = 1 ] || run_ingest
   load="$(loadavg)"
   start_cluster
   "$bin/ocpp-loadgen" --url "ws://127.0.0.1:${cl_ws[0]}/ocpp/" --charge-points "$half" --id-prefix CA \
@@ -346,6 +359,7 @@ run_cluster() {
   done
   # shellcheck disable=SC2154 # fg0 and fg1 are set by the eval above
   wait "$fg0" "$fg1" || true
+  cat "$work/f0.log" "$work/f1.log" | sed -E 's/^[A-Z0-9]+[0-9]+: //' | sort | uniq -c | sort -rn | head -3 >&2 || true
   stop_cluster
   emit scenario cluster-fleet a "$(cat "$work/f0.json")" b "$(cat "$work/f1.json")" \
     ingested "$ingested" stored "$stored" calls "$calls" mem "$mem" cpu "$cpu" \

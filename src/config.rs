@@ -86,6 +86,13 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Longest a graceful shutdown waits for buffers to reach Redis.
     pub shutdown_timeout_secs: u64,
+    /// This instance's name in the fleet (owner records, remote calls, `/metrics`); empty
+    /// means hostname + ":" + the OCPP listener's port, unique per box and listener.
+    pub instance_id: String,
+    /// How long the instance's lease in Redis lives unrenewed (renewed every third of it); its
+    /// charge points' owner records count while it does, so this is how soon a crashed
+    /// instance stops counting as holding them.
+    pub instance_lease_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -95,6 +102,8 @@ impl Default for ServerConfig {
             http_addr: "0.0.0.0:8081".into(),
             workers: 0,
             shutdown_timeout_secs: 30,
+            instance_id: String::new(),
+            instance_lease_secs: 30,
         }
     }
 }
@@ -728,6 +737,23 @@ impl Config {
         }
         addr("server.ws_addr", &self.server.ws_addr)?;
         addr("server.http_addr", &self.server.http_addr)?;
+        let id = &self.server.instance_id;
+        if id.len() > 100
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+        {
+            return Err(ConfigError::Invalid {
+                key: "server.instance_id",
+                reason: format!(
+                    "{id:?} must be at most 100 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'"
+                ),
+            });
+        }
+        positive(
+            "server.instance_lease_secs",
+            self.server.instance_lease_secs,
+        )?;
         let url = &self.redis.url;
         if !["redis://", "rediss://", "redis+unix://", "unix://"]
             .iter()
@@ -864,6 +890,32 @@ impl Config {
     pub fn id_tag_allow_list(&self) -> Option<HashSet<String>> {
         let list = &self.ocpp.id_tag_allow_list;
         (!list.is_empty()).then(|| list.iter().cloned().collect())
+    }
+
+    /// The instance id: `server.instance_id`, or hostname + ":" + `ws_port` (the OCPP
+    /// listener's bound port) when that is empty.
+    pub fn instance_id(&self, ws_port: u16) -> String {
+        if !self.server.instance_id.is_empty() {
+            return self.server.instance_id.clone();
+        }
+        let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+            .iter()
+            .find_map(|path| std::fs::read_to_string(path).ok())
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".to_owned());
+        let host: String = host
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        format!("{host}:{ws_port}")
     }
 
     /// `server.shutdown_timeout_secs` as a duration.
@@ -1115,6 +1167,21 @@ mod tests {
         ];
         let error = Config::load(None, env).unwrap_err().to_string();
         assert!(error.contains("tls.cert"), "{error}");
+    }
+
+    #[test]
+    fn instance_id_comes_from_the_environment_or_the_host_and_port() {
+        let env = vec![(
+            "OCPP_METER_SERVER_INSTANCE_ID".into(),
+            "meter-b:8080".into(),
+        )];
+        let config = Config::load(Some(&shipped()), env).unwrap();
+        assert_eq!(config.instance_id(9), "meter-b:8080");
+        let default = Config::default().instance_id(8080);
+        assert!(default.ends_with(":8080") && default.len() > 5, "{default}");
+        let env = vec![("OCPP_METER_SERVER_INSTANCE_ID".into(), "a{b}".into())];
+        let error = Config::load(None, env).unwrap_err().to_string();
+        assert!(error.contains("server.instance_id"), "{error}");
     }
 
     #[test]

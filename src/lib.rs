@@ -39,6 +39,7 @@ use actors::aggregator::{
 use actors::buffer::BufferSettings;
 use actors::charge_point::{ChargePointSettings, Close, CloseReason, Services};
 use actors::counters::IngestCounters;
+use actors::fleet::{Fleet, FleetSettings, Targets};
 use actors::redis_pool::{build_pool, PoolSettings};
 use actors::registry::Registry;
 use actors::store::{keys, reads};
@@ -48,6 +49,11 @@ use actors::wal::{Replayed, Wal, WalStats};
 use actors::writer::{Drain, RedisWriter, WriteBatch, WriterSettings, WriterStats};
 
 pub use config::Config;
+
+/// How long a new session waits for the instance that held its charge point to close and
+/// flush it (see README, "Running several instances"): long enough for a healthy Redis to take
+/// a buffer, short enough that a stuck instance only delays the charge point's upgrade.
+pub const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +104,8 @@ pub struct RunningServer {
     aggregator: Addr<Aggregator>,
     /// The alert supervisor, whose pending alert writes are flushed on shutdown.
     alert_supervisor: Addr<actors::alerts::AlertSupervisor>,
+    /// This instance in the fleet: its id and counters; its lease is removed on shutdown.
+    pub fleet: Fleet,
     /// Write-ahead log counters (`None` with `wal.enabled = false`).
     pub wal_stats: Option<Arc<WalStats>>,
     /// The write-ahead log, closed last on shutdown.
@@ -137,6 +145,35 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         wait_replicas: config.redis.wait_replicas,
         wait_timeout: Duration::from_millis(config.redis.wait_timeout_ms),
     })?;
+    // The listeners are bound first: the instance id defaults to the OCPP listener's port.
+    let workers = match config.server.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let ws_listener = bind(&config.server.ws_addr)?;
+    ws::tune_listener(
+        &ws_listener,
+        config.limits.socket_send_buffer_bytes,
+        Duration::from_secs(config.limits.write_timeout_secs),
+    )
+    .map_err(|source| StartError::Bind {
+        addr: config.server.ws_addr.clone(),
+        source,
+    })?;
+    let handshake_timeout = Duration::from_secs(config.limits.handshake_timeout_secs);
+    let http_listener = bind(&config.server.http_addr)?;
+    let ws_addr = ws_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: config.server.ws_addr.clone(),
+            source,
+        })?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: config.server.http_addr.clone(),
+            source,
+        })?;
     if let Err(error) = reads::ping(&pool).await {
         log::error!(
             "Redis at {} is unreachable ({error}). Accepting charge points anyway and keeping their samples in memory until it is back.",
@@ -182,6 +219,22 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         Supervisor::start(move |_| RedisWriter::new(pool, writer_settings, stats))
     };
 
+    // Several instances, one fleet: leases, owner records, takeovers, routed calls, events.
+    let fleet = Fleet::new(
+        FleetSettings {
+            instance_id: config.instance_id(ws_addr.port()),
+            lease: Duration::from_secs(config.server.instance_lease_secs),
+            pubsub_urls: match config.redis.mode {
+                config::RedisMode::Standalone => vec![config.redis.url.clone()],
+                config::RedisMode::Cluster => config.redis.urls.clone(),
+            },
+            takeover_wait: TAKEOVER_WAIT,
+            call_timeout: Duration::from_secs(config.ocpp.call_timeout_secs),
+            ws_addr: ws_addr.to_string(),
+            http_addr: http_addr.to_string(),
+        },
+        pool.clone(),
+    );
     let registry = Registry::default();
     let counters = Arc::new(IngestCounters::default());
     let services = Services {
@@ -207,6 +260,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         pool: pool.clone(),
         wal: wal.clone(),
         writer_stats: writer_stats.clone(),
+        fleet: fleet.clone(),
     };
     // Remote commands and metering profiles (src/api/commands.rs, src/api/metering.rs).
     let commands_state = api::commands::CommandsState {
@@ -218,7 +272,10 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let event_hub_counters = Arc::new(api::event_hub::EventHubCounters::default());
     let event_hub = {
         let counters = event_hub_counters.clone();
-        Supervisor::start(move |_| api::event_hub::EventHub::new(Default::default(), counters))
+        let fleet = fleet.clone();
+        Supervisor::start(move |_| {
+            api::event_hub::EventHub::new(Default::default(), counters, Some(fleet))
+        })
     };
     // The hub takes the checked feed: samples and session events forwarded by the alert
     // supervisor, so each alert follows the sample that raised it.
@@ -278,6 +335,17 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     services
         .stream
         .subscribe_events(alert_supervisor.clone().recipient());
+    fleet
+        .start(
+            Targets {
+                registry: registry.clone(),
+                writer: writer.clone(),
+                aggregator: aggregator.clone(),
+                alerts: alert_supervisor.clone(),
+            },
+            event_hub.clone().recipient(),
+        )
+        .await;
     let mut webhook_stats = None;
     if !config.alerts.webhook.url.is_empty() {
         let settings = notify::webhook::WebhookSettings {
@@ -304,6 +372,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         webhook: webhook_stats,
         wal: wal.as_ref().map(|wal| wal.stats().clone()),
         cluster: pool.cluster_counters(),
+        fleet: (fleet.id().to_owned(), fleet.counters().clone()),
     }));
     {
         use actix::Actor as _;
@@ -351,37 +420,19 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         events: event_hub,
         alerts: alert_supervisor.clone(),
         wal: wal.clone(),
+        fleet: fleet.clone(),
+        lag: api::ReadLag {
+            raw_secs: config.buffer.max_age_secs,
+            latest_secs: config
+                .buffer
+                .max_age_secs
+                .saturating_add(config.buffer.latest_interval_secs),
+            rollup_secs: config.buffer.rollup_interval_secs,
+            stats_secs: actors::stats::PERSIST_INTERVAL.as_secs(),
+        },
     };
 
-    let workers = match config.server.workers {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
-    let ws_listener = bind(&config.server.ws_addr)?;
-    ws::tune_listener(
-        &ws_listener,
-        config.limits.socket_send_buffer_bytes,
-        Duration::from_secs(config.limits.write_timeout_secs),
-    )
-    .map_err(|source| StartError::Bind {
-        addr: config.server.ws_addr.clone(),
-        source,
-    })?;
-    let handshake_timeout = Duration::from_secs(config.limits.handshake_timeout_secs);
     let hostile = metrics.hostile_closed.clone();
-    let http_listener = bind(&config.server.http_addr)?;
-    let ws_addr = ws_listener
-        .local_addr()
-        .map_err(|source| StartError::Bind {
-            addr: config.server.ws_addr.clone(),
-            source,
-        })?;
-    let http_addr = http_listener
-        .local_addr()
-        .map_err(|source| StartError::Bind {
-            addr: config.server.http_addr.clone(),
-            source,
-        })?;
     let shutdown_timeout = config.shutdown_timeout();
     // Mixed profiles per listener: the admin listener never asks for a client certificate; the
     // charge point listener requires one when `tls.client_ca` is set (security profile 3).
@@ -501,6 +552,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         aggregator_stats,
         aggregator,
         alert_supervisor,
+        fleet,
         wal_stats: wal.as_ref().map(|wal| wal.stats().clone()),
         wal,
         ws_server: ws_handle,
@@ -620,6 +672,7 @@ impl RunningServer {
             // Everything drained is out of the log's hands: a clean stop leaves it empty.
             let _ = actix_web::rt::task::spawn_blocking(move || wal.close()).await;
         }
+        self.fleet.stop().await;
         self.ws_server.stop(false).await;
         self.http_server.stop(true).await;
         ShutdownReport {

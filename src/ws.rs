@@ -297,6 +297,17 @@ async fn upgrade(
             "too many charge points connected".to_owned(),
         ));
     }
+    // Fleet-wide second-connection rule: claim the charge point in Redis; when another
+    // instance held it, that instance closes its session and flushes what it holds first
+    // (bounded wait), and the charge point's active alerts are restored from Redis, all
+    // before this session can send anything.
+    let session_number = registry.new_session();
+    let held_here = registry.get(&id).is_some();
+    state
+        .services
+        .fleet
+        .arrive(&id, session_number, held_here)
+        .await;
     // actix-ws answers the handshake and owns the outbound side (its bounded queue); the
     // inbound bytes go to this module's reader, which decodes one frame at a time. actix-ws is
     // handed an empty payload for the reading side it would otherwise own.
@@ -305,7 +316,6 @@ async fn upgrade(
     let reader = MessageReader::new(body, state.settings.max_frame_bytes);
 
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-    let session_number = registry.new_session();
     let actor = ChargePointActor::new(
         id.clone(),
         session_number,

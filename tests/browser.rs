@@ -321,6 +321,8 @@ async fn the_overview_shows_charge_points_coming_and_going_and_fits_a_phone() {
 
     wait_cell(&browser, "OV-ALPHA", "online", "online").await;
     wait_cell(&browser, "OV-BETA", "online", "online").await;
+    // Which server instance holds each session.
+    wait_cell(&browser, "OV-ALPHA", "instance", server.fleet.id()).await;
     browser
         .wait_for("OV-ALPHA drawing 7.4 kW", WAIT, || async {
             let power = fleet_cell(&browser, "OV-ALPHA", "power").await?;

@@ -298,7 +298,7 @@ async fn readings_from_many_charge_points_are_stored_once_across_the_masters() {
 
 /// A master SIGKILLed while charge points send readings: its replica is promoted (about two
 /// node timeouts), the writer's retry carries the writes over the gap, the readings keep being
-/// answered from the write-ahead log, and with `redis.wait_replicas = 1` every answered reading
+/// answered from the write-ahead log; then the killed node restarts and rejoins as a replica; and with `redis.wait_replicas = 1` every answered reading
 /// is in the cluster afterwards, rolled up once. (`WAITR=0` runs it without the `WAIT`, to
 /// measure what Redis's asynchronous replication can lose: the README's failover figures.)
 #[actix_web::test]
@@ -342,6 +342,24 @@ async fn a_master_killed_mid_load_loses_no_answered_reading() {
         })
         .await,
         "readings stopped being answered after the failover"
+    );
+    // The killed node comes back (a node restart): it rejoins as the new master's replica,
+    // empty, and syncs while the load goes on.
+    cluster.restart(port);
+    cluster.wait_ok(Duration::from_secs(20));
+    cluster.wait_replicas_synced(Duration::from_secs(30));
+    let at_restart = acked_total(&acked);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            acked_total(&acked) >= at_restart + 300
+        })
+        .await,
+        "readings stopped being answered after the node restart"
+    );
+    assert_eq!(
+        cluster.master_of(slot).1,
+        promoted,
+        "the restarted node took its slots back"
     );
     stop.store(true, Ordering::Relaxed);
     for load in loads {

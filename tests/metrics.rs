@@ -196,6 +196,39 @@ async fn counters_follow_a_session_a_bad_frame_and_a_flush() {
     assert_eq!(first.types["redis_pipeline_duration_seconds"], "histogram");
     assert_eq!(first.types["buffered_samples"], "gauge");
     assert_eq!(first.value("alerts_raised_total{rule=\"high_power\"}"), 0.0);
+    // Which instance this is, and the fleet families, every series listed from 0.
+    let instance = format!(
+        "ocpp_meter_instance_info{{instance=\"{}\"}}",
+        server.fleet.id()
+    );
+    assert_eq!(first.value(&instance), 1.0);
+    assert_eq!(first.types["ocpp_meter_instance_info"], "gauge");
+    assert_eq!(first.value("fleet_peers"), 0.0);
+    for (family, label, values) in [
+        (
+            "fleet_remote_calls_total",
+            "result",
+            &["sent", "timeout", "served"][..],
+        ),
+        (
+            "fleet_takeovers_total",
+            "direction",
+            &["taken", "handed"][..],
+        ),
+        (
+            "fleet_events_total",
+            "result",
+            &["published", "dropped", "received"][..],
+        ),
+    ] {
+        for value in values {
+            assert_eq!(
+                first.value(&format!("{family}{{{label}=\"{value}\"}}")),
+                0.0
+            );
+        }
+    }
+    assert_eq!(first.value("fleet_subscriptions_total"), 1.0);
 
     let mut cp = ChargePoint::connect(&server, "CP-MET").await;
     cp.boot().await;

@@ -177,7 +177,7 @@ pub use book::{AlertBook, Change};
 pub use rules::{above, band, below, clock_skew_checks, safety_checks, Check, Verdict};
 pub use supervisor::{
     Acknowledge, AlertSettings, AlertSupervisor, EffectiveThresholds, FlushAlerts, GetThresholds,
-    SetThresholds,
+    ReleaseAlerts, RestoreAlerts, SetThresholds, RESTORE_WAIT,
 };
 pub use thresholds::{ThresholdError, ThresholdSet, ThresholdSource, Thresholds};
 

@@ -296,6 +296,9 @@ pub struct Services {
     pub wal: Option<Wal>,
     /// The writer's backlog, checked against `max_pending_samples` before accepting readings.
     pub writer_stats: Arc<WriterStats>,
+    /// The fleet: the owner record this session claimed is turned into a "left" record when
+    /// it ends.
+    pub fleet: crate::fleet::Fleet,
 }
 
 /// Why the server closes a session; the edge picks the WebSocket close code.
@@ -331,6 +334,13 @@ pub struct Disconnected;
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Close(pub CloseReason);
+
+/// Another instance took this charge point over: close the session as replaced and hand the
+/// buffer to the writer. Resolves once the buffer's batch is queued in the writer (or the
+/// buffer is gone, having flushed as it stopped), so a `Drain` sent after it covers it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Handover;
 
 /// An open transaction as the actor tracks it.
 #[derive(Debug, Clone, PartialEq)]
@@ -450,6 +460,8 @@ pub struct ChargePointActor {
     /// Whether a boot metering run is under way, so a second BootNotification does not start
     /// another one beside it.
     metering_running: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether another instance took the session over: its owner record is not ours to end.
+    handed_over: bool,
 }
 
 impl ChargePointActor {
@@ -481,6 +493,7 @@ impl ChargePointActor {
             stats: LiveStats::new(now),
             calls: CallQueue::default(),
             metering_running: Arc::default(),
+            handed_over: false,
         }
     }
 
@@ -824,6 +837,9 @@ impl Actor for ChargePointActor {
             });
         }
         self.services.registry.unregister(&self.id, self.session);
+        if !self.handed_over {
+            self.services.fleet.leave(&self.id, self.session);
+        }
         self.notify(SessionEvent::Disconnected);
         log::info!("{}: disconnected.", self.id);
     }
@@ -926,6 +942,24 @@ impl Handler<Close> for ChargePointActor {
     fn handle(&mut self, Close(reason): Close, ctx: &mut Self::Context) {
         let _ = self.connection.send(SessionCommand::Close(reason));
         ctx.stop();
+    }
+}
+
+impl Handler<Handover> for ChargePointActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Handover, ctx: &mut Self::Context) -> Self::Result {
+        self.handed_over = true;
+        let _ = self
+            .connection
+            .send(SessionCommand::Close(CloseReason::Replaced));
+        let buffer = self.buffer.clone();
+        ctx.stop();
+        Box::pin(async move {
+            if let Some(buffer) = buffer {
+                let _ = buffer.send(crate::buffer::Flush).await;
+            }
+        })
     }
 }
 

@@ -24,6 +24,8 @@
 //! - [`metering`] / [`boot_metering`]: the metering profile set by ChangeConfiguration after boot.
 //! - [`store`]: Redis key schema, encoding and reads.
 //! - [`wal`]: the write-ahead log every answered reading reaches before its CALLRESULT.
+//! - [`fleet`]: several instances on one Redis: instance leases, owner records, takeovers,
+//!   calls routed to the instance holding a charge point, fleet-wide events.
 
 pub mod aggregator;
 pub mod alerts;
@@ -32,6 +34,7 @@ pub mod buffer;
 pub mod charge_point;
 pub mod counters;
 pub mod dedupe;
+pub mod fleet;
 pub mod id;
 pub mod metering;
 pub mod redis_pool;

@@ -43,8 +43,9 @@ impl TriggerKind {
     }
 }
 
-/// A request from the central system to the charge point.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A request from the central system to the charge point; serialisable so that an instance
+/// can route it to the instance holding the charge point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerCall {
     /// TriggerMessage.
     Trigger {
@@ -90,7 +91,7 @@ pub struct ConfigurationEntry {
 }
 
 /// The charge point's answer to a [`ServerCall`], already checked by the protocol edge.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CallReply {
     /// TriggerMessage.conf: Accepted, Rejected or NotImplemented.
     Trigger {
@@ -112,7 +113,7 @@ pub enum CallReply {
 }
 
 /// Why a [`ServerCall`] got no usable answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum CallError {
     /// The charge point is not connected (or the session ended before it answered).
     #[error("the charge point is not connected")]

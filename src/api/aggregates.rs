@@ -59,6 +59,7 @@ struct AggregatesQuery {
 
 #[utoipa::path(get, path = "/charge-points/{id}/aggregates", tag = "charge points", params(("id" = String, Path, description = "Charge point id"), AggregatesQuery), responses((status = 200, description = "`{charge_point_id, period, from, to, buckets}`: hourly or daily roll-ups (see the README)", body = serde_json::Value), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn aggregates_of(
+    api: web::Data<super::ApiState>,
     state: web::Data<AggregatesState>,
     path: web::Path<String>,
     query: web::Query<AggregatesQuery>,
@@ -106,12 +107,15 @@ async fn aggregates_of(
             && query.connector.is_none_or(|c| b.series.connector_id == c)
             && phase.is_none_or(|p| b.series.phase == Some(p))
     });
+    let (instance, buffered_elsewhere_secs) = super::holder(&api, &id, api.lag.rollup_secs).await;
     // ~270 bytes per bucket as rendered.
     let size_hint = 256 + 300 * buckets.len();
     let body = AggregatesBody {
         buckets: BucketsJson(&buckets),
+        buffered_elsewhere_secs,
         charge_point_id: id.as_str(),
         from: json::time(from),
+        instance,
         period: period.as_str(),
         to: json::time(to),
     };
@@ -125,8 +129,10 @@ async fn aggregates_of(
 #[derive(serde::Serialize)]
 struct AggregatesBody<'a> {
     buckets: BucketsJson<'a>,
+    buffered_elsewhere_secs: Option<u64>,
     charge_point_id: &'a str,
     from: String,
+    instance: Option<String>,
     period: &'static str,
     to: String,
 }
@@ -254,13 +260,17 @@ mod tests {
         ];
         let direct = serde_json::to_string(&AggregatesBody {
             buckets: BucketsJson(&buckets),
+            buffered_elsewhere_secs: Some(30),
             charge_point_id: "CP-1",
             from: json::time(start),
+            instance: Some("b:8080".into()),
             period: "hour",
             to: json::time(start),
         })
         .unwrap();
         let reference = serde_json::to_string(&json!({
+            "buffered_elsewhere_secs": 30,
+            "instance": "b:8080",
             "charge_point_id": "CP-1",
             "period": "hour",
             "from": json::time(start),

@@ -57,13 +57,23 @@ async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     }
     ids.sort();
     let records = reads::charge_points(&state.pool, &ids).await?;
+    let holders = state.fleet.holders(&ids).await?;
     let mut out = Vec::with_capacity(ids.len());
-    for (id, record) in ids.iter().zip(records.iter()) {
+    for ((id, record), holder) in ids.iter().zip(records.iter()).zip(holders) {
         let live = match ChargePointId::parse(id) {
             Ok(id) => live_state(&state, &id).await,
             Err(_) => None,
         };
-        out.push(json::charge_point(id, Some(record), live.as_ref()));
+        let instance = match &live {
+            Some(_) => Some(state.fleet.id().to_owned()),
+            None => holder.map(|o| o.instance),
+        };
+        out.push(json::charge_point(
+            id,
+            Some(record),
+            live.as_ref(),
+            instance,
+        ));
     }
     Ok(HttpResponse::Ok().json(out))
 }
@@ -81,10 +91,12 @@ async fn one(
             "charge point {id} has never been seen"
         )));
     }
+    let (instance, _) = super::holder(&state, &id, 0).await;
     Ok(HttpResponse::Ok().json(json::charge_point(
         id.as_str(),
         record.as_ref(),
         live.as_ref(),
+        instance,
     )))
 }
 
@@ -183,11 +195,14 @@ async fn meter_values(
     });
     sort_and_dedupe(&mut samples);
     samples.truncate(limit);
+    let (instance, buffered_elsewhere_secs) = super::holder(&state, &id, state.lag.raw_secs).await;
     // ~200 bytes per sample as rendered.
     let size_hint = 256 + 220 * samples.len();
     let body = MeterValuesBody {
+        buffered_elsewhere_secs,
         charge_point_id: id.as_str(),
         from: json::time(from),
+        instance,
         samples: json::SamplesJson(&samples),
         to: json::time(to),
     };
@@ -198,8 +213,10 @@ async fn meter_values(
 /// fields in the sorted order a `serde_json::Value` map wrote them.
 #[derive(serde::Serialize)]
 struct MeterValuesBody<'a> {
+    buffered_elsewhere_secs: Option<u64>,
     charge_point_id: &'a str,
     from: String,
+    instance: Option<String>,
     samples: json::SamplesJson<'a>,
     to: String,
 }
@@ -215,8 +232,12 @@ async fn latest(
         candidates.extend(connection.actor.send(Latest).await.unwrap_or_default());
     }
     let newest = latest::newest_per_series(candidates);
+    let (instance, buffered_elsewhere_secs) =
+        super::holder(&state, &id, state.lag.latest_secs).await;
     Ok(HttpResponse::Ok().json(json!({
         "charge_point_id": id.as_str(),
         "samples": newest.iter().map(json::sample).collect::<Vec<_>>(),
+        "instance": instance,
+        "buffered_elsewhere_secs": buffered_elsewhere_secs,
     })))
 }

@@ -2,7 +2,8 @@
 //! `/configuration`) and its metering profile (`/metering`). A command is a server-initiated
 //! OCPP call queued by the charge point's actor; the answer is the charge point's, with 409
 //! when it is not connected, 504 when it does not answer in `ocpp.call_timeout_secs`, and 502
-//! when it answers with a CALLERROR (`error_code`) or with something the schema forbids.
+//! when it answers with a CALLERROR (`error_code`) or with something the schema forbids. A
+//! charge point held by another instance is called through that instance (`actors::fleet`).
 
 use std::sync::Arc;
 
@@ -147,13 +148,18 @@ fn parse_id(raw: &str) -> Result<ChargePointId, CommandError> {
     ChargePointId::parse(raw).map_err(|e| CommandError::BadRequest(e.to_string()))
 }
 
-/// Sends `call` to the connected charge point `id` and waits for its answer.
+/// Sends `call` to the connected charge point `id` and waits for its answer: through its
+/// actor when its session is here, through the instance holding it otherwise (the same
+/// answers: 409 when no instance holds it, 504 when the owner does not answer in time, the
+/// owner's 502/503 passed through).
 async fn call(
     state: &ApiState,
     id: &ChargePointId,
     call: ServerCall,
 ) -> Result<CallReply, CommandError> {
-    let connection = state.registry.get(id).ok_or(CallError::NotConnected)?;
+    let Some(connection) = state.registry.get(id) else {
+        return Ok(state.fleet.remote_call(id, call).await??);
+    };
     let reply = connection
         .actor
         .send(Call(call))

@@ -2,6 +2,11 @@
 //! (samples, session events, alerts), renders each event once as a Server-Sent Events frame and
 //! hands it to every client whose filter matches, through a bounded channel per client.
 //!
+//! While another instance has stream clients (see `actors::fleet`), every event is also
+//! published on the fleet's events channel, and events of the other instances arrive as
+//! [`RemoteEvent`]s: each client sees the whole fleet, every event once (an instance ignores
+//! its own on the channel).
+//!
 //! A client that does not keep up is dropped the moment its channel is full: the hub never
 //! waits for a client, and the stream never waits for the hub (its mailbox takes `do_send`), so a
 //! slow consumer cannot slow ingest. Clients that left are noticed on the next frame or
@@ -18,6 +23,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::json;
 use ::actors::alerts::{AlertNotice, AlertState};
+use ::actors::fleet::{Fleet, RemoteEvent};
 use ::actors::id::ChargePointId;
 use ::actors::stream::{SampleBatch, SessionEvent, SessionNotice};
 
@@ -82,16 +88,40 @@ pub struct EventHub {
     settings: EventHubSettings,
     /// Shared counters.
     counters: Arc<EventHubCounters>,
+    /// The fleet, which carries this instance's events to the others (`None` in unit tests).
+    fleet: Option<Fleet>,
 }
 
 impl EventHub {
-    /// A hub without clients; start it under `actix::Supervisor` and subscribe it to the stream.
-    pub fn new(settings: EventHubSettings, counters: Arc<EventHubCounters>) -> Self {
+    /// A hub without clients; start it under `actix::Supervisor` and subscribe it to the stream
+    /// (and hand it to the fleet for the other instances' events).
+    pub fn new(
+        settings: EventHubSettings,
+        counters: Arc<EventHubCounters>,
+        fleet: Option<Fleet>,
+    ) -> Self {
         EventHub {
             clients: Vec::new(),
             settings,
             counters,
+            fleet,
         }
+    }
+
+    /// Publishes the client count: the gauge, and the fleet (the other instances publish
+    /// their events only while some instance has clients).
+    fn counted_clients(&self) {
+        self.counters
+            .clients
+            .store(self.clients.len(), Ordering::Relaxed);
+        if let Some(fleet) = &self.fleet {
+            fleet.set_listeners(self.clients.len());
+        }
+    }
+
+    /// This instance's id, named in `connected` and `disconnected` events.
+    fn instance(&self) -> Option<String> {
+        self.fleet.as_ref().map(|f| f.id().to_owned())
     }
 
     /// Whether any client wants events of `charge_point`; lets the hub skip rendering JSON that
@@ -132,24 +162,30 @@ impl EventHub {
                 Err(TrySendError::Closed(_)) => false,
             }
         });
-        self.counters
-            .clients
-            .store(self.clients.len(), Ordering::Relaxed);
+        self.counted_clients();
     }
 
-    /// Renders and broadcasts one event of `charge_point`, if anybody wants it.
+    /// Renders and broadcasts one event of `charge_point`, if anybody wants it here, and
+    /// hands it to the fleet when other instances are alive (their clients may want it).
     fn publish(&mut self, charge_point: &ChargePointId, event: &str, data: impl FnOnce() -> Value) {
-        if !self.wanted(charge_point) {
+        let fleet = self.fleet.as_ref().filter(|f| f.publishing());
+        let local = self.wanted(charge_point);
+        if !local && fleet.is_none() {
             return;
         }
-        let frame = sse_frame(event, &data());
-        self.broadcast(Some(charge_point), frame);
+        let data = data().to_string();
+        if let Some(fleet) = fleet {
+            fleet.publish_event(charge_point, event, &data);
+        }
+        if local {
+            self.broadcast(Some(charge_point), sse_frame(event, &data));
+        }
     }
 }
 
 /// One SSE frame: `event: <name>`, one `data:` line of compact JSON (which has no newlines), and
 /// the blank line that ends it.
-pub fn sse_frame(event: &str, data: &Value) -> Bytes {
+pub fn sse_frame(event: &str, data: &str) -> Bytes {
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
@@ -180,9 +216,7 @@ impl Handler<Join> for EventHub {
             filter: join.charge_point,
             tx,
         });
-        self.counters
-            .clients
-            .store(self.clients.len(), Ordering::Relaxed);
+        self.counted_clients();
         MessageResult(rx)
     }
 }
@@ -206,16 +240,17 @@ impl Handler<SessionNotice> for EventHub {
     fn handle(&mut self, notice: SessionNotice, _: &mut Self::Context) {
         let id = notice.charge_point.as_str();
         let at = json::time(notice.at);
+        let instance = self.instance();
         match &notice.event {
             SessionEvent::Connected => self.publish(
                 &notice.charge_point,
                 "connected",
-                || json!({"charge_point_id": id, "at": at}),
+                || json!({"charge_point_id": id, "at": at, "instance": instance}),
             ),
             SessionEvent::Disconnected => self.publish(
                 &notice.charge_point,
                 "disconnected",
-                || json!({"charge_point_id": id, "at": at}),
+                || json!({"charge_point_id": id, "at": at, "instance": instance}),
             ),
             SessionEvent::Status(report) => self.publish(&notice.charge_point, "status", || {
                 json!({
@@ -235,6 +270,17 @@ impl Handler<SessionNotice> for EventHub {
             SessionEvent::TransactionStarted { .. }
             | SessionEvent::TransactionStopped { .. }
             | SessionEvent::SampleInterval { .. } => {}
+        }
+    }
+}
+
+impl Handler<RemoteEvent> for EventHub {
+    type Result = ();
+
+    fn handle(&mut self, remote: RemoteEvent, _: &mut Self::Context) {
+        if self.wanted(&remote.charge_point) {
+            let frame = sse_frame(&remote.event, &remote.data);
+            self.broadcast(Some(&remote.charge_point), frame);
         }
     }
 }
@@ -279,7 +325,7 @@ mod tests {
             client_capacity: 8,
             keep_alive: Duration::from_millis(20),
         };
-        let hub = EventHub::new(settings, counters.clone()).start();
+        let hub = EventHub::new(settings, counters.clone(), None).start();
         let mut all = hub.send(Join { charge_point: None }).await.unwrap();
         let mut one = hub
             .send(Join {
@@ -323,7 +369,7 @@ mod tests {
             client_capacity: 2,
             keep_alive: Duration::from_secs(3600),
         };
-        let hub = EventHub::new(settings, counters.clone()).start();
+        let hub = EventHub::new(settings, counters.clone(), None).start();
         let _never_read = hub.send(Join { charge_point: None }).await.unwrap();
         for _ in 0..3 {
             hub.do_send(SessionNotice {

@@ -105,6 +105,7 @@ pub fn charge_point(
     id: &str,
     record: Option<&ChargePointRecord>,
     live: Option<&ChargePointState>,
+    instance: Option<String>,
 ) -> Value {
     let info = |field: &str| record.and_then(|r| r.info.get(field)).cloned();
     let mut connectors: Vec<Value> = record
@@ -151,7 +152,8 @@ pub fn charge_point(
     connectors.sort_by_key(|c| c["connector_id"].as_u64().unwrap_or(u64::MAX));
     json!({
         "id": id,
-        "connected": live.is_some(),
+        "connected": live.is_some() || instance.is_some(),
+        "instance": instance,
         "vendor": vendor,
         "model": model,
         "firmware_version": firmware,

@@ -52,6 +52,46 @@ pub struct ApiState {
     pub alerts: Addr<actors::alerts::AlertSupervisor>,
     /// The write-ahead log, whose trouble (full, failing) `/ready` reports.
     pub wal: Option<actors::wal::Wal>,
+    /// The fleet: which instance holds a charge point, calls routed to it.
+    pub fleet: actors::fleet::Fleet,
+    /// How far Redis may lag behind a charge point held by another instance, per kind of read.
+    pub lag: ReadLag,
+}
+
+/// The read rule for a charge point held by another instance: answers come from Redis, which
+/// lacks what that instance still buffers; the answer says so (`instance`,
+/// `buffered_elsewhere_secs`) with the longest that can be, from this instance's
+/// configuration (the fleet is meant to share one).
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLag {
+    /// Raw samples: `buffer.max_age_secs`.
+    pub raw_secs: u64,
+    /// Latest values: `buffer.max_age_secs` + `buffer.latest_interval_secs`.
+    pub latest_secs: u64,
+    /// Roll-ups: `buffer.rollup_interval_secs`.
+    pub rollup_secs: u64,
+    /// Statistics snapshot: written every 30 s while something changes.
+    pub stats_secs: u64,
+}
+
+/// Who holds a charge point's session, for a read: `(instance, buffered_elsewhere_secs)`.
+/// Held here: this instance and `None` (the read includes what is buffered here). Held by
+/// another instance: that instance and `Some(lag_secs)`. Held by nobody (or Redis cannot say):
+/// `(None, None)`.
+pub async fn holder(
+    state: &ApiState,
+    id: &actors::id::ChargePointId,
+    lag_secs: u64,
+) -> (Option<String>, Option<u64>) {
+    if state.registry.get(id).is_some() {
+        return (Some(state.fleet.id().to_owned()), None);
+    }
+    match state.fleet.holder(id).await {
+        Ok(Some(owner)) if owner.instance != state.fleet.id() => {
+            (Some(owner.instance), Some(lag_secs))
+        }
+        _ => (None, None),
+    }
 }
 
 /// Registers every route of the admin API.

@@ -60,8 +60,10 @@ pub struct Connector {
 pub struct ChargePoint {
     /// Its OCPP identity.
     pub id: String,
-    /// Whether a WebSocket session is open.
+    /// Whether a WebSocket session is open, on any instance of the fleet.
     pub connected: bool,
+    /// The instance holding the session (`server.instance_id`), null when none does.
+    pub instance: Option<String>,
     /// From BootNotification.
     pub vendor: Option<String>,
     /// From BootNotification.
@@ -87,6 +89,11 @@ pub struct MeterValues {
     pub to: String,
     /// Oldest first.
     pub samples: Vec<Sample>,
+    /// The instance holding the charge point's session, null when none does.
+    pub instance: Option<String>,
+    /// Held by another instance: the longest a reading can wait there before Redis (and so
+    /// this answer) has it; null when the answer is complete.
+    pub buffered_elsewhere_secs: Option<u64>,
 }
 
 /// `GET /api/v1/charge-points/{id}/meter-values/latest`.
@@ -96,6 +103,11 @@ pub struct LatestSamples {
     pub charge_point_id: String,
     /// The newest sample per connector, measurand and phase.
     pub samples: Vec<Sample>,
+    /// The instance holding the charge point's session, null when none does.
+    pub instance: Option<String>,
+    /// Held by another instance: the longest a reading can wait there before Redis (and so
+    /// this answer) has it; null when the answer is complete.
+    pub buffered_elsewhere_secs: Option<u64>,
 }
 
 /// `GET /health`.

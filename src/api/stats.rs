@@ -29,11 +29,22 @@ async fn stats(
     let id = ChargePointId::parse(&path).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if let Some(connection) = state.registry.get(&id) {
         if let Ok(live) = connection.actor.send(Stats).await {
-            return Ok(HttpResponse::Ok().json(json::stats(id.as_str(), &live)));
+            let mut body = json::stats(id.as_str(), &live);
+            body["instance"] = serde_json::json!(state.fleet.id());
+            body["buffered_elsewhere_secs"] = serde_json::Value::Null;
+            return Ok(HttpResponse::Ok().json(body));
         }
     }
     let stored = stored(&state, &id).await?;
-    Ok(HttpResponse::Ok().json(json::stats(id.as_str(), &stored)))
+    let mut body = json::stats(id.as_str(), &stored);
+    let (instance, lag) = super::holder(&state, &id, state.lag.stats_secs).await;
+    if instance.is_some() {
+        // Held by another instance: connected, figures as of its last snapshot.
+        body["connected"] = serde_json::Value::Bool(true);
+    }
+    body["instance"] = serde_json::json!(instance);
+    body["buffered_elsewhere_secs"] = serde_json::json!(lag);
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// Statistics of a charge point that is not connected: the snapshot its last session left, with

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use actors::aggregator::AggregatorStats;
 use actors::counters::IngestCounters;
+use actors::fleet::FleetCounters;
 use actors::redis_pool::ClusterCounters;
 use actors::registry::Registry;
 use actors::wal::WalStats;
@@ -38,6 +39,9 @@ pub struct Sources {
     pub wal: Option<Arc<WalStats>>,
     /// The Redis Cluster pool's counters, in cluster mode.
     pub cluster: Option<Arc<ClusterCounters>>,
+    /// This instance's id in the fleet and the fleet counters (routed calls, takeovers,
+    /// fleet-wide events).
+    pub fleet: (String, Arc<FleetCounters>),
 }
 
 impl std::fmt::Debug for Sources {
@@ -229,6 +233,7 @@ impl Collector for StatsCollector {
                 load(&cluster.unreplicated_writes),
             )?;
         }
+        encode_fleet(&mut e, &s.fleet.0, &s.fleet.1)?;
         if let Some(webhook) = &s.webhook {
             counter(
                 &mut e,
@@ -321,5 +326,70 @@ fn encode_wal(e: &mut DescriptorEncoder, wal: &WalStats) -> std::fmt::Result {
         "wal_tails_truncated",
         "Torn or corrupt segment tails cut off at start",
         load(&wal.tails_truncated),
+    )
+}
+
+/// The fleet metrics: which instance this is (a gauge of 1 labelled with its id, the usual
+/// Prometheus "info" idiom, so the other series need no extra label to be told apart once
+/// each instance is scraped as its own target), routed calls, takeovers, fleet-wide events.
+fn encode_fleet(
+    e: &mut DescriptorEncoder,
+    instance: &str,
+    fleet: &FleetCounters,
+) -> std::fmt::Result {
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    {
+        let metric = ConstGauge::new(1i64);
+        let mut family = e.encode_descriptor(
+            "ocpp_meter_instance_info",
+            "This instance's id in the fleet (server.instance_id); always 1",
+            None,
+            metric.metric_type(),
+        )?;
+        metric.encode(family.encode_family(&[("instance", instance)])?)?;
+    }
+    gauge(
+        e,
+        "fleet_peers",
+        "Other ocpp-meter instances whose lease in Redis is alive",
+        fleet.peers.load(Ordering::Relaxed) as u64,
+    )?;
+    labelled_counter(
+        e,
+        "fleet_remote_calls",
+        "Server-initiated calls routed between instances: sent (to the instance holding the charge point), timeout (it did not answer), served (run here for another instance)",
+        "result",
+        &[
+            ("sent", load(&fleet.remote_calls)),
+            ("timeout", load(&fleet.remote_call_timeouts)),
+            ("served", load(&fleet.remote_calls_served)),
+        ],
+    )?;
+    labelled_counter(
+        e,
+        "fleet_takeovers",
+        "Sessions moved between instances: taken (from another instance) or handed (to another instance, after flushing)",
+        "direction",
+        &[
+            ("taken", load(&fleet.takeovers)),
+            ("handed", load(&fleet.handovers)),
+        ],
+    )?;
+    labelled_counter(
+        e,
+        "fleet_events",
+        "Live events on the fleet's pub/sub channel: published, dropped (queue full or Redis refused), received (from other instances)",
+        "result",
+        &[
+            ("published", load(&fleet.events_published)),
+            ("dropped", load(&fleet.events_dropped)),
+            ("received", load(&fleet.events_received)),
+        ],
+    )?;
+    counter(
+        e,
+        "fleet_subscriptions",
+        "Times the pub/sub connection to Redis was (re)established",
+        load(&fleet.subscriptions),
     )
 }

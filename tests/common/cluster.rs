@@ -236,6 +236,19 @@ impl RedisCluster {
             .collect()
     }
 
+    /// Starts the node on `port` again after [`RedisCluster::kill`], with its `nodes.conf`: it
+    /// rejoins the cluster (as a replica of whoever took over its slots) with an empty dataset.
+    pub fn restart(&mut self, port: u16) {
+        let index = self
+            .nodes
+            .iter()
+            .position(|n| n.port == port)
+            .expect("node");
+        let mut node = Node { port, child: None };
+        self.spawn(&mut node);
+        self.nodes[index] = node;
+    }
+
     /// SIGKILLs the node on `port` (its data is gone: nothing is kept on disk).
     pub fn kill(&mut self, port: u16) {
         let node = self

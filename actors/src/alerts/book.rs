@@ -108,6 +108,25 @@ impl AlertBook {
         }
     }
 
+    /// Replaces one charge point's active alerts with `alerts` (its active alerts as stored
+    /// in Redis), when its session starts on this instance: the instance it was on before may
+    /// have raised or cleared alerts this book has not seen. The rules' memory of readings
+    /// stays.
+    pub fn replace_active(&mut self, charge_point: &ChargePointId, alerts: Vec<Alert>) {
+        let cp = self.charge_points.entry(charge_point.clone()).or_default();
+        cp.active = alerts
+            .into_iter()
+            .filter(|a| a.state == AlertState::Active && a.charge_point_id == *charge_point)
+            .map(|a| ((a.connector_id, a.rule, a.phase), a))
+            .collect();
+    }
+
+    /// Forgets a charge point that moved to another instance, which from now on raises and
+    /// clears its alerts; a stale copy here could otherwise overwrite them (acknowledge).
+    pub fn forget(&mut self, charge_point: &ChargePointId) {
+        self.charge_points.remove(charge_point);
+    }
+
     /// Applies one check: raise, update, clear, or nothing.
     pub fn apply(
         &mut self,

@@ -144,6 +144,25 @@ pub struct AlertSupervisor {
 #[rtype(result = "bool")]
 pub struct FlushAlerts;
 
+/// A session of this charge point starts on this instance (not replacing one here): once
+/// every pending alert change is in Redis, replace its active alerts with the stored ones, so
+/// an incident raised by the instance that held it before is not raised again, and one it
+/// cleared is not kept. Resolves when done (or given up after [`RESTORE_WAIT`]); the new
+/// session starts after it, so its first readings meet the restored alerts.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RestoreAlerts(pub ChargePointId);
+
+/// This charge point moved to another instance: end its stale-data alert as a disconnect
+/// would, write every pending alert change, and forget its alerts here. Resolves `true` once
+/// the writes are in Redis.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct ReleaseAlerts(pub ChargePointId);
+
+/// Longest a [`RestoreAlerts`] waits for pending writes and the read.
+pub const RESTORE_WAIT: Duration = Duration::from_secs(5);
+
 impl AlertSupervisor {
     /// A supervisor publishing on `stream`; subscribe it to the same stream's samples and
     /// session events.
@@ -453,6 +472,72 @@ impl Handler<FlushAlerts> for AlertSupervisor {
     type Result = ResponseFuture<bool>;
 
     fn handle(&mut self, _: FlushAlerts, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.flush_waiters.push(tx);
+        if let Some(timer) = self.flush_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.flush(ctx);
+        Box::pin(async move { rx.await.unwrap_or(false) })
+    }
+}
+
+impl Handler<RestoreAlerts> for AlertSupervisor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(
+        &mut self,
+        RestoreAlerts(cp): RestoreAlerts,
+        ctx: &mut Self::Context,
+    ) -> Self::Result {
+        if self.retry_timer.is_some() {
+            // Alert writes are failing (Redis away): nothing newer can be read; keep what this
+            // instance knows rather than hold the charge point's upgrade.
+            log::warn!("{cp}: active alerts not restored: Redis refuses alert writes.");
+            return Box::pin(actix::fut::ready(()));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.flush_waiters.push(tx);
+        if let Some(timer) = self.flush_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.flush(ctx);
+        let pool = self.pool.clone();
+        let read_cp = cp.clone();
+        let restore = async move {
+            tokio::time::timeout(RESTORE_WAIT, async move {
+                if !rx.await.unwrap_or(false) {
+                    return Err("pending alert writes did not reach Redis".to_owned());
+                }
+                store::active_alerts_of(&pool, &read_cp)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|_| Err("timed out".to_owned()))
+        };
+        Box::pin(restore.into_actor(self).map(move |result, act, _| match result {
+            Ok(alerts) => act.book.replace_active(&cp, alerts),
+            Err(error) => log::warn!(
+                "{cp}: active alerts not restored from Redis ({error}); keeping what this instance knows."
+            ),
+        }))
+    }
+}
+
+impl Handler<ReleaseAlerts> for AlertSupervisor {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(
+        &mut self,
+        ReleaseAlerts(cp): ReleaseAlerts,
+        ctx: &mut Self::Context,
+    ) -> Self::Result {
+        self.disarm_stale(&cp);
+        self.clear_stale(&cp, ctx);
+        self.book.forget(&cp);
+        self.open.remove(&cp);
+        self.last_heard.remove(&cp);
         let (tx, rx) = oneshot::channel();
         self.flush_waiters.push(tx);
         if let Some(timer) = self.flush_timer.take() {

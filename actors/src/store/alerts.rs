@@ -113,6 +113,36 @@ pub async fn active_alerts(pool: &Pool) -> Result<Vec<Alert>, ReadError> {
         .collect())
 }
 
+/// The active alerts of one charge point, read when its session starts on an instance: its
+/// alert index, then each document with its own `GET` (one key per command, so each runs in
+/// its slot on Redis Cluster).
+pub async fn active_alerts_of(
+    pool: &Pool,
+    charge_point: &ChargePointId,
+) -> Result<Vec<Alert>, ReadError> {
+    let mut conn = pool.get().await?;
+    let ids: Vec<String> = redis::cmd("ZRANGE")
+        .arg(keys::charge_point_alerts(charge_point.as_str()))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for id in &ids {
+        pipe.cmd("GET").arg(keys::alert(id));
+    }
+    let docs: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+    Ok(docs
+        .into_iter()
+        .flatten()
+        .filter_map(|doc| serde_json::from_str::<Alert>(&doc).ok())
+        .filter(|a| a.state == AlertState::Active && a.charge_point_id == *charge_point)
+        .collect())
+}
+
 /// One alert by id.
 pub async fn alert(pool: &Pool, id: &str) -> Result<Option<Alert>, ReadError> {
     Ok(documents(pool, &[id.to_owned()]).await?.pop())

@@ -132,6 +132,41 @@ pub const THRESHOLDS: &str = "ocpp:thresholds";
 /// the alert supervisor loads every override with one `HGETALL` at start.
 pub const THRESHOLD_OVERRIDES: &str = "ocpp:thresholds:charge-points";
 
+/// String holding the charge point's presence record ([`crate::fleet::Owner`] as JSON:
+/// instance, incarnation, session, since, connected), e.g. `ocpp:{CP42}:owner`. Claimed with
+/// `SET … GET` by a new session (newest connection wins), so the previous holder is known in
+/// the same step. While connected it has no TTL of its own: it counts as long as the lease of
+/// the instance run it names is alive (one renewal per instance, not one per charge point);
+/// when the session ends it becomes a "left" record expiring after `server.instance_lease_secs`.
+pub fn owner(charge_point: &str) -> String {
+    check_id(charge_point);
+    format!("ocpp:{{{charge_point}}}:owner")
+}
+
+/// String holding one instance's lease (JSON: id, incarnation, listener addresses, last
+/// renewal) with a
+/// `PX` of `server.instance_lease_secs`, e.g. `ocpp:instance:host-a:8080`. Fleet-wide single
+/// key per instance: instances are not charge points and have no hash tag.
+pub fn instance(instance_id: &str) -> String {
+    format!("ocpp:instance:{instance_id}")
+}
+
+/// Sorted set of live instance runs (`<id>@<incarnation>`) scored by their lease's expiry
+/// (unix ms): each renewal trims the expired and reads the rest, which decide whose owner
+/// records count. One fleet-wide key, touched once per lease renewal per instance.
+pub const INSTANCES: &str = "ocpp:instances";
+
+/// Pub/sub channel of one instance (`ocpp:instance:<id>:control`): takeover and routed-call
+/// requests for it, answers to its own requests. Channels are not keys; in Redis Cluster a
+/// `PUBLISH` reaches the subscribers on every node.
+pub fn instance_control(instance_id: &str) -> String {
+    format!("ocpp:instance:{instance_id}:control")
+}
+
+/// Pub/sub channel carrying every instance's live events (samples, session events, alerts) to
+/// the other instances' event streams.
+pub const EVENTS_CHANNEL: &str = "ocpp:events";
+
 /// Prefix of a charge point's roll-up bucket hashes of one period (`hour` or `day`): the bucket
 /// key is this prefix followed by the bucket start in unix seconds. The merge script builds the
 /// keys of buckets that receive only split-off energy from it, so it must equal
@@ -240,6 +275,7 @@ mod tests {
             password("CP42"),
             aggregate_bucket("CP42", "hour", 3600),
             aggregate_state("CP42"),
+            owner("CP42"),
         ];
         for key in &keys {
             assert!(key.starts_with("ocpp:{CP42}:"), "{key}");

@@ -1,5 +1,6 @@
 // Fleet overview: one row per charge point with its online state, connector status, current
-// power, active alert count and last contact; kept current by the live stream.
+// power, active alert count, last contact and the server instance holding its session; kept
+// current by the live stream.
 
 import { api, ApiError, cpPath, mapLimit } from "../api.js";
 import { debounce, h, replace, setText } from "../dom.js";
@@ -51,6 +52,7 @@ export function mount(view) {
         h("th", { class: "num" }, "Power"),
         h("th", { class: "num" }, "Active alerts"),
         h("th", {}, "Last seen"),
+        h("th", { title: "The ocpp-meter instance holding the charge point's session" }, "Instance"),
         h("th", {}, "Model"),
       ),
     ),
@@ -97,6 +99,7 @@ export function mount(view) {
     const e = {
       id: cp.id,
       online: Boolean(cp.connected),
+      instance: cp.instance || null,
       lastSeen: cp.last_seen || null,
       model: [cp.vendor, cp.model].filter(Boolean).join(" "),
       connectors: new Map((cp.connectors || []).map((c) => [c.connector_id, c])),
@@ -120,6 +123,7 @@ export function mount(view) {
       cell("power", "num"),
       cell("alerts", "num count"),
       cell("last-seen"),
+      cell("instance"),
       cell("model"),
     );
     tr.addEventListener("click", (event) => {
@@ -153,6 +157,7 @@ export function mount(view) {
     setText(alerts, String(e.alerts.size));
     alerts.classList.toggle("nonzero", e.alerts.size > 0);
     fmt.setTime(get("last-seen"), e.lastSeen);
+    setText(get("instance"), (e.online && e.instance) || fmt.DASH);
     setText(get("model"), e.model || fmt.DASH);
   }
 
@@ -224,6 +229,7 @@ export function mount(view) {
         const e = entry(cp);
         if (old) {
           old.online = e.online;
+          old.instance = e.instance;
           old.lastSeen = e.lastSeen;
           old.model = e.model;
           old.connectors = e.connectors;
@@ -272,10 +278,15 @@ export function mount(view) {
     switch (name) {
       case "connected":
         e.online = true;
+        if (data.instance) e.instance = data.instance;
         e.lastSeen = data.at || now;
         break;
       case "disconnected":
+        // A session that moved to another instance ends after the new one began: only the
+        // instance holding it can take it offline.
+        if (data.instance && e.instance && data.instance !== e.instance) return;
         e.online = false;
+        e.instance = null;
         e.lastSeen = data.at || now;
         break;
       case "status":
