@@ -451,3 +451,112 @@ async fn a_slot_migrated_mid_load_loses_nothing() {
     assert_stored(&server, &pool, &acked, true).await;
     server.shutdown().await;
 }
+
+/// The fleet features on the cluster (tests/instances.rs proves them on one Redis): two
+/// instances whose keys, leases and owner records spread over the masters and whose pub/sub
+/// connections sit on different seed nodes. A TriggerMessage asked of B is answered by the
+/// charge point on A, an event of A's charge point reaches B's live stream (PUBLISH crosses
+/// nodes), and a reconnect to B takes over only once A has flushed: acked == stored.
+#[actix_web::test]
+async fn two_instances_share_the_fleet_on_the_cluster() {
+    let cluster = RedisCluster::start();
+    let wals = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = |name: &str, wal: &tempfile::TempDir, seeds: Vec<String>| {
+        let mut config = cluster_config(&cluster);
+        config.redis.urls = seeds;
+        config.server.instance_id = name.into();
+        config.server.instance_lease_secs = 3;
+        config.wal.dir = wal.path().display().to_string();
+        config.ocpp.call_timeout_secs = 2;
+        config.buffer.max_age_secs = 3600;
+        config.validate().unwrap();
+        config
+    };
+    let mut seeds = cluster.urls();
+    let a = start_server(config("clu-a", &wals.0, seeds.clone())).await;
+    seeds.rotate_left(3);
+    let b = start_server(config("clu-b", &wals.1, seeds)).await;
+    let peers = |s: &RunningServer| s.fleet.counters().peers.load(Ordering::Relaxed);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            peers(&a) == 1 && peers(&b) == 1
+        })
+        .await,
+        "each instance sees the other's lease"
+    );
+
+    // B's live stream, before anything happens.
+    let url = format!("http://{}/api/v1/events?charge_point=CL-T", b.http_addr);
+    let response = awc::Client::builder()
+        .disable_timeout()
+        .finish()
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let mut events = Box::pin(response);
+    assert!(
+        eventually(Duration::from_secs(5), || async { a.fleet.publishing() }).await,
+        "A hears that B has a stream client"
+    );
+
+    let mut old = connect_with(&format!("ws://{}/ocpp/CL-T", a.ws_addr), Some("ocpp1.6"))
+        .await
+        .unwrap();
+    old.boot().await;
+    for step in 0..5 {
+        assert_eq!(old.call("MeterValues", reading(step)).await, json!({}));
+    }
+    assert_eq!(a.writer_stats.samples_stored.load(Ordering::Relaxed), 0);
+
+    // B's stream carries A's samples.
+    let mut text = String::new();
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        use futures_util::StreamExt;
+        while let Some(Ok(chunk)) = events.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.matches("event: sample").count() >= 5 {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(seen, Ok(true), "B's stream: {text}");
+
+    // A call asked of B reaches the charge point on A.
+    let trigger = {
+        let url = format!("http://{}/api/v1/charge-points/CL-T/trigger", b.http_addr);
+        actix_web::rt::spawn(async move {
+            let mut response = awc::Client::default()
+                .post(&url)
+                .send_json(&json!({"message": "Heartbeat"}))
+                .await
+                .unwrap();
+            let body: Value = response.json().await.unwrap();
+            (response.status().as_u16(), body)
+        })
+    };
+    let frame = old.recv().await;
+    assert_eq!(frame[2], json!("TriggerMessage"), "{frame}");
+    old.send_text(&json!([3, frame[1], {"status": "Accepted"}]).to_string())
+        .await;
+    assert_eq!(trigger.await.unwrap(), (200, json!({"status": "Accepted"})));
+
+    // The reconnect to B completes once A closed and flushed.
+    let _new = connect_with(&format!("ws://{}/ocpp/CL-T", b.ws_addr), Some("ocpp1.6"))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.writer_stats.samples_stored.load(Ordering::Relaxed),
+        10,
+        "acked == stored before the new session starts"
+    );
+    assert_eq!(old.close_code().await, Some(1008));
+    let (code, doc) = get(&a, "/api/v1/charge-points/CL-T").await;
+    assert_eq!(code, 200);
+    assert_eq!(doc["instance"], json!("clu-b"), "{doc}");
+    b.shutdown().await;
+    a.shutdown().await;
+}

@@ -703,7 +703,10 @@ impl Fleet {
             .await;
         let result = match sent {
             Err(error) => Err(RequestError::Redis(error)),
-            Ok(0) => Err(RequestError::NoReceiver),
+            // On one server `PUBLISH` counts every subscriber; on a cluster only those on the
+            // node that took it (the message still reaches every node's subscribers), so there
+            // a 0 proves nothing and the answer's timeout decides.
+            Ok(0) if !self.0.pool.is_cluster() => Err(RequestError::NoReceiver),
             Ok(_) => match tokio::time::timeout(wait, rx).await {
                 Ok(Ok(body)) => Ok(body),
                 _ => Err(RequestError::Timeout),
