@@ -280,6 +280,10 @@ pub struct RedisWriter {
     backoff: Duration,
     /// Whether a retry timer is armed (no new pipeline starts until it fires).
     retry_armed: bool,
+    /// Cluster mode: when the last write round started, and whether a timer waits to start
+    /// the next one ([`CLUSTER_ROUND_INTERVAL`]).
+    last_round: Instant,
+    round_armed: bool,
     /// Chunk keys whose expiry this process has already set, so EXPIREAT goes out once per chunk
     /// rather than once per flush. Cleared when large; re-sending it is harmless.
     expiring_chunks: HashSet<String>,
@@ -292,6 +296,15 @@ pub struct RedisWriter {
     /// commands of a flush. Dropped (back to the pool, which checks it) after a failure.
     conn: Option<crate::redis_pool::Connection>,
 }
+
+/// Cluster mode: the shortest time between the starts of two write rounds. On one server a
+/// round costs its commands only; on a cluster each round also ends with the WAL marks and, with
+/// `redis.wait_replicas`, one `WAIT` per master (plus the `REPLCONF` answers it asks of each
+/// replica), so rounds back to back under load cost ~0.006 commands per sample more (measured:
+/// 0.021-0.026 against 0.015). Readings are answered from the write-ahead log and reads merge what
+/// the writer holds, so 20 ms more before Redis has them changes nothing a charge point or the
+/// API sees; a drain (shutdown, takeover) goes at once.
+const CLUSTER_ROUND_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Bound on `expiring_chunks` before it is cleared: about one hour of a 50,000 station fleet.
 const MAX_REMEMBERED_CHUNKS: usize = 100_000;
@@ -314,6 +327,8 @@ impl RedisWriter {
             pending_samples: 0,
             backoff,
             retry_armed: false,
+            last_round: Instant::now(),
+            round_armed: false,
             expiring_chunks: HashSet::new(),
             drain_waiters: Vec::new(),
             stats,
@@ -357,8 +372,20 @@ impl RedisWriter {
     /// Starts one pipeline for the oldest queued batches and the latest-hash writes that are
     /// due, unless one is running or a retry waits.
     fn write_next(&mut self, ctx: &mut Context<Self>) {
-        if self.writing || self.retry_armed {
+        if self.writing || self.retry_armed || self.round_armed {
             return;
+        }
+        if self.pool.is_cluster() && self.drain_waiters.is_empty() {
+            let since = self.last_round.elapsed();
+            if since < CLUSTER_ROUND_INTERVAL {
+                self.round_armed = true;
+                ctx.run_later(CLUSTER_ROUND_INTERVAL - since, |act, ctx| {
+                    act.round_armed = false;
+                    act.write_next(ctx);
+                });
+                return;
+            }
+            self.last_round = Instant::now();
         }
         let draining = !self.drain_waiters.is_empty();
         self.take_due_latest(draining);
