@@ -369,6 +369,38 @@ async fn thresholds_are_validated_persist_across_a_restart_and_alerts_are_acknow
     assert_eq!(other["source"], "global");
     assert_eq!(other["temperature_max_c"], json!(60.0));
 
+    // Read, edit, write back: the document a GET gives (with its read-only "source") is
+    // accepted by the PUT of the same route, and by the global one; "source" is ignored.
+    let (_, mut doc) = get(&server, "/api/v1/charge-points/CP-RT/thresholds").await;
+    assert_eq!(doc["source"], "global");
+    doc["voltage_max_v"] = json!(250.0);
+    let (status, body) = send(
+        &server,
+        "PUT",
+        "/api/v1/charge-points/CP-RT/thresholds",
+        Some(doc.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["source"], "charge_point", "the override is in force");
+    assert_eq!(body["voltage_max_v"], json!(250.0));
+    let (_, mut round) = get(&server, "/api/v1/charge-points/CP-RT/thresholds").await;
+    round["source"] = json!("anything");
+    let (status, body) = send(&server, "PUT", "/api/v1/thresholds", Some(round)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("source").is_none(), "{body}");
+    assert_eq!(body["voltage_max_v"], json!(250.0));
+    let (status, _) = send(&server, "PUT", "/api/v1/thresholds", Some(global.clone())).await;
+    assert_eq!(status, 200);
+    let (status, _) = send(
+        &server,
+        "DELETE",
+        "/api/v1/charge-points/CP-RT/thresholds",
+        None,
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status}");
+
     // The override applies: 11 kW fires on CP-AL3.
     let mut cp = ChargePoint::connect(&server, "CP-AL3").await;
     cp.boot().await;

@@ -29,10 +29,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[openapi(paths(get_global, put_global, get_one, put_one, delete_one))]
 pub(super) struct Doc;
 
+/// Fields a `GET` of a thresholds route adds that a `PUT` cannot set: sent back (a client that
+/// reads, edits and writes the document back), they are accepted and ignored, while any other
+/// unknown field is still a 400, so a typo never passes as a silently ignored limit.
+const READ_ONLY_FIELDS: &[&str] = &["source"];
+
 /// Reads and validates a whole thresholds document; the error names the field.
 fn parse_document(body: &[u8]) -> Result<Thresholds, ApiError> {
-    let mut json = serde_json::Deserializer::from_slice(body);
-    let thresholds: Thresholds = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+    let mut document: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid thresholds document: {e}")))?;
+    if let Some(fields) = document.as_object_mut() {
+        for field in READ_ONLY_FIELDS {
+            fields.remove(*field);
+        }
+    }
+    let thresholds: Thresholds = serde_path_to_error::deserialize(document).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." {
