@@ -276,22 +276,32 @@ async fn split_pipeline(
     let counters = &shared.counters;
     let commands: Vec<&Cmd> = pipeline.cmd_iter().collect();
     let wrote = commands.iter().any(|cmd| writes(cmd));
+    let slots: Vec<Option<Slot>> = commands.iter().map(|cmd| slot_of(cmd)).collect();
+    let mut distinct = slots.iter().flatten();
+    let single_slot = match distinct.next() {
+        Some(first) => distinct.all(|slot| slot == first),
+        None => true,
+    };
+    // Most pipelines (one charge point's write) stay within one slot: sent as they are, without
+    // copying their commands (and the APPENDs' sample blocks) into parts.
     let mut parts: Vec<(Pipeline, Vec<usize>)> = Vec::new();
-    let mut part_of: HashMap<Slot, usize> = HashMap::new();
     let mut keyless = Vec::new();
-    for (index, cmd) in commands.iter().enumerate() {
-        let Some(slot) = slot_of(cmd) else {
-            keyless.push(index);
-            continue;
-        };
-        let part = *part_of.entry(slot).or_insert_with(|| {
-            parts.push((redis::pipe(), Vec::new()));
-            parts.len() - 1
-        });
-        parts[part].0.add_command((*cmd).clone());
-        parts[part].1.push(index);
+    if !single_slot {
+        let mut part_of: HashMap<Slot, usize> = HashMap::new();
+        for (index, (cmd, slot)) in commands.iter().zip(&slots).enumerate() {
+            let Some(slot) = slot else {
+                keyless.push(index);
+                continue;
+            };
+            let part = *part_of.entry(*slot).or_insert_with(|| {
+                parts.push((redis::pipe(), Vec::new()));
+                parts.len() - 1
+            });
+            parts[part].0.add_command((*cmd).clone());
+            parts[part].1.push(index);
+        }
     }
-    let values = if parts.len() <= 1 {
+    let values = if single_slot {
         conn.req_packed_commands(pipeline, offset, count).await?
     } else {
         if !keyless.is_empty() {
