@@ -7,51 +7,17 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actors::redis_pool::{build_pool, Pool, PoolSettings, RedisTarget};
-use actors::sample::{Measurand, Sample};
-use actors::store::reads;
-use chrono::{DateTime, Utc};
 use common::cluster::{cluster_config, migrate_slot, RedisCluster};
-use common::{connect_with, eventually, get, meter_values, start_server};
+use common::stored::{acked_total, assert_stored, base, reading, writer_drained, Acked};
+use common::{connect_with, eventually, get, start_server};
 use ocpp_meter::RunningServer;
 use serde_json::{json, Value};
-
-/// Readings answered with a CALLRESULT, per charge point: their steps.
-type Acked = Arc<Mutex<BTreeMap<String, BTreeSet<u32>>>>;
-
-/// First reading's time, an hour back so every reading is in the past; one per test process.
-fn base() -> DateTime<Utc> {
-    static BASE: std::sync::OnceLock<DateTime<Utc>> = std::sync::OnceLock::new();
-    *BASE.get_or_init(|| {
-        DateTime::from_timestamp(Utc::now().timestamp() - 3600, 0).expect("valid time")
-    })
-}
-
-/// Register value (Wh) of reading `step`.
-fn register(step: u32) -> f64 {
-    1000.0 + f64::from(step) * 10.0
-}
-
-/// MeterValues of reading `step`: the energy register and the power, one second apart.
-fn reading(step: u32) -> Value {
-    let at = (base() + chrono::Duration::seconds(i64::from(step)))
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    meter_values(
-        1,
-        None,
-        &at,
-        json!([
-            {"value": format!("{:.1}", register(step)), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
-            {"value": format!("{}", 7000 + step % 100), "measurand": "Power.Active.Import", "unit": "W"}
-        ]),
-    )
-}
 
 /// One charge point sending readings until `stop`; a CALLERROR is retried after a pause, as a
 /// charge point keeps a transaction-related message until it is answered.
@@ -65,7 +31,10 @@ async fn load(url: String, id: String, acked: Acked, stop: Arc<AtomicBool>, max_
         .expect("boot answered");
     let mut step = 0u32;
     while !stop.load(Ordering::Relaxed) && step < max_steps {
-        let Some(answer) = cp.try_call_frame("MeterValues", reading(step)).await else {
+        let Some(answer) = cp
+            .try_call_frame("MeterValues", reading(base(), step))
+            .await
+        else {
             break;
         };
         if answer[0] == json!(3) {
@@ -103,10 +72,6 @@ fn start_loads(
         .collect()
 }
 
-fn acked_total(acked: &Acked) -> usize {
-    acked.lock().unwrap().values().map(BTreeSet::len).sum()
-}
-
 fn pool(cluster: &RedisCluster) -> Pool {
     build_pool(&PoolSettings {
         target: RedisTarget::Cluster(cluster.urls()),
@@ -117,94 +82,6 @@ fn pool(cluster: &RedisCluster) -> Pool {
         wait_timeout: Duration::from_secs(1),
     })
     .unwrap()
-}
-
-/// Waits until the server holds nothing unwritten.
-async fn drained(server: &RunningServer) -> bool {
-    eventually(Duration::from_secs(60), || async {
-        server.counters.buffered_samples.load(Ordering::SeqCst) == 0
-            && server.writer_stats.samples_pending.load(Ordering::SeqCst) == 0
-            && server.writer_stats.batches_pending.load(Ordering::SeqCst) == 0
-    })
-    .await
-}
-
-/// Every answered reading's two samples are in the cluster, and the hourly roll-ups hold each
-/// register reading once with exactly the register's movement. With `once`, no sample is in
-/// the raw chunks twice either; without, repeats are counted (a write whose answer a failover
-/// cut off is written again: Redis gives at-least-once there, and reads de-duplicate).
-/// Returns the distinct samples stored and the repeats.
-async fn assert_stored(
-    server: &RunningServer,
-    pool: &Pool,
-    acked: &Acked,
-    once: bool,
-) -> (usize, usize) {
-    let base = base();
-    let acked = acked.lock().unwrap().clone();
-    let from = DateTime::from_timestamp(base.timestamp().div_euclid(3600) * 3600, 0).unwrap();
-    let to = from + chrono::Duration::hours(3);
-    let mut stored = 0;
-    let mut repeats = 0;
-    for (cp, steps) in &acked {
-        let samples = reads::samples_in_range(pool, cp, from, to).await.unwrap();
-        let identities: BTreeSet<_> = samples.iter().map(Sample::identity).collect();
-        if once {
-            assert_eq!(
-                identities.len(),
-                samples.len(),
-                "{cp}: {} samples stored more than once",
-                samples.len() - identities.len()
-            );
-        }
-        repeats += samples.len() - identities.len();
-        stored += identities.len();
-        let registers: BTreeMap<i64, f64> = samples
-            .iter()
-            .filter(|s| s.measurand == Measurand::EnergyActiveImportRegister)
-            .map(|s| (s.timestamp.timestamp(), s.number().unwrap()))
-            .collect();
-        let missing: Vec<u32> = steps
-            .iter()
-            .copied()
-            .filter(|step| {
-                registers.get(&(base.timestamp() + i64::from(*step))) != Some(&register(*step))
-            })
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "{cp}: {} answered readings are not in the cluster, e.g. steps {:?}",
-            missing.len(),
-            &missing[..missing.len().min(10)]
-        );
-        let (code, body) = get(
-            server,
-            &format!(
-                "/api/v1/charge-points/{cp}/aggregates?period=hour&measurand=Energy.Active.Import.Register&from={}&to={}",
-                from.format("%Y-%m-%dT%H:%M:%SZ"),
-                to.format("%Y-%m-%dT%H:%M:%SZ")
-            ),
-        )
-        .await;
-        assert_eq!(code, 200, "{body}");
-        let buckets = body["buckets"].as_array().unwrap();
-        let count: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
-        let energy: f64 = buckets
-            .iter()
-            .map(|b| b["energy_wh"].as_f64().unwrap_or(0.0))
-            .sum();
-        assert_eq!(count, registers.len() as u64, "{cp}: roll-up count");
-        let (first, last) = (
-            registers.values().next().unwrap(),
-            registers.values().next_back().unwrap(),
-        );
-        assert!(
-            (energy - (last - first)).abs() < 1e-6,
-            "{cp}: roll-ups hold {energy} Wh, the register moved {} Wh",
-            last - first
-        );
-    }
-    (stored, repeats)
 }
 
 /// A metric's value in the Prometheus text of `/metrics`.
@@ -262,7 +139,7 @@ async fn readings_from_many_charge_points_are_stored_once_across_the_masters() {
     }
     assert_eq!(acked_total(&acked), 8 * 150);
     assert!(
-        drained(&server).await,
+        writer_drained(&server, Duration::from_secs(60)).await,
         "the writer did not drain: {:?}, {} samples and {} batches pending, {} buffered, /ready {}",
         server.writer_stats.last_error(),
         server.writer_stats.samples_pending.load(Ordering::SeqCst),
@@ -272,7 +149,7 @@ async fn readings_from_many_charge_points_are_stored_once_across_the_masters() {
     );
     tokio::time::sleep(Duration::from_millis(1500)).await; // one roll-up interval
     let pool = pool(&cluster);
-    let (stored, _) = assert_stored(&server, &pool, &acked, true).await;
+    let (stored, _) = assert_stored(&server, &pool, &acked, true, true).await;
     assert_eq!(stored, 2 * 8 * 150);
 
     // Every key of one charge point is in one slot, on one master.
@@ -366,7 +243,7 @@ async fn a_master_killed_mid_load_loses_no_answered_reading() {
         load.await.unwrap();
     }
     assert!(
-        drained(&server).await,
+        writer_drained(&server, Duration::from_secs(60)).await,
         "the writer did not drain: {:?}, {} samples and {} batches pending, {} buffered, /ready {}",
         server.writer_stats.last_error(),
         server.writer_stats.samples_pending.load(Ordering::SeqCst),
@@ -384,7 +261,7 @@ async fn a_master_killed_mid_load_loses_no_answered_reading() {
         get(&server, "/ready").await.1
     );
     let pool = pool(&cluster);
-    let (stored, repeats) = assert_stored(&server, &pool, &acked, false).await;
+    let (stored, repeats) = assert_stored(&server, &pool, &acked, false, true).await;
     eprintln!(
         "master on {port} killed at {at_kill} answered readings, {promoted} promoted; {} answered, {stored} samples stored, {repeats} raw repeats (de-duplicated on read)",
         acked_total(&acked)
@@ -438,7 +315,7 @@ async fn a_slot_migrated_mid_load_loses_nothing() {
         load.await.unwrap();
     }
     assert!(
-        drained(&server).await,
+        writer_drained(&server, Duration::from_secs(60)).await,
         "the writer did not drain: {:?}, {} samples and {} batches pending, {} buffered, /ready {}",
         server.writer_stats.last_error(),
         server.writer_stats.samples_pending.load(Ordering::SeqCst),
@@ -448,7 +325,7 @@ async fn a_slot_migrated_mid_load_loses_nothing() {
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let pool = pool(&cluster);
-    assert_stored(&server, &pool, &acked, true).await;
+    assert_stored(&server, &pool, &acked, true, true).await;
     server.shutdown().await;
 }
 
@@ -506,7 +383,10 @@ async fn two_instances_share_the_fleet_on_the_cluster() {
         .unwrap();
     old.boot().await;
     for step in 0..5 {
-        assert_eq!(old.call("MeterValues", reading(step)).await, json!({}));
+        assert_eq!(
+            old.call("MeterValues", reading(base(), step)).await,
+            json!({})
+        );
     }
     assert_eq!(a.writer_stats.samples_stored.load(Ordering::Relaxed), 0);
 

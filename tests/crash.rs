@@ -12,54 +12,16 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use actors::redis_pool::{build_pool, PoolSettings, RedisTarget};
-use actors::sample::{Measurand, Sample};
-use actors::store::{chunk, keys};
+use actors::redis_pool::{build_pool, Pool, PoolSettings, RedisTarget};
 use chrono::{DateTime, Utc};
+use common::stored::*;
 use common::*;
-use deadpool_redis::redis;
-use ocpp_meter::RunningServer;
 use serde_json::{json, Value};
-
-/// Readings answered with a CALLRESULT, per charge point: the steps (see [`reading`]).
-type Acked = Arc<Mutex<BTreeMap<String, BTreeSet<u32>>>>;
-
-/// First reading's time: far enough back that a few thousand one-second steps stay in the past
-/// (the roll-ups leave out readings more than `max_clock_skew_secs` ahead).
-/// One value per test process, so the loads and the checks agree on it.
-fn base() -> DateTime<Utc> {
-    static BASE: std::sync::OnceLock<DateTime<Utc>> = std::sync::OnceLock::new();
-    *BASE.get_or_init(|| {
-        DateTime::from_timestamp(Utc::now().timestamp() - 3600, 0).expect("valid time")
-    })
-}
-
-/// Register value (Wh) of reading `step`: 10 Wh a second, always plausible.
-fn register(step: u32) -> f64 {
-    1000.0 + f64::from(step) * 10.0
-}
-
-/// MeterValues of reading `step`: the energy register and the power, one second apart.
-fn reading(base: DateTime<Utc>, step: u32) -> Value {
-    let at = (base + chrono::Duration::seconds(i64::from(step)))
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    meter_values(
-        1,
-        None,
-        &at,
-        json!([
-            {"value": format!("{:.1}", register(step)), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
-            {"value": format!("{}", 7000 + step % 100), "measurand": "Power.Active.Import", "unit": "W"}
-        ]),
-    )
-}
 
 /// How a load loop ended.
 #[derive(Debug, Default)]
@@ -135,126 +97,6 @@ fn start_loads(
         .collect()
 }
 
-fn acked_total(acked: &Acked) -> usize {
-    acked.lock().unwrap().values().map(BTreeSet::len).sum()
-}
-
-/// Every raw sample Redis holds for `cp` (all chunk hours the readings can fall in), decoded
-/// from the stored bytes: repeats included.
-async fn raw_samples(redis: &RedisServer, cp: &str) -> Vec<Sample> {
-    let pool = build_pool(&PoolSettings {
-        target: RedisTarget::Standalone(redis.url()),
-        pool_size: 1,
-        connect_timeout: Duration::from_secs(2),
-        response_timeout: Duration::from_secs(5),
-        wait_replicas: 0,
-        wait_timeout: Duration::from_secs(1),
-    })
-    .unwrap();
-    let mut conn = pool.get().await.unwrap();
-    let first = base().timestamp().div_euclid(3600);
-    let mut samples = Vec::new();
-    for hour in first..first + 3 {
-        let bytes: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(keys::raw_chunk(cp, hour))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if let Some(bytes) = bytes {
-            let (decoded, error) = chunk::decode_chunk(&bytes);
-            assert!(error.is_none(), "{cp}: chunk {hour} unreadable: {error:?}");
-            samples.extend(decoded);
-        }
-    }
-    samples
-}
-
-/// Checks what Redis holds for every charge point of `acked`: each answered reading's two
-/// samples are in the raw chunks, no sample is there twice, and (with `rollups`) the hourly
-/// roll-ups hold each stored register reading once and exactly its energy (last - first, the
-/// first reading being the baseline). Returns the number of samples stored.
-async fn assert_stored_once(
-    server: &RunningServer,
-    redis: &RedisServer,
-    acked: &Acked,
-    rollups: bool,
-) -> usize {
-    let base = base();
-    let acked = acked.lock().unwrap().clone();
-    let mut stored_total = 0;
-    for (cp, steps) in &acked {
-        let samples = raw_samples(redis, cp).await;
-        let identities: BTreeSet<_> = samples.iter().map(Sample::identity).collect();
-        assert_eq!(
-            identities.len(),
-            samples.len(),
-            "{cp}: {} samples stored more than once",
-            samples.len() - identities.len()
-        );
-        stored_total += samples.len();
-        let registers: BTreeMap<i64, f64> = samples
-            .iter()
-            .filter(|s| s.measurand == Measurand::EnergyActiveImportRegister)
-            .map(|s| (s.timestamp.timestamp(), s.number().unwrap()))
-            .collect();
-        let powers = samples
-            .iter()
-            .filter(|s| s.measurand == Measurand::PowerActiveImport)
-            .count();
-        let missing: Vec<u32> = steps
-            .iter()
-            .copied()
-            .filter(|step| {
-                registers.get(&(base.timestamp() + i64::from(*step))) != Some(&register(*step))
-            })
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "{cp}: {} answered readings are not in Redis, e.g. steps {:?}",
-            missing.len(),
-            &missing[..missing.len().min(10)]
-        );
-        assert_eq!(powers, registers.len(), "{cp}: a reading lost one sample");
-        if !rollups {
-            continue;
-        }
-        let from = DateTime::from_timestamp(base.timestamp().div_euclid(3600) * 3600, 0).unwrap();
-        let to = from + chrono::Duration::hours(3);
-        let (code, body) = get(
-            server,
-            &format!(
-                "/api/v1/charge-points/{cp}/aggregates?period=hour&measurand=Energy.Active.Import.Register&from={}&to={}",
-                from.format("%Y-%m-%dT%H:%M:%SZ"),
-                to.format("%Y-%m-%dT%H:%M:%SZ")
-            ),
-        )
-        .await;
-        assert_eq!(code, 200, "{body}");
-        let buckets = body["buckets"].as_array().unwrap();
-        let count: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
-        let energy: f64 = buckets
-            .iter()
-            .map(|b| b["energy_wh"].as_f64().unwrap_or(0.0))
-            .sum();
-        assert_eq!(
-            count,
-            registers.len() as u64,
-            "{cp}: register readings rolled up {count} times, {} stored",
-            registers.len()
-        );
-        let (first, last) = (
-            registers.values().next().unwrap(),
-            registers.values().next_back().unwrap(),
-        );
-        assert!(
-            (energy - (last - first)).abs() < 1e-6,
-            "{cp}: roll-ups hold {energy} Wh, the register moved {} Wh",
-            last - first
-        );
-    }
-    stored_total
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -263,14 +105,17 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Waits until the server's writer holds nothing (every replayed or buffered batch written).
-async fn writer_drained(server: &RunningServer) -> bool {
-    eventually(Duration::from_secs(30), || async {
-        server.counters.buffered_samples.load(Ordering::SeqCst) == 0
-            && server.writer_stats.samples_pending.load(Ordering::SeqCst) == 0
-            && server.writer_stats.batches_pending.load(Ordering::SeqCst) == 0
+/// Every raw sample and roll-up check goes through this pool on the test's Redis.
+fn pool(redis: &RedisServer) -> Pool {
+    build_pool(&PoolSettings {
+        target: RedisTarget::Standalone(redis.url()),
+        pool_size: 1,
+        connect_timeout: Duration::from_secs(2),
+        response_timeout: Duration::from_secs(5),
+        wait_replicas: 0,
+        wait_timeout: Duration::from_secs(1),
     })
-    .await
+    .unwrap()
 }
 
 /// The headline promise: SIGKILL the server binary while six charge points send readings as
@@ -353,8 +198,13 @@ async fn sigkill_under_load_loses_no_answered_reading_and_replays_each_once() {
         replayed > 0,
         "nothing was left to replay: the test proves nothing"
     );
-    assert!(writer_drained(&server).await, "the replay was not written");
-    let stored = assert_stored_once(&server, &redis, &acked, true).await;
+    assert!(
+        writer_drained(&server, Duration::from_secs(30)).await,
+        "the replay was not written"
+    );
+    let stored = assert_stored(&server, &pool(&redis), &acked, true, true)
+        .await
+        .0;
     eprintln!("SIGKILL: {answered} readings answered, {replayed} records replayed, {stored} samples stored once");
     server.shutdown().await;
 }
@@ -406,7 +256,10 @@ async fn a_redis_outage_under_load_delays_writes_and_loses_nothing() {
     for load in loads {
         load.await.unwrap();
     }
-    assert!(writer_drained(&server).await, "the backlog was not written");
+    assert!(
+        writer_drained(&server, Duration::from_secs(30)).await,
+        "the backlog was not written"
+    );
     assert!(
         eventually(Duration::from_secs(10), || async {
             get(&server, "/ready").await.0 == 200
@@ -422,7 +275,9 @@ async fn a_redis_outage_under_load_delays_writes_and_loses_nothing() {
             .unwrap()
             .insert(cp.clone(), steps.difference(&old).copied().collect());
     }
-    let stored = assert_stored_once(&server, &redis, &since_outage, false).await;
+    let stored = assert_stored(&server, &pool(&redis), &since_outage, true, false)
+        .await
+        .0;
     eprintln!(
         "Redis outage of {outage} s: {during} readings answered during it, {stored} samples stored once"
     );
@@ -488,8 +343,13 @@ async fn redis_at_maxmemory_backs_up_then_refuses_and_loses_nothing() {
         0,
         "the writer dropped answered samples"
     );
-    assert!(writer_drained(&server).await, "the backlog was not written");
-    let stored = assert_stored_once(&server, &redis, &acked, false).await;
+    assert!(
+        writer_drained(&server, Duration::from_secs(30)).await,
+        "the backlog was not written"
+    );
+    let stored = assert_stored(&server, &pool(&redis), &acked, true, false)
+        .await
+        .0;
     eprintln!("maxmemory: {refused} readings refused at the bound, {stored} samples stored once");
     server.shutdown().await;
 }
@@ -537,7 +397,7 @@ async fn a_full_write_ahead_log_refuses_with_internal_error_until_it_has_room() 
     // roll-ups flushes them (they would go within buffer.rollup_interval_secs anyway); with
     // both paths in Redis the log retires its full segment.
     drop(cp);
-    assert!(writer_drained(&server).await);
+    assert!(writer_drained(&server, Duration::from_secs(30)).await);
     let (code, _) = get(
         &server,
         "/api/v1/charge-points/CP-FULL/aggregates?period=hour",
@@ -555,13 +415,13 @@ async fn a_full_write_ahead_log_refuses_with_internal_error_until_it_has_room() 
     let mut cp = ChargePoint::connect(&server, "CP-FULL").await;
     assert_eq!(cp.call("MeterValues", reading(base, step)).await, json!({}));
     drop(cp);
-    assert!(writer_drained(&server).await);
+    assert!(writer_drained(&server, Duration::from_secs(30)).await);
     let acked: Acked = Arc::default();
     acked
         .lock()
         .unwrap()
         .insert("CP-FULL".into(), (0..=step).collect());
-    assert_stored_once(&server, &redis, &acked, false).await;
+    assert_stored(&server, &pool(&redis), &acked, true, false).await;
     server.shutdown().await;
 }
 
@@ -585,13 +445,18 @@ async fn with_the_log_off_readings_are_answered_from_memory_and_stored() {
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["wal"], "disabled");
     drop(cp);
-    assert!(writer_drained(&server).await);
+    assert!(writer_drained(&server, Duration::from_secs(30)).await);
     let acked: Acked = Arc::default();
     acked
         .lock()
         .unwrap()
         .insert("CP-NOWAL".into(), (0..5).collect());
-    assert_eq!(assert_stored_once(&server, &redis, &acked, false).await, 10);
+    assert_eq!(
+        assert_stored(&server, &pool(&redis), &acked, true, false)
+            .await
+            .0,
+        10
+    );
     assert!(
         !redis.wal_dir().exists(),
         "a disabled log made its directory"
