@@ -6,43 +6,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
 use ocpp_meter::Config;
 use serde_json::{json, Value};
-
-/// An admin API request from its own task, so the test charge point can answer meanwhile.
-fn spawn_request(
-    addr: SocketAddr,
-    method: &'static str,
-    path: &str,
-    body: Option<Value>,
-) -> tokio::task::JoinHandle<(u16, Value)> {
-    let url = format!("http://{addr}{path}");
-    actix_web::rt::spawn(async move {
-        let client = awc::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .finish();
-        let request = match method {
-            "PUT" => client.put(&url),
-            "POST" => client.post(&url),
-            _ => client.get(&url),
-        };
-        let mut response = match body {
-            Some(body) => request.send_json(&body).await,
-            None => request.send().await,
-        }
-        .expect("http request");
-        let status = response.status().as_u16();
-        let bytes = response.body().await.expect("body");
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    })
-}
 
 /// A CALL the server made: uniqueId, action, payload (already checked against the schema).
 struct ServerCall {

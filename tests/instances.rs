@@ -69,37 +69,6 @@ fn value(measurand: &str, unit: &str, v: f64) -> Value {
     json!({"value": v.to_string(), "measurand": measurand, "unit": unit})
 }
 
-/// An admin API request from its own task, so a test charge point can answer meanwhile.
-fn spawn_request(
-    server: &RunningServer,
-    method: &'static str,
-    path: &str,
-    body: Option<Value>,
-) -> tokio::task::JoinHandle<(u16, Value)> {
-    let url = format!("http://{}{path}", server.http_addr);
-    actix_web::rt::spawn(async move {
-        let client = awc::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .finish();
-        let request = match method {
-            "POST" => client.post(&url),
-            "PUT" => client.put(&url),
-            _ => client.get(&url),
-        };
-        let mut response = match body {
-            Some(body) => request.send_json(&body).await,
-            None => request.send().await,
-        }
-        .expect("http request");
-        let status = response.status().as_u16();
-        let bytes = response.body().await.expect("body");
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    })
-}
-
 /// The next CALL the server sends the charge point: (uniqueId, action, payload).
 async fn next_call(cp: &mut ChargePoint) -> (String, String, Value) {
     let frame = cp.recv().await;
@@ -148,7 +117,7 @@ async fn calls_are_routed_to_the_instance_holding_the_charge_point() {
 
     // A TriggerMessage asked of instance B reaches the charge point on A; its answer comes back.
     let request = spawn_request(
-        b,
+        b.http_addr,
         "POST",
         "/api/v1/charge-points/CP-R/trigger",
         Some(json!({"message": "Heartbeat"})),
@@ -162,7 +131,7 @@ async fn calls_are_routed_to_the_instance_holding_the_charge_point() {
 
     // GetConfiguration the same way.
     let request = spawn_request(
-        b,
+        b.http_addr,
         "GET",
         "/api/v1/charge-points/CP-R/configuration?key=HeartbeatInterval",
         None,
@@ -178,7 +147,7 @@ async fn calls_are_routed_to_the_instance_holding_the_charge_point() {
 
     // A CALLERROR from the charge point is the owner's 502, passed through with its code.
     let request = spawn_request(
-        b,
+        b.http_addr,
         "PUT",
         "/api/v1/charge-points/CP-R/configuration",
         Some(json!({"key": "HeartbeatInterval", "value": "60"})),
@@ -193,7 +162,7 @@ async fn calls_are_routed_to_the_instance_holding_the_charge_point() {
     // A charge point that never answers: the owner's call timeout (1 s) is B's 504.
     let started = std::time::Instant::now();
     let request = spawn_request(
-        b,
+        b.http_addr,
         "POST",
         "/api/v1/charge-points/CP-R/trigger",
         Some(json!({"message": "Heartbeat"})),
@@ -209,7 +178,7 @@ async fn calls_are_routed_to_the_instance_holding_the_charge_point() {
 
     // Nobody holds it: 409, as locally.
     let (status, body) = spawn_request(
-        b,
+        b.http_addr,
         "POST",
         "/api/v1/charge-points/NOBODY/trigger",
         Some(json!({"message": "Heartbeat"})),
@@ -224,7 +193,7 @@ async fn calls_are_routed_to_the_instance_holding_the_charge_point() {
     redis.cli(&["HSET", "ocpp:{CP-G}:info", "vendor", "Ghost"]);
     let trigger = Some(json!({"message": "Heartbeat"}));
     let (status, _) = spawn_request(
-        b,
+        b.http_addr,
         "POST",
         "/api/v1/charge-points/CP-G/trigger",
         trigger.clone(),
@@ -248,7 +217,7 @@ async fn calls_are_routed_to_the_instance_holding_the_charge_point() {
         "B sees the ghost's lease at its next renewal"
     );
     let (status, _) = spawn_request(
-        b,
+        b.http_addr,
         "POST",
         "/api/v1/charge-points/CP-G/trigger",
         trigger.clone(),
@@ -277,9 +246,14 @@ async fn calls_are_routed_to_the_instance_holding_the_charge_point() {
         .await
     );
     let started = std::time::Instant::now();
-    let (status, _) = spawn_request(b, "POST", "/api/v1/charge-points/CP-G/trigger", trigger)
-        .await
-        .unwrap();
+    let (status, _) = spawn_request(
+        b.http_addr,
+        "POST",
+        "/api/v1/charge-points/CP-G/trigger",
+        trigger,
+    )
+    .await
+    .unwrap();
     let waited = started.elapsed();
     assert_eq!(status, 504);
     assert!(
@@ -364,7 +338,7 @@ async fn after_a_redis_restart_owner_records_and_routed_calls_come_back() {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let mut request = spawn_request(
-            b,
+            b.http_addr,
             "POST",
             "/api/v1/charge-points/CP-RR/trigger",
             Some(json!({"message": "StatusNotification", "connector_id": 1})),

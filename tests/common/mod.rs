@@ -8,6 +8,7 @@
 pub mod cluster;
 pub mod stored;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -416,4 +417,35 @@ pub fn meter_values(
         payload["transactionId"] = json!(transaction);
     }
     payload
+}
+
+/// An admin API request from its own task, so a test charge point can answer meanwhile.
+pub fn spawn_request(
+    addr: SocketAddr,
+    method: &'static str,
+    path: &str,
+    body: Option<Value>,
+) -> tokio::task::JoinHandle<(u16, Value)> {
+    let url = format!("http://{addr}{path}");
+    actix_web::rt::spawn(async move {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .finish();
+        let request = match method {
+            "PUT" => client.put(&url),
+            "POST" => client.post(&url),
+            _ => client.get(&url),
+        };
+        let mut response = match body {
+            Some(body) => request.send_json(&body).await,
+            None => request.send().await,
+        }
+        .expect("http request");
+        let status = response.status().as_u16();
+        let bytes = response.body().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    })
 }
