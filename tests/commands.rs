@@ -570,3 +570,87 @@ async fn the_stale_data_alert_follows_the_interval_the_charge_point_accepted() {
     assert_eq!(stale().await.unwrap()["threshold"], json!(3.0));
     server.shutdown().await;
 }
+
+/// Read, edit, write back (issue 13's API round trip): the document `GET …/metering` gives,
+/// with its read-only `charge_point_id`, `enabled`, `profile`, `reported` and `refused` and the
+/// override nested under `override`, is accepted by the `PUT` of the same route, and the edit
+/// made under `override` is what gets stored. The flat body stays the documented one; both at
+/// once, or an unknown field, is a 400 that names the field.
+#[actix_web::test]
+async fn a_metering_document_read_edited_and_written_back_is_accepted() {
+    let redis = RedisServer::start();
+    let mut config: Config = test_config(&redis);
+    config.ocpp.metering.enabled = true;
+    config.ocpp.metering.sample_interval_secs = 60;
+    let server = start_server(config).await;
+    let path = "/api/v1/charge-points/CP-ROUND/metering";
+    let put = |body: Value| spawn_request(server.http_addr, "PUT", path, Some(body));
+
+    let (code, body) = put(json!({"sample_interval_secs": 30})).await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let (code, mut doc) = get(&server, path).await;
+    assert_eq!(code, 200, "{doc}");
+    for field in [
+        "charge_point_id",
+        "enabled",
+        "profile",
+        "reported",
+        "refused",
+    ] {
+        assert!(doc.get(field).is_some(), "GET lacks {field}: {doc}");
+    }
+    assert_eq!(doc["override"], json!({"sample_interval_secs": 30}));
+
+    doc["override"]["sample_interval_secs"] = json!(15);
+    doc["override"]["aligned_data"] = json!(["Power.Active.Import"]);
+    let (code, body) = put(doc.clone()).await.unwrap();
+    assert_eq!(code, 200, "the GET document was refused: {body}");
+    assert_eq!(body["profile"]["sample_interval_secs"], 15);
+    let (_, stored) = get(&server, path).await;
+    assert_eq!(
+        stored["override"],
+        json!({"sample_interval_secs": 15, "aligned_data": ["Power.Active.Import"]}),
+        "the edit under \"override\" was not stored"
+    );
+    assert_eq!(
+        stored["profile"]["aligned_data"],
+        json!(["Power.Active.Import"])
+    );
+
+    // The document of another charge point written here sets this one (its id is read-only).
+    let mut copied = stored.clone();
+    copied["charge_point_id"] = json!("CP-OTHER");
+    let (code, body) = put(copied).await.unwrap();
+    assert_eq!(code, 200, "{body}");
+
+    let mut both = stored.clone();
+    both["sample_interval_secs"] = json!(10);
+    let (code, body) = put(both).await.unwrap();
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("sample_interval_secs"),
+        "{body}"
+    );
+    let mut typo = stored.clone();
+    typo["override"]["sample_intreval_secs"] = json!(10);
+    let (code, body) = put(typo).await.unwrap();
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("sample_intreval_secs"),
+        "{body}"
+    );
+    let (code, body) = put(json!({"sample_intreval_secs": 10})).await.unwrap();
+    assert_eq!(code, 400, "{body}");
+    let (_, after) = get(&server, path).await;
+    assert_eq!(
+        after["override"], stored["override"],
+        "a refused PUT changed the override"
+    );
+    server.shutdown().await;
+}

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
+use super::writeback::{self, Document};
 use super::{error_response, ApiState};
 use actors::id::ChargePointId;
 use actors::metering::{MeteringOverride, MeteringProfile};
@@ -302,15 +303,47 @@ async fn get_metering(
     })))
 }
 
-#[utoipa::path(put, path = "/charge-points/{id}/metering", tag = "commands", params(("id" = String, Path, description = "Charge point id")), request_body(content = serde_json::Value, description = "Any of `sample_interval_secs`, `sampled_data`, `clock_aligned_interval_secs`, `aligned_data`, `stop_txn_sampled_data`"), responses((status = 200, description = "The new profile", body = MeteringBody), (status = 400, description = "Bad id or body, named in `error`", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
+/// Fields of `GET …/metering` that a `PUT` cannot set: sent back, they are ignored.
+const METERING_READ_ONLY: &[&str] = &[
+    "charge_point_id",
+    "enabled",
+    "profile",
+    "reported",
+    "refused",
+];
+
+/// Reads a `PUT …/metering` body: the override's fields, either flat (the documented body) or
+/// as the `GET` document gives them, nested under `"override"` beside read-only fields, so a
+/// client can read the document, edit the override and write it back. Both at once is refused
+/// (which one was meant cannot be told), as is any unknown field.
+fn parse_metering(body: &[u8]) -> Result<MeteringOverride, String> {
+    const WHAT: &str = "metering override";
+    let mut document = Document::parse(body, WHAT)?;
+    document.ignore(METERING_READ_ONLY);
+    let Some(nested) = document.take("override") else {
+        return document.read();
+    };
+    if !document.is_empty() {
+        return Err(format!(
+            "invalid {WHAT}: {} beside \"override\": send the override's fields either flat or under \"override\"",
+            document.field_names().join(", ")
+        ));
+    }
+    match nested {
+        Value::Null => Ok(MeteringOverride::default()),
+        nested => writeback::read_value(nested, "metering override (under \"override\")"),
+    }
+}
+
+#[utoipa::path(put, path = "/charge-points/{id}/metering", tag = "commands", params(("id" = String, Path, description = "Charge point id")), request_body(content = serde_json::Value, description = "Any of `sample_interval_secs`, `sampled_data`, `clock_aligned_interval_secs`, `aligned_data`, `stop_txn_sampled_data`; flat, or nested under `override` as in the document `GET` gives (whose read-only fields are ignored)"), responses((status = 200, description = "The new profile", body = MeteringBody), (status = 400, description = "Bad id or body, named in `error`", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn put_metering(
     state: web::Data<ApiState>,
     commands: web::Data<CommandsState>,
     path: web::Path<String>,
-    body: web::Json<MeteringOverride>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, CommandError> {
     let id = parse_id(&path)?;
-    let o = body.into_inner();
+    let o = parse_metering(&body).map_err(CommandError::BadRequest)?;
     let lists = [
         ("sampled_data", &o.sampled_data),
         ("aligned_data", &o.aligned_data),

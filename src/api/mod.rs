@@ -18,6 +18,7 @@ mod schemas;
 mod stats;
 mod thresholds;
 mod transactions;
+mod writeback;
 
 use std::sync::Arc;
 

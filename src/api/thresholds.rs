@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use super::writeback::Document;
 use super::{error_response, params, ApiError, ApiState};
 use actors::alerts::{GetThresholds, SetThresholds, Thresholds};
 use actors::id::ChargePointId;
@@ -36,22 +37,10 @@ const READ_ONLY_FIELDS: &[&str] = &["source"];
 
 /// Reads and validates a whole thresholds document; the error names the field.
 fn parse_document(body: &[u8]) -> Result<Thresholds, ApiError> {
-    let mut document: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid thresholds document: {e}")))?;
-    if let Some(fields) = document.as_object_mut() {
-        for field in READ_ONLY_FIELDS {
-            fields.remove(*field);
-        }
-    }
-    let thresholds: Thresholds = serde_path_to_error::deserialize(document).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            ApiError::BadRequest(format!("invalid thresholds document: {inner}"))
-        } else {
-            ApiError::BadRequest(format!("invalid thresholds document: {path}: {inner}"))
-        }
-    })?;
+    let mut document =
+        Document::parse(body, "thresholds document").map_err(ApiError::BadRequest)?;
+    document.ignore(READ_ONLY_FIELDS);
+    let thresholds: Thresholds = document.read().map_err(ApiError::BadRequest)?;
     thresholds
         .validate()
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
