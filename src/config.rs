@@ -924,9 +924,9 @@ impl Config {
     }
 
     /// `[alerts]` as the thresholds document the alert rules and the API use.
-    pub fn alert_thresholds(&self) -> actors::alerts::Thresholds {
+    pub fn alert_thresholds(&self) -> actors::exchange::Thresholds {
         let a = &self.alerts;
-        actors::alerts::Thresholds {
+        actors::exchange::Thresholds {
             power_max_w: a.power_max_w,
             temperature_max_c: a.temperature_max_c,
             temperature_min_c: a.temperature_min_c,

@@ -9,9 +9,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actix_web::web::Bytes;
-use actors::alerts::{Alert, AlertNotice, AlertState, Rule, Severity};
+use actors::exchange::{Alert, AlertState, Rule, Severity};
 use actors::id::ChargePointId;
 use actors::sample::{Measurand, Phase};
+use actors::stream::AlertNotice;
 use common::*;
 use futures_util::{Stream, StreamExt};
 use serde_json::{json, Value};

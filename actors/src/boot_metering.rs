@@ -9,13 +9,14 @@ use crate::redis_pool::Pool;
 use actix::Recipient;
 use chrono::Utc;
 
+use crate::exchange::SessionEvent;
 use crate::id::ChargePointId;
 use crate::metering::{
     effective_sample_interval, MeteringProfile, Refusal, Step, SAMPLE_INTERVAL_KEY,
 };
 use crate::server_call::{Call, CallError, CallReply, ServerCall};
 use crate::store::metering::{self as store, StoredConfiguration};
-use crate::stream::{SampleStream, SessionEvent, SessionNotice};
+use crate::stream::{SampleStream, SessionNotice};
 
 /// What the run needs; cloned out of the actor so the run never blocks it.
 pub struct BootMetering {

@@ -18,59 +18,18 @@ use crate::boot_metering::BootMetering;
 use crate::buffer::{BufferActor, BufferSettings, Buffered, Push, Stop};
 use crate::counters::IngestCounters;
 use crate::dedupe::RecentSamples;
+use crate::exchange::{BootInfo, OpenTransaction, SessionEvent, StatusReport, StoreOp};
 use crate::id::ChargePointId;
 use crate::metering::MeteringProfile;
 use crate::registry::Registry;
 use crate::sample::{Measurand, Phase, Readings, Sample};
 use crate::server_call::{Call, CallAnswered, CallError, CallQueue, CallResult, ServerCall};
 use crate::stats::{ChargePointStats, LiveStats, PERSIST_INTERVAL};
-use crate::stream::{SampleBatch, SampleStream, SessionEvent, SessionNotice};
+use crate::stream::{SampleBatch, SampleStream, SessionNotice};
 use crate::txn_ids::TransactionIds;
 use crate::wal::{Durable, Wal};
-use crate::writer::{StoreOp, WriteBatch, WriterStats};
+use crate::writer::{WriteBatch, WriterStats};
 use crate::FastHashMap;
-
-/// Identity a charge point reports when it boots; shown by the admin API.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct BootInfo {
-    /// `chargePointVendor`.
-    pub vendor: String,
-    /// `chargePointModel`.
-    pub model: String,
-    /// `chargePointSerialNumber`.
-    pub serial_number: Option<String>,
-    /// `chargeBoxSerialNumber`.
-    pub charge_box_serial_number: Option<String>,
-    /// `firmwareVersion`.
-    pub firmware_version: Option<String>,
-    /// `iccid` of the modem.
-    pub iccid: Option<String>,
-    /// `imsi` of the modem.
-    pub imsi: Option<String>,
-    /// `meterType` of the main meter.
-    pub meter_type: Option<String>,
-    /// `meterSerialNumber` of the main meter.
-    pub meter_serial_number: Option<String>,
-}
-
-/// A connector's state as last reported by StatusNotification.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct StatusReport {
-    /// 0 is the charge point as a whole.
-    pub connector_id: u32,
-    /// OCPP `ChargePointStatus` (Available, Charging, Faulted, ...), validated by the codec.
-    pub status: String,
-    /// OCPP `ChargePointErrorCode` (NoError, GroundFailure, ...), validated by the codec.
-    pub error_code: String,
-    /// Free-form `info`.
-    pub info: Option<String>,
-    /// When the status changed, if the charge point said.
-    pub timestamp: Option<DateTime<Utc>>,
-    /// `vendorId` of a vendor-specific error.
-    pub vendor_id: Option<String>,
-    /// `vendorErrorCode`.
-    pub vendor_error_code: Option<String>,
-}
 
 /// A request from a charge point, already decoded and checked by the protocol edge.
 #[derive(Debug, Clone, PartialEq)]
@@ -341,21 +300,6 @@ pub struct Close(pub CloseReason);
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Handover;
-
-/// An open transaction as the actor tracks it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OpenTransaction {
-    /// Server-assigned id.
-    pub transaction_id: i32,
-    /// Connector it runs on.
-    pub connector_id: u32,
-    /// Token that started it.
-    pub id_tag: String,
-    /// Register at start, Wh.
-    pub meter_start: i64,
-    /// Start time.
-    pub started_at: DateTime<Utc>,
-}
 
 /// Live state of a connected charge point, for the admin API.
 #[derive(Debug, Clone)]

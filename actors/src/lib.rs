@@ -12,6 +12,10 @@
 //! ```
 //!
 //! - [`sample`]: samples, OCPP 1.6 enumerations, unit normalisation.
+//! - [`exchange`]: the data several actors exchange (boot info, connector statuses, open
+//!   transactions, session events, record changes for Redis, the alert and thresholds
+//!   documents). It uses no actor module, so every actor can use it and the module graph has no
+//!   cycle (`docs/architecture.md` draws it, `tests/no_import_cycle.rs` keeps it so).
 //! - [`charge_point`]: requests, replies and the per-connection actor.
 //! - [`buffer`]: per-station batching and de-duplication.
 //! - [`writer`]: the Redis writer (pipelines, retry, bounded backlog).
@@ -34,6 +38,7 @@ pub mod buffer;
 pub mod charge_point;
 pub mod counters;
 pub mod dedupe;
+pub mod exchange;
 pub mod fleet;
 pub mod id;
 pub mod metering;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::charge_point::OpenTransaction;
+use crate::exchange::OpenTransaction;
 use crate::sample::{Measurand, Phase, Sample};
 
 /// Shortest time between two snapshots of one charge point in Redis: often enough that a

@@ -2,6 +2,11 @@
 //! (roll-ups, alert rules, live feeds) before it is buffered, so they see it the same millisecond.
 //! Session events (connect, disconnect, status, transactions) travel beside it, for subscribers
 //! that need context (stale-data rules need to know which transactions are open) or show it.
+//! Alerts raised and cleared go out the same way.
+//!
+//! The three messages it carries ([`SampleBatch`], [`SessionNotice`], [`AlertNotice`]) are
+//! declared here rather than beside an actor: any number of subscribers handle them, and the
+//! stream is the one way they travel.
 
 use std::sync::{Arc, RwLock};
 
@@ -9,8 +14,7 @@ use actix::prelude::*;
 
 use chrono::{DateTime, Utc};
 
-use crate::alerts::AlertNotice;
-use crate::charge_point::StatusReport;
+use crate::exchange::{Alert, SessionEvent};
 use crate::id::ChargePointId;
 use crate::sample::Sample;
 use crate::wal::WalPin;
@@ -28,41 +32,6 @@ pub struct SampleBatch {
     pub wal: Option<Arc<WalPin>>,
 }
 
-/// Something that happened to a charge point's session, other than samples.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SessionEvent {
-    /// A session opened.
-    Connected,
-    /// The session closed.
-    Disconnected,
-    /// A connector reported a status.
-    Status(StatusReport),
-    /// A transaction started.
-    TransactionStarted {
-        /// Server-assigned id.
-        transaction_id: i32,
-        /// Connector it runs on.
-        connector_id: u32,
-        /// Register at start, Wh.
-        meter_start: i64,
-    },
-    /// A transaction stopped.
-    TransactionStopped {
-        /// Server-assigned id.
-        transaction_id: i32,
-        /// Connector it ran on, when this session saw it start.
-        connector_id: Option<u32>,
-        /// Register at stop, Wh.
-        meter_stop: i64,
-    },
-    /// The MeterValueSampleInterval the charge point uses, learned by the boot metering run;
-    /// the stale-data alert waits 3x this instead of the configured default.
-    SampleInterval {
-        /// Seconds between MeterValues during a transaction.
-        secs: u32,
-    },
-}
-
 /// A [`SessionEvent`] of one charge point, with when the server saw it.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
@@ -74,6 +43,12 @@ pub struct SessionNotice {
     /// When the server saw it.
     pub at: DateTime<Utc>,
 }
+
+/// An alert was raised or cleared (its `state` says which); sent to every alert subscriber
+/// (event stream, webhook) the moment it happens.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct AlertNotice(pub Alert);
 
 /// Cloneable handle to the stream: subscribers hand over their `Recipient`, publishers call
 /// [`SampleStream::publish`]. Wired explicitly (no global broker) so the data flow is visible and

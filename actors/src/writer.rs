@@ -25,7 +25,7 @@ use deadpool_redis::redis::{self, Pipeline};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tokio::sync::oneshot;
 
-use crate::charge_point::{BootInfo, StatusReport};
+use crate::exchange::StoreOp;
 use crate::id::ChargePointId;
 use crate::sample::Sample;
 use crate::store::{chunk, keys};
@@ -50,57 +50,6 @@ pub struct WriterSettings {
     pub latest_interval: Duration,
     /// Key of the write-ahead log's raw marks ([`keys::wal_raw_marks`]), `None` without a log.
     pub wal_marks_key: Option<String>,
-}
-
-/// A change to a charge point's or transaction's record; rare next to samples, but it must reach
-/// Redis through the same retrying path so that an outage loses none of it either.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub enum StoreOp {
-    /// The charge point booted: store its identity.
-    Booted(BootInfo),
-    /// The charge point connected (true) or disconnected (false) at this time.
-    Presence {
-        /// Whether a session is open.
-        connected: bool,
-        /// When it changed.
-        at: chrono::DateTime<chrono::Utc>,
-    },
-    /// A connector reported a status.
-    Status(StatusReport),
-    /// A transaction started.
-    TransactionStarted {
-        /// Server-assigned id.
-        transaction_id: i32,
-        /// Connector it runs on.
-        connector_id: u32,
-        /// Token that started it.
-        id_tag: String,
-        /// Register at start, Wh.
-        meter_start: i64,
-        /// Start time.
-        timestamp: chrono::DateTime<chrono::Utc>,
-    },
-    /// A transaction stopped.
-    TransactionStopped {
-        /// Server-assigned id.
-        transaction_id: i32,
-        /// Token that stopped it, if any.
-        id_tag: Option<String>,
-        /// Register at stop, Wh.
-        meter_stop: i64,
-        /// Stop time.
-        timestamp: chrono::DateTime<chrono::Utc>,
-        /// Why it stopped.
-        reason: Option<String>,
-    },
-    /// The real-time statistics snapshot (`SET ocpp:{cp}:stats … EX`), sent at most every few
-    /// seconds per charge point and on disconnect, never per sample.
-    Stats {
-        /// The JSON document ([`crate::stats::StoredStats`]).
-        document: String,
-        /// Seconds it lives (`retention.stats_hours`).
-        ttl_secs: u64,
-    },
 }
 
 /// Queue samples and record changes of one charge point for writing.

@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{error_response, ApiError, ApiState};
-use actors::alerts::{Acknowledge, AlertState};
+use actors::alerts::Acknowledge;
+use actors::exchange::AlertState;
 use actors::id::ChargePointId;
 use actors::store::alerts::{self as store, AlertQuery};
 

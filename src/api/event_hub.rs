@@ -22,10 +22,10 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::json;
-use ::actors::alerts::{AlertNotice, AlertState};
+use ::actors::exchange::{AlertState, SessionEvent};
 use ::actors::fleet::{Fleet, RemoteEvent};
 use ::actors::id::ChargePointId;
-use ::actors::stream::{SampleBatch, SessionEvent, SessionNotice};
+use ::actors::stream::{AlertNotice, SampleBatch, SessionNotice};
 
 /// Frames a client may fall behind before it is dropped: enough for bursts (a charge point
 /// replaying its queue), small enough that a stalled client costs little memory.

@@ -8,7 +8,8 @@ use serde_json::json;
 
 use super::writeback::Document;
 use super::{error_response, params, ApiError, ApiState};
-use actors::alerts::{GetThresholds, SetThresholds, Thresholds};
+use actors::alerts::{GetThresholds, SetThresholds};
+use actors::exchange::Thresholds;
 use actors::id::ChargePointId;
 use actors::store::alerts as store;
 

@@ -2,7 +2,8 @@
 //! to (the event hub and the webhook listen there too), so the alert code needs no metrics hook.
 
 use actix::{Actor, Context, Handler};
-use actors::alerts::{AlertNotice, AlertState, Rule};
+use actors::exchange::{AlertState, Rule};
+use actors::stream::AlertNotice;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

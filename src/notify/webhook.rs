@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::actors::alerts::{AlertNotice, AlertState};
+use ::actors::exchange::AlertState;
+use ::actors::stream::AlertNotice;
 use actix::prelude::*;
 use serde_json::Value;
 

@@ -1,6 +1,7 @@
 //! decode_request: every action's happy path and every error code, with field paths.
 
-use actors::charge_point::{BootInfo, Request, StatusReport};
+use actors::charge_point::Request;
+use actors::exchange::{BootInfo, StatusReport};
 use chrono::{TimeZone, Utc};
 use serde_json::value::RawValue;
 

@@ -7,7 +7,7 @@ use crate::FastHashMap as HashMap;
 use chrono::{DateTime, Utc};
 
 use super::rules::{Check, Verdict};
-use super::{Alert, AlertState, Rule, Severity};
+use crate::exchange::{Alert, AlertState, Rule, Severity};
 use crate::id::ChargePointId;
 use crate::sample::{Measurand, Phase, Sample};
 
@@ -299,7 +299,7 @@ mod tests {
     use super::*;
     use crate::alerts::rules::safety_checks;
     use crate::alerts::rules::tests::{at, sample};
-    use crate::alerts::thresholds::Thresholds;
+    use crate::exchange::Thresholds;
     use crate::sample::Unit;
 
     fn cp() -> ChargePointId {

@@ -5,8 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::thresholds::Thresholds;
-use super::Rule;
+use crate::exchange::{Rule, Thresholds};
 use crate::sample::{Measurand, Phase, Sample, Unit};
 
 /// What one reading says about one rule.

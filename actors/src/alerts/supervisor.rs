@@ -13,12 +13,11 @@ use tokio::sync::oneshot;
 use super::book::{AlertBook, Change};
 use super::deadlines::Deadlines;
 use super::rules::{clock_skew_checks, safety_checks, Check, Verdict};
-use super::thresholds::{ThresholdSet, ThresholdSource, Thresholds};
-use super::{Alert, AlertNotice, Rule};
+use crate::exchange::{Alert, Rule, SessionEvent, ThresholdSet, ThresholdSource, Thresholds};
 use crate::id::ChargePointId;
 use crate::store::alerts as store;
 use crate::store::reads::ReadError;
-use crate::stream::{SampleBatch, SampleStream, SessionEvent, SessionNotice};
+use crate::stream::{AlertNotice, SampleBatch, SampleStream, SessionNotice};
 use crate::FastHashMap as HashMap;
 
 /// Alert changes waiting for Redis at most; past this new changes are dropped (and counted),

@@ -9,7 +9,7 @@ use deadpool_redis::redis;
 
 use super::keys;
 use super::reads::ReadError;
-use crate::alerts::{Alert, AlertState, Thresholds};
+use crate::exchange::{Alert, AlertState, Thresholds};
 use crate::id::ChargePointId;
 
 /// Stores alerts (new, updated, cleared, acknowledged) in one pipeline: the document with a TTL

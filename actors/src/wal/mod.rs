@@ -44,9 +44,9 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use crate::exchange::StoreOp;
 use crate::id::ChargePointId;
 use crate::sample::Sample;
-use crate::writer::StoreOp;
 
 pub use record::Record;
 

@@ -12,10 +12,10 @@
 //! chunk block format Redis already stores (compact, and fuzzed with the chunk decoder); the
 //! rare record changes (transactions, boots, statuses) are JSON, where readability beats bytes.
 
+use crate::exchange::StoreOp;
 use crate::id::ChargePointId;
 use crate::sample::Sample;
 use crate::store::chunk;
-use crate::writer::StoreOp;
 
 /// Bytes before the payload: length and CRC.
 pub const HEADER_BYTES: usize = 8;

@@ -1,6 +1,7 @@
 //! BootNotification.
 
-use actors::charge_point::{BootInfo, Request};
+use actors::charge_point::Request;
+use actors::exchange::BootInfo;
 use serde::{Deserialize, Serialize};
 
 use crate::ocpp::check::{max_len, max_len_opt};

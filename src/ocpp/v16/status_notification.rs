@@ -1,6 +1,7 @@
 //! StatusNotification.
 
-use actors::charge_point::{Request, StatusReport};
+use actors::charge_point::Request;
+use actors::exchange::StatusReport;
 use serde::{Deserialize, Serialize};
 
 use super::text::Text;
