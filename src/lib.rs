@@ -37,7 +37,7 @@ use actors::aggregator::{
     Aggregator, AggregatorSettings, AggregatorStats, Flush as AggregatorFlush,
 };
 use actors::buffer::BufferSettings;
-use actors::charge_point::{ChargePointSettings, Close, CloseReason, Services};
+use actors::charge_point::{ChargePointActor, ChargePointSettings, Close, CloseReason, Services};
 use actors::counters::IngestCounters;
 use actors::fleet::{Fleet, FleetSettings, Targets};
 use actors::redis_pool::{build_pool, PoolSettings};
@@ -87,7 +87,7 @@ pub struct RunningServer {
     /// `server.http_addr`); `None` when tokens are configured or the API is loopback-only.
     pub admin_token: Option<String>,
     /// Connected charge points.
-    pub registry: Registry,
+    pub registry: Registry<ChargePointActor>,
     /// Writer counters (stored, pending, dropped samples).
     pub writer_stats: Arc<WriterStats>,
     /// Ingest counters.
@@ -260,7 +260,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         pool: pool.clone(),
         wal: wal.clone(),
         writer_stats: writer_stats.clone(),
-        fleet: fleet.clone(),
+        fleet: Arc::new(fleet.clone()),
     };
     // Remote commands and metering profiles (src/api/commands.rs, src/api/metering.rs).
     let commands_state = api::commands::CommandsState {
@@ -391,6 +391,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     ));
     let ws_state = ws::WsState {
         auth,
+        fleet: fleet.clone(),
         services,
         settings: Arc::new(ws::WsSettings {
             ping_interval: Duration::from_secs(config.ocpp.ping_interval_secs),

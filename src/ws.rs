@@ -43,11 +43,12 @@ use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use actors::charge_point::{
-    ChargePointActor, Close, CloseReason, Disconnected, Services, SessionCommand,
+    CallAnswered, ChargePointActor, Close, CloseReason, Disconnected, Services, SessionCommand,
 };
+use actors::fleet::Fleet;
 use actors::id::ChargePointId;
 use actors::registry::Connection;
-use actors::server_call::{CallAnswered, CallError, ServerCall};
+use actors::server_call::{CallError, ServerCall};
 
 use crate::api::error_response;
 use crate::metrics::hostile::{HostileClosed, Reason};
@@ -101,6 +102,8 @@ pub struct WsSettings {
 pub struct WsState {
     /// Wiring into the actor core.
     pub services: Services,
+    /// The fleet, where a new session claims its charge point before it starts.
+    pub fleet: Fleet,
     /// Limits and timings.
     pub settings: Arc<WsSettings>,
     /// HTTP Basic check of the upgrade (passwords, unknown charge points, failure limit).
@@ -303,11 +306,7 @@ async fn upgrade(
     // before this session can send anything.
     let session_number = registry.new_session();
     let held_here = registry.get(&id).is_some();
-    state
-        .services
-        .fleet
-        .arrive(&id, session_number, held_here)
-        .await;
+    state.fleet.arrive(&id, session_number, held_here).await;
     // actix-ws answers the handshake and owns the outbound side (its bounded queue); the
     // inbound bytes go to this module's reader, which decodes one frame at a time. actix-ws is
     // handed an empty payload for the reading side it would otherwise own.

@@ -23,7 +23,7 @@ use crate::id::ChargePointId;
 use crate::metering::MeteringProfile;
 use crate::registry::Registry;
 use crate::sample::{Measurand, Phase, Readings, Sample};
-use crate::server_call::{Call, CallAnswered, CallError, CallQueue, CallResult, ServerCall};
+use crate::server_call::{Call, CallError, CallQueue, CallResult, ServerCall};
 use crate::stats::{ChargePointStats, LiveStats, PERSIST_INTERVAL};
 use crate::stream::{SampleBatch, SampleStream, SessionNotice};
 use crate::txn_ids::TransactionIds;
@@ -245,7 +245,7 @@ pub struct Services {
     /// Transaction id source.
     pub transaction_ids: TransactionIds,
     /// Connected charge points.
-    pub registry: Registry,
+    pub registry: Registry<ChargePointActor>,
     /// Shared ingest counters.
     pub counters: Arc<IngestCounters>,
     /// Redis, for the boot metering run (profile override, reported configuration, refusals).
@@ -257,7 +257,16 @@ pub struct Services {
     pub writer_stats: Arc<WriterStats>,
     /// The fleet: the owner record this session claimed is turned into a "left" record when
     /// it ends.
-    pub fleet: crate::fleet::Fleet,
+    pub fleet: Arc<dyn OwnerRecords>,
+}
+
+/// The fleet's owner records as a session sees them: it only reports that it ended.
+/// [`crate::fleet::Fleet`] implements it; a trait rather than the fleet itself because the fleet
+/// reaches sessions (takeovers, routed calls) and so depends on this module, not this module on
+/// the fleet.
+pub trait OwnerRecords: Send + Sync {
+    /// Ends this instance's hold on `cp` for `session` (see [`crate::fleet::Fleet::leave`]).
+    fn leave(&self, cp: &ChargePointId, session: u64);
 }
 
 /// Why the server closes a session; the edge picks the WebSocket close code.
@@ -337,6 +346,16 @@ pub struct Stats;
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<Sample>")]
 pub struct BufferedSamples;
+
+/// The connection's report of the charge point's answer to the call sent as `unique_id`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CallAnswered {
+    /// The uniqueId of the CALL answered.
+    pub unique_id: String,
+    /// The decoded answer, or why there is none.
+    pub result: CallResult,
+}
 
 /// Key of the latest-sample map.
 type SeriesKey = (u32, Measurand, Option<Phase>);

@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::aggregator::{Aggregator, FlushChargePoint};
 use crate::alerts::{AlertSupervisor, ReleaseAlerts, RestoreAlerts};
-use crate::charge_point::Handover;
+use crate::charge_point::{ChargePointActor, Handover, OwnerRecords};
 use crate::id::ChargePointId;
 use crate::redis_pool::Pool;
 use crate::registry::Registry;
@@ -216,7 +216,7 @@ pub enum RequestError {
 #[derive(Clone)]
 pub struct Targets {
     /// Connected charge points.
-    pub registry: Registry,
+    pub registry: Registry<ChargePointActor>,
     /// The writer, drained before a takeover is acknowledged.
     pub writer: Addr<RedisWriter>,
     /// The roll-ups, flushed for the charge point before a takeover is acknowledged.
@@ -1009,6 +1009,12 @@ impl Fleet {
                     .fetch_add(count, Ordering::Relaxed),
             };
         }
+    }
+}
+
+impl OwnerRecords for Fleet {
+    fn leave(&self, cp: &ChargePointId, session: u64) {
+        Fleet::leave(self, cp, session);
     }
 }
 

@@ -1,41 +1,72 @@
 //! Which charge points are connected, and how to reach their actor: the admin API uses it to read
 //! live state, and a new connection uses it to replace an old one with the same id.
+//!
+//! It is generic over the session actor (`ChargePointActor` in practice), so that it knows
+//! nothing of that actor: the actor, which unregisters itself when it stops, depends on the
+//! registry and not the other way round.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use actix::Addr;
+use actix::{Actor, Addr};
 
-use crate::charge_point::ChargePointActor;
 use crate::id::ChargePointId;
 
-/// One live session of a charge point.
-#[derive(Clone)]
-pub struct Connection {
+/// One live session of a charge point, served by an actor `A`.
+pub struct Connection<A: Actor> {
     /// Distinguishes this session from an earlier or later one of the same charge point.
     pub session: u64,
     /// The session's actor.
-    pub actor: Addr<ChargePointActor>,
+    pub actor: Addr<A>,
 }
 
-/// Shared map of connected charge points. A plain mutex is enough: it is touched on connect,
-/// disconnect and API reads, never per message.
-#[derive(Clone, Default)]
-pub struct Registry {
+// By hand: derive would ask `A: Clone`, which an actor is not (its address is).
+impl<A: Actor> Clone for Connection<A> {
+    fn clone(&self) -> Self {
+        Connection {
+            session: self.session,
+            actor: self.actor.clone(),
+        }
+    }
+}
+
+/// Shared map of connected charge points, each served by an actor `A`. A plain mutex is
+/// enough: it is touched on connect, disconnect and API reads, never per message.
+pub struct Registry<A: Actor> {
     /// Connected charge points by id.
-    connections: Arc<Mutex<HashMap<ChargePointId, Connection>>>,
+    connections: Arc<Mutex<HashMap<ChargePointId, Connection<A>>>>,
     /// Source of session numbers.
     next_session: Arc<AtomicU64>,
 }
 
-impl Registry {
+// By hand: derive would ask `A: Clone` and `A: Default`, which the map of addresses does not
+// need.
+impl<A: Actor> Clone for Registry<A> {
+    fn clone(&self) -> Self {
+        Registry {
+            connections: self.connections.clone(),
+            next_session: self.next_session.clone(),
+        }
+    }
+}
+
+impl<A: Actor> Default for Registry<A> {
+    fn default() -> Self {
+        Registry {
+            connections: Arc::default(),
+            next_session: Arc::default(),
+        }
+    }
+}
+
+impl<A: Actor> Registry<A> {
     /// A fresh session number for a new connection.
     pub fn new_session(&self) -> u64 {
         self.next_session.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<ChargePointId, Connection>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<ChargePointId, Connection<A>>> {
         // A panic while holding this lock cannot leave the map inconsistent (single inserts and
         // removes), so a poisoned lock is still safe to use.
         self.connections
@@ -44,7 +75,7 @@ impl Registry {
     }
 
     /// Records a new session; returns the one it replaces, which the caller must close.
-    pub fn register(&self, id: ChargePointId, connection: Connection) -> Option<Connection> {
+    pub fn register(&self, id: ChargePointId, connection: Connection<A>) -> Option<Connection<A>> {
         self.lock().insert(id, connection)
     }
 
@@ -57,12 +88,12 @@ impl Registry {
     }
 
     /// The live session of a charge point, if connected.
-    pub fn get(&self, id: &ChargePointId) -> Option<Connection> {
+    pub fn get(&self, id: &ChargePointId) -> Option<Connection<A>> {
         self.lock().get(id).cloned()
     }
 
     /// Every connected charge point.
-    pub fn all(&self) -> Vec<(ChargePointId, Connection)> {
+    pub fn all(&self) -> Vec<(ChargePointId, Connection<A>)> {
         self.lock()
             .iter()
             .map(|(id, c)| (id.clone(), c.clone()))

@@ -4,8 +4,13 @@
 //!
 //! The `ChargePointActor` owns a [`CallQueue`]: callers send it [`Call`], it hands the next call
 //! to the connection as `SessionCommand::Call` with a fresh uniqueId, and the connection reports
-//! the charge point's answer back with [`CallAnswered`]. A call not answered within
-//! `ocpp.call_timeout_secs` fails with [`CallError::Timeout`] and the next one goes out.
+//! the charge point's answer back with [`CallAnswered`](crate::charge_point::CallAnswered). A
+//! call not answered within `ocpp.call_timeout_secs` fails with [`CallError::Timeout`] and the
+//! next one goes out.
+//!
+//! [`Call`] is the one message declared away from the actor that handles it: the boot metering
+//! run, which that actor starts, sends it too, so it lives here with [`ServerCall`] and
+//! [`CallQueue`], below both.
 
 use std::collections::VecDeque;
 
@@ -144,16 +149,6 @@ pub type CallResult = Result<CallReply, CallError>;
 #[derive(Debug, Message)]
 #[rtype(result = "CallResult")]
 pub struct Call(pub ServerCall);
-
-/// The connection's report of the charge point's answer to the call sent as `unique_id`.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct CallAnswered {
-    /// The uniqueId of the CALL answered.
-    pub unique_id: String,
-    /// The decoded answer, or why there is none.
-    pub result: CallResult,
-}
 
 /// The call on the wire.
 struct Outstanding {

@@ -27,6 +27,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use actors::redis_pool::Pool;
 
+use actors::charge_point::ChargePointActor;
 use actors::counters::IngestCounters;
 use actors::registry::Registry;
 use actors::store::reads::ReadError;
@@ -38,7 +39,7 @@ pub struct ApiState {
     /// Redis, for reads.
     pub pool: Pool,
     /// Connected charge points, for live state.
-    pub registry: Registry,
+    pub registry: Registry<ChargePointActor>,
     /// The writer, for samples not yet in Redis.
     pub writer: Addr<RedisWriter>,
     /// Writer health, for `/ready`.

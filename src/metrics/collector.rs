@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actors::aggregator::AggregatorStats;
+use actors::charge_point::ChargePointActor;
 use actors::counters::IngestCounters;
 use actors::fleet::FleetCounters;
 use actors::redis_pool::ClusterCounters;
@@ -24,7 +25,7 @@ use crate::notify::webhook::WebhookStats;
 #[derive(Clone)]
 pub struct Sources {
     /// Connected charge points.
-    pub registry: Registry,
+    pub registry: Registry<ChargePointActor>,
     /// What charge points sent.
     pub counters: Arc<IngestCounters>,
     /// Raw sample writes.
