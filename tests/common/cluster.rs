@@ -21,13 +21,19 @@ pub struct RedisCluster {
     pub nodes: Vec<Node>,
 }
 
-/// A port whose cluster bus port (+10000) is free too.
+/// A port whose cluster bus port (+10000) is free too, both below the kernel's ephemeral range
+/// (32768 and up by default): a load generator's thousands of outgoing connections take their
+/// local ports from that range, and one could take a node's port between this check and the
+/// node's start (seen when a benchmark fleet ran beside the tests).
 fn free_port_pair(taken: &[u16]) -> u16 {
-    loop {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        drop(listener);
-        if port > 55_000 || taken.contains(&port) {
+    // Spread over the range by process and time, so concurrent test binaries rarely collide.
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64);
+    for attempt in 0..2_000u64 {
+        let port = 20_000 + ((seed.wrapping_mul(2_654_435_761) + attempt * 7_919) % 2_700) as u16;
+        if taken.contains(&port) {
             continue;
         }
         if TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
@@ -36,6 +42,7 @@ fn free_port_pair(taken: &[u16]) -> u16 {
             return port;
         }
     }
+    panic!("no free port pair in 20000-22700 (and +10000)");
 }
 
 impl RedisCluster {
@@ -47,14 +54,18 @@ impl RedisCluster {
             dir,
             nodes: Vec::new(),
         };
-        let mut ports = Vec::new();
+        let mut taken = Vec::new();
         for _ in 0..6 {
-            let port = free_port_pair(&ports);
-            ports.push(port);
-        }
-        for port in ports {
-            let mut node = Node { port, child: None };
-            cluster.spawn(&mut node);
+            // A port taken between the check and the start: the node exits, and another
+            // port is tried.
+            let node = (0..5)
+                .find_map(|_| {
+                    let port = free_port_pair(&taken);
+                    taken.push(port);
+                    let mut node = Node { port, child: None };
+                    cluster.try_spawn(&mut node).then_some(node)
+                })
+                .expect("no redis-server node started on 5 ports");
             cluster.nodes.push(node);
         }
         let addresses: Vec<String> = cluster
@@ -101,7 +112,17 @@ impl RedisCluster {
         self.dir.path().join(port.to_string())
     }
 
+    /// Starts `node`; panics if it does not answer (a restart must get its own port back).
     fn spawn(&self, node: &mut Node) {
+        assert!(
+            self.try_spawn(node),
+            "redis-server on {} did not start",
+            node.port
+        );
+    }
+
+    /// Starts `node` and waits up to 10 s for its PING; false (the process stopped) if not.
+    fn try_spawn(&self, node: &mut Node) -> bool {
         let dir = self.node_dir(node.port);
         std::fs::create_dir_all(&dir).expect("node dir");
         let child = Command::new("redis-server")
@@ -124,15 +145,23 @@ impl RedisCluster {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be on PATH (apt-get install redis-server)");
-        node.child = Some(child);
+        let mut child = child;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if cli_at(node.port, &["PING"]).is_some_and(|o| o.trim() == "PONG") {
-                return;
+            // Ours, not another server that already had the port.
+            let ours = format!("process_id:{}", child.id());
+            if cli_at(node.port, &["INFO", "server"]).is_some_and(|info| info.contains(&ours)) {
+                node.child = Some(child);
+                return true;
+            }
+            if child.try_wait().is_ok_and(|status| status.is_some()) {
+                return false;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server on {} did not start", node.port);
+        let _ = child.kill();
+        let _ = child.wait();
+        false
     }
 
     /// Waits until every running node says `cluster_state:ok` and knows the same masters.
