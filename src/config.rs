@@ -72,6 +72,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// `[wal]`: the write-ahead log that makes an acknowledged reading survive a crash.
     pub wal: WalConfig,
+    /// `[reads]`: the admin API's read cache.
+    pub reads: ReadsConfig,
 }
 
 /// `[server]`.
@@ -217,6 +219,33 @@ impl Default for BufferConfig {
             dedupe_window_secs: 300,
             latest_interval_secs: 10,
             rollup_interval_secs: actors::aggregator::FLUSH_INTERVAL.as_secs(),
+        }
+    }
+}
+
+/// `[reads]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadsConfig {
+    /// Memory bound of the cache of decoded raw hours and roll-up buckets that large API reads
+    /// (24 h of a series, 30 days of hourly roll-ups) reuse instead of fetching and decoding
+    /// everything again; each use is still checked against Redis (`store::read_cache`). 0 turns
+    /// the cache off.
+    pub cache_bytes: u64,
+}
+
+/// Default of `reads.cache_bytes`: 64 MiB, about twenty 30-day hourly reads (~3 MB each) or
+/// ninety 24 h series reads (~0.7 MB each).
+pub const DEFAULT_READ_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Smallest non-zero `reads.cache_bytes`: a smaller cache could not hold the buckets of one
+/// hourly read (an entry may take at most a quarter of it).
+pub const MIN_READ_CACHE_BYTES: u64 = 1024 * 1024;
+
+impl Default for ReadsConfig {
+    fn default() -> Self {
+        ReadsConfig {
+            cache_bytes: DEFAULT_READ_CACHE_BYTES,
         }
     }
 }
@@ -810,6 +839,13 @@ impl Config {
             self.buffer.rollup_interval_secs,
         )?;
         positive("retention.raw_days", self.retention.raw_days)?;
+        let cache = self.reads.cache_bytes;
+        if cache != 0 && cache < MIN_READ_CACHE_BYTES {
+            return Err(ConfigError::Invalid {
+                key: "reads.cache_bytes",
+                reason: format!("{cache} must be 0 (no cache) or at least {MIN_READ_CACHE_BYTES}"),
+            });
+        }
         positive(
             "ocpp.heartbeat_interval_secs",
             u64::from(self.ocpp.heartbeat_interval_secs),
@@ -951,6 +987,7 @@ const SECTIONS: &[&str] = &[
     "admin",
     "tls",
     "wal",
+    "reads",
 ];
 
 /// Tables nested in a section, so `OCPP_METER_ALERTS_WEBHOOK_URL` reaches `[alerts.webhook] url`.
@@ -1182,6 +1219,20 @@ mod tests {
         let env = vec![("OCPP_METER_SERVER_INSTANCE_ID".into(), "a{b}".into())];
         let error = Config::load(None, env).unwrap_err().to_string();
         assert!(error.contains("server.instance_id"), "{error}");
+    }
+
+    #[test]
+    fn read_cache_bound_comes_from_the_environment_and_is_checked() {
+        let env = vec![("OCPP_METER_READS_CACHE_BYTES".into(), "0".into())];
+        let config = Config::load(Some(&shipped()), env).unwrap();
+        assert_eq!(config.reads.cache_bytes, 0, "0 turns the cache off");
+        assert_eq!(
+            Config::default().reads.cache_bytes,
+            DEFAULT_READ_CACHE_BYTES
+        );
+        let env = vec![("OCPP_METER_READS_CACHE_BYTES".into(), "1000".into())];
+        let error = Config::load(None, env).unwrap_err().to_string();
+        assert!(error.contains("reads.cache_bytes"), "{error}");
     }
 
     #[test]

@@ -42,6 +42,8 @@ use actors::counters::IngestCounters;
 use actors::fleet::{Fleet, FleetSettings, Targets};
 use actors::redis_pool::{build_pool, PoolSettings};
 use actors::registry::Registry;
+use actors::store::aggregates::BucketRetention;
+use actors::store::read_cache::{ReadCache, ReadCacheStats};
 use actors::store::{keys, reads};
 use actors::stream::SampleStream;
 use actors::txn_ids::TransactionIds;
@@ -102,6 +104,8 @@ pub struct RunningServer {
     pub aggregator_stats: Arc<AggregatorStats>,
     /// The roll-up aggregator, flushed on shutdown after the writer.
     aggregator: Addr<Aggregator>,
+    /// The API's read cache counters (hits, misses, bytes), also in `/metrics`.
+    pub read_cache_stats: Arc<ReadCacheStats>,
     /// The alert supervisor, whose pending alert writes are flushed on shutdown.
     alert_supervisor: Addr<actors::alerts::AlertSupervisor>,
     /// This instance in the fleet: its id and counters; its lease is removed on shutdown.
@@ -307,9 +311,19 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     };
     services.stream.subscribe(aggregator.clone().recipient());
     replay_into(replay, &writer, &aggregator).await;
+    // One cache, one memory bound, for both large reads (meter values and roll-ups).
+    let read_cache = Arc::new(ReadCache::new(
+        usize::try_from(config.reads.cache_bytes).unwrap_or(usize::MAX),
+        BucketRetention {
+            hourly_days: u32::try_from(config.retention.hourly_days).unwrap_or(u32::MAX),
+            daily_days: u32::try_from(config.retention.daily_days).unwrap_or(u32::MAX),
+        },
+    ));
+    let read_cache_stats = read_cache.stats();
     let aggregates_state = api::aggregates::AggregatesState {
         pool: pool.clone(),
         aggregator: aggregator.clone(),
+        cache: read_cache.clone(),
     };
 
     // Threshold and data-quality alerts, fed by the sample stream and the session events;
@@ -373,6 +387,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         wal: wal.as_ref().map(|wal| wal.stats().clone()),
         cluster: pool.cluster_counters(),
         fleet: (fleet.id().to_owned(), fleet.counters().clone()),
+        read_cache: read_cache_stats.clone(),
     }));
     {
         use actix::Actor as _;
@@ -413,6 +428,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     };
     let api_state = api::ApiState {
         pool,
+        read_cache,
         registry: registry.clone(),
         writer: writer.clone(),
         writer_stats: writer_stats.clone(),
@@ -552,6 +568,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         writer,
         aggregator_stats,
         aggregator,
+        read_cache_stats,
         alert_supervisor,
         fleet,
         wal_stats: wal.as_ref().map(|wal| wal.stats().clone()),

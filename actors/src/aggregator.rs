@@ -398,7 +398,7 @@ impl Aggregator {
         }
 
         let readings: usize = partial.readings.values().map(|r| 2 + 2 * r.len()).sum();
-        let arg_count = 18 + buckets.len() + 11 * partial.stats.len() + readings;
+        let arg_count = 19 + buckets.len() + 11 * partial.stats.len() + readings;
         let mut cmd = redis::Cmd::with_capacity(arg_count, arg_count * 12);
         cmd.arg("EVALSHA").arg(sha);
         cmd.arg(1 + buckets.len()).arg(keys::aggregate_state(id));
@@ -450,6 +450,9 @@ impl Aggregator {
             Some(field) if partial.wal_last > 0 => cmd.arg(field.as_str()).arg(partial.wal_last),
             _ => cmd.arg("").arg(0),
         };
+        // Writes into buckets ending before now + this move the charge point's roll-up version,
+        // which the API's read cache checks (`store::read_cache`).
+        cmd.arg(crate::store::read_cache::CLOSED_MARGIN_MS);
         cmd
     }
 

@@ -13,6 +13,8 @@ use super::{json, params, ApiError};
 use actors::aggregator::{Aggregator, FlushChargePoint};
 use actors::redis_pool::Pool;
 use actors::store::aggregates::{self, Period, StoredBucket};
+use actors::store::read_cache::ReadCache;
+use std::sync::Arc;
 
 /// Longest range of one query, per period: a month of hours, a bit more than a year of days.
 const MAX_HOURLY_RANGE_DAYS: i64 = 31;
@@ -28,6 +30,9 @@ pub struct AggregatesState {
     pub pool: Pool,
     /// The aggregator, flushed before a read so it shows every sample received.
     pub aggregator: Addr<Aggregator>,
+    /// Closed buckets, decoded and rendered, kept between reads (checked against the charge
+    /// point's roll-up version at every use); shared with the meter-values read.
+    pub cache: Arc<ReadCache>,
 }
 
 /// Registers the route.
@@ -101,17 +106,33 @@ async fn aggregates_of(
     // script call per charge point of the fleet.
     let flush = state.aggregator.send(FlushChargePoint(id.clone()));
     let _ = tokio::time::timeout(FLUSH_WAIT, flush).await;
-    let mut buckets = aggregates::read_buckets(&state.pool, id.as_str(), period, from, to).await?;
-    buckets.retain(|b| {
+    let entries = aggregates::read_buckets_cached(
+        &state.pool,
+        &state.cache,
+        id.as_str(),
+        period,
+        from,
+        to,
+        &render_bucket,
+    )
+    .await?;
+    let keep = |b: &StoredBucket| {
         measurand.is_none_or(|m| b.series.measurand == m)
             && query.connector.is_none_or(|c| b.series.connector_id == c)
             && phase.is_none_or(|p| b.series.phase == Some(p))
-    });
+    };
+    let buckets = entries
+        .iter()
+        .flat_map(|entry| entry.series.iter())
+        .filter(|(bucket, _)| keep(bucket))
+        .map(|(_, json)| &**json);
     let (instance, buffered_elsewhere_secs) = super::holder(&api, &id, api.lag.rollup_secs).await;
-    // ~270 bytes per bucket as rendered.
-    let size_hint = 256 + 300 * buckets.len();
-    let body = AggregatesBody {
-        buckets: BucketsJson(&buckets),
+    let size_hint = 256
+        + entries
+            .iter()
+            .map(|e| e.series.iter().map(|(_, j)| j.len() + 1).sum::<usize>())
+            .sum::<usize>();
+    let rest = AggregatesRest {
         buffered_elsewhere_secs,
         charge_point_id: id.as_str(),
         from: json::time(from),
@@ -119,31 +140,57 @@ async fn aggregates_of(
         period: period.as_str(),
         to: json::time(to),
     };
-    Ok(json::ok_sized(&body, size_hint))
+    match render_body(buckets, &rest, size_hint) {
+        Ok(body) => Ok(HttpResponse::Ok()
+            .content_type(actix_web::http::header::ContentType::json())
+            .body(body)),
+        Err(e) => {
+            log::error!("{id}: cannot render an aggregates response: {e}");
+            Ok(HttpResponse::InternalServerError().finish())
+        }
+    }
 }
 
-/// The body of `/aggregates`, serialised straight into the response: a 30-day hourly read
-/// renders ~7,200 buckets, and building a `serde_json::Value` map per bucket took most of the
-/// read's time (issue 5, target 5). Fields in the sorted order a `Value` map wrote them, so
-/// the bytes did not change; a unit test holds both renderings together.
+/// The body of `/aggregates`: `{"buckets":[...],` followed by the other fields. Buckets come
+/// rendered (cached with the decoded bucket: serialising 7,200 buckets was a third of a
+/// 30-day read, issue 5), so they are copied in; the fields are in the sorted order a
+/// `serde_json::Value` map wrote them, so the bytes did not change (a unit test holds both
+/// renderings together).
+fn render_body<'a>(
+    buckets: impl Iterator<Item = &'a str>,
+    rest: &AggregatesRest<'_>,
+    size_hint: usize,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut body = Vec::with_capacity(size_hint);
+    body.extend_from_slice(b"{\"buckets\":[");
+    for (i, bucket) in buckets.enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(bucket.as_bytes());
+    }
+    body.extend_from_slice(b"],");
+    let rest = serde_json::to_vec(rest)?;
+    // `rest` is an object: drop its opening brace, keep the closing one.
+    body.extend_from_slice(rest.get(1..).unwrap_or_default());
+    Ok(body)
+}
+
+/// One bucket as the API shows it, rendered once per bucket read (and cached with it).
+fn render_bucket(bucket: &StoredBucket) -> String {
+    // Serialising plain strings and numbers into a `String` cannot fail.
+    serde_json::to_string(&BucketJson(bucket)).unwrap_or_else(|_| "null".into())
+}
+
+/// The fields of the body after `buckets`, in their sorted order.
 #[derive(serde::Serialize)]
-struct AggregatesBody<'a> {
-    buckets: BucketsJson<'a>,
+struct AggregatesRest<'a> {
     buffered_elsewhere_secs: Option<u64>,
     charge_point_id: &'a str,
     from: String,
     instance: Option<String>,
     period: &'static str,
     to: String,
-}
-
-/// The buckets of a read, serialised one by one.
-struct BucketsJson<'a>(&'a [StoredBucket]);
-
-impl Serialize for BucketsJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(BucketJson))
-    }
 }
 
 /// One bucket as the API shows it (see the README's aggregates section).
@@ -236,7 +283,7 @@ mod tests {
             phase,
             unit: unit.into(),
         };
-        let buckets = vec![
+        let buckets = [
             StoredBucket {
                 start,
                 series: series(Measurand::Voltage, Some(Phase::L1N), "V"),
@@ -258,16 +305,29 @@ mod tests {
                 rollup: nan,
             },
         ];
-        let direct = serde_json::to_string(&AggregatesBody {
-            buckets: BucketsJson(&buckets),
+        let rendered: Vec<String> = buckets.iter().map(render_bucket).collect();
+        let rest = AggregatesRest {
             buffered_elsewhere_secs: Some(30),
             charge_point_id: "CP-1",
             from: json::time(start),
             instance: Some("b:8080".into()),
             period: "hour",
             to: json::time(start),
-        })
+        };
+        let direct = render_body(rendered.iter().map(String::as_str), &rest, 0).unwrap();
+        let direct = String::from_utf8(direct).unwrap();
+        let none = render_body(std::iter::empty(), &rest, 0).unwrap();
+        let none_reference = serde_json::to_string(&json!({
+            "buffered_elsewhere_secs": 30,
+            "instance": "b:8080",
+            "charge_point_id": "CP-1",
+            "period": "hour",
+            "from": json::time(start),
+            "to": json::time(start),
+            "buckets": [],
+        }))
         .unwrap();
+        assert_eq!(String::from_utf8(none).unwrap(), none_reference);
         let reference = serde_json::to_string(&json!({
             "buffered_elsewhere_secs": 30,
             "instance": "b:8080",

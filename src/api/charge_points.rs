@@ -185,7 +185,10 @@ async fn meter_values(
         to: Some(to),
     };
     let mut samples = unwritten(&state, &id).await;
-    samples.extend(reads::samples_matching(&state.pool, id.as_str(), &filter, limit).await?);
+    samples.extend(
+        reads::samples_matching_cached(&state.pool, &state.read_cache, id.as_str(), &filter, limit)
+            .await?,
+    );
     samples.retain(|s| {
         s.timestamp >= from
             && s.timestamp < to

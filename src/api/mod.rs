@@ -38,6 +38,9 @@ use actors::writer::{RedisWriter, WriterStats};
 pub struct ApiState {
     /// Redis, for reads.
     pub pool: Pool,
+    /// Decoded raw hours (and roll-up buckets, through `AggregatesState`) kept between reads,
+    /// checked against Redis at every use.
+    pub read_cache: Arc<actors::store::read_cache::ReadCache>,
     /// Connected charge points, for live state.
     pub registry: Registry<ChargePointActor>,
     /// The writer, for samples not yet in Redis.

@@ -11,6 +11,7 @@ use actors::counters::IngestCounters;
 use actors::fleet::FleetCounters;
 use actors::redis_pool::ClusterCounters;
 use actors::registry::Registry;
+use actors::store::read_cache::ReadCacheStats;
 use actors::wal::WalStats;
 use actors::writer::WriterStats;
 use prometheus_client::collector::Collector;
@@ -43,6 +44,8 @@ pub struct Sources {
     /// This instance's id in the fleet and the fleet counters (routed calls, takeovers,
     /// fleet-wide events).
     pub fleet: (String, Arc<FleetCounters>),
+    /// The API's read cache.
+    pub read_cache: Arc<ReadCacheStats>,
 }
 
 impl std::fmt::Debug for Sources {
@@ -235,6 +238,36 @@ impl Collector for StatsCollector {
             )?;
         }
         encode_fleet(&mut e, &s.fleet.0, &s.fleet.1)?;
+        let cache = &s.read_cache;
+        labelled_counter(
+            &mut e,
+            "ocpp_read_cache_lookups",
+            "Read cache lookups of the meter-values and aggregates reads: hit (still valid in Redis, at most a new tail fetched) or miss (read and decoded in full)",
+            "result",
+            &[("hit", load(&cache.hits)), ("miss", load(&cache.misses))],
+        )?;
+        labelled_counter(
+            &mut e,
+            "ocpp_read_cache_dropped",
+            "Read cache entries dropped: invalidated (Redis showed them out of date) or evicted (the reads.cache_bytes bound)",
+            "reason",
+            &[
+                ("invalidated", load(&cache.invalidated)),
+                ("evicted", load(&cache.evicted)),
+            ],
+        )?;
+        gauge(
+            &mut e,
+            "ocpp_read_cache_bytes",
+            "Estimated bytes held by the read cache (bounded by reads.cache_bytes)",
+            load(&cache.bytes),
+        )?;
+        gauge(
+            &mut e,
+            "ocpp_read_cache_entries",
+            "Entries held by the read cache",
+            load(&cache.entries),
+        )?;
         if let Some(webhook) = &s.webhook {
             counter(
                 &mut e,

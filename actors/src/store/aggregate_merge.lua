@@ -9,7 +9,16 @@
 --       n_stats x (key_index, expire_at (0: leave), field, count, sum, min, max,
 --                  first, first_at, last, last_at),
 --       n_series, n_series x (field, n, n x (t_ms, value)),  -- register readings, arrival order
---       wal_field, wal_lsn   -- write-ahead log mark to record ('' and 0: none)
+--       wal_field, wal_lsn,  -- write-ahead log mark to record ('' and 0: none)
+--       closed_margin_ms     -- a bucket ending before now + this counts as closed (below)
+--
+-- Read cache (`store/read_cache.rs`): the state field `rv` is the charge point's roll-up
+-- version. It moves (to max(old + 1, now in ms), so it never comes back to an old value even
+-- after Redis lost the hash) whenever this script writes a bucket that ends before
+-- now + closed_margin_ms, and is created when missing. Readers cache only buckets that ended
+-- closed_margin_ms before their own clock, tagged with the version read before them: a late
+-- write into a closed bucket moves the version and so drops every cached bucket of the
+-- charge point.
 --
 -- Returns 1 when applied, 0 when this instance already applied `seq` (a retried flush).
 -- Energy rules (mirrored by `register_energy` in aggregates.rs): a reading not newer than the
@@ -64,6 +73,9 @@ end
 
 local wal_field = ARGV[i]
 local wal_lsn = tonumber(ARGV[i + 1] or '0') or 0
+local closed_before_ms = now * 1000 + (tonumber(ARGV[i + 2] or '0') or 0)
+local version_index = #state_fields + 1
+state_fields[version_index] = 'rv'
 
 local current = redis.call('HMGET', state, unpack(state_fields))
 if current[1] and tonumber(current[1]) >= seq then
@@ -191,7 +203,20 @@ local function encode(r)
     .. '|' .. num(r.energy)
 end
 
+-- The end (unix ms) of the bucket a key names: prefix, then its start in seconds.
+local function bucket_end_ms(key)
+  for p = 1, 2 do
+    local prefix = prefixes[p]
+    if string.sub(key, 1, #prefix) == prefix then
+      return tonumber(string.sub(key, #prefix + 1)) * 1000 + lengths[p]
+    end
+  end
+  return 0
+end
+
+local closed_written = false
 for _, key in ipairs(order) do
+  if bucket_end_ms(key) <= closed_before_ms then closed_written = true end
   local u = updates[key]
   local stored = redis.call('HMGET', key, unpack(u.list))
   local args = {}
@@ -209,6 +234,13 @@ for _, key in ipairs(order) do
   if expiries[key] then redis.call('EXPIREAT', key, expiries[key]) end
 end
 
+local version = tonumber(current[version_index])
+if closed_written or not version then
+  local moved = now * 1000
+  if version and version + 1 > moved then moved = version + 1 end
+  new_state[#new_state + 1] = 'rv'
+  new_state[#new_state + 1] = string.format('%d', moved)
+end
 redis.call('HSET', state, unpack(new_state))
 if state_expire > 0 then redis.call('EXPIREAT', state, state_expire) end
 return 1

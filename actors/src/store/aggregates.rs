@@ -10,6 +10,7 @@
 //! makes a retried flush idempotent.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::redis_pool::Pool;
 use chrono::{DateTime, Utc};
@@ -17,6 +18,7 @@ use deadpool_redis::redis;
 
 use crate::sample::{Measurand, Phase, Sample, Unit};
 use crate::store::keys;
+use crate::store::read_cache::{BucketEntry, ReadCache, CLOSED_MARGIN_MS};
 use crate::store::reads::ReadError;
 
 /// Average power above which a register difference is taken for a meter replacement or a
@@ -316,15 +318,13 @@ pub struct StoredBucket {
     pub rollup: Rollup,
 }
 
-/// Every stored bucket of `period` whose start lies in `[from, to)`, in one round trip (one
-/// `HGETALL` per bucket key, pipelined), sorted by start then series.
-pub async fn read_buckets(
-    pool: &Pool,
-    charge_point: &str,
-    period: Period,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Vec<StoredBucket>, ReadError> {
+/// Field of the roll-up state hash ([`keys::aggregate_state`]) holding the charge point's
+/// roll-up version: moved by the merge script whenever it writes a closed bucket, compared by
+/// the read cache before it serves a cached bucket (`store::read_cache`).
+pub const ROLLUP_VERSION_FIELD: &str = "rv";
+
+/// The bucket starts of `period` in `[from, to)`.
+fn bucket_starts(period: Period, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<i64> {
     let len = period.length_ms();
     let from_ms = from.timestamp_millis();
     let to_ms = to.timestamp_millis();
@@ -337,6 +337,48 @@ pub async fn read_buckets(
         starts.push(start);
         start += len;
     }
+    starts
+}
+
+/// The series of one bucket hash, decoded and sorted; unreadable fields are logged and left out.
+fn decode_bucket(
+    charge_point: &str,
+    period: Period,
+    start: i64,
+    hash: HashMap<String, String>,
+) -> Vec<StoredBucket> {
+    let Some(at) = DateTime::from_timestamp_millis(start) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(hash.len());
+    for (field, value) in hash {
+        match (SeriesKey::parse(&field), Rollup::decode(&value)) {
+            (Some(series), Some(rollup)) => out.push(StoredBucket {
+                start: at,
+                series,
+                rollup,
+            }),
+            _ => log::warn!(
+                "{charge_point}: unreadable roll-up field {field:?} in the {} bucket at {at}.",
+                period.as_str()
+            ),
+        }
+    }
+    // A hash's fields come in no order.
+    out.sort_by(|a, b| a.series.cmp(&b.series));
+    out
+}
+
+/// Every stored bucket of `period` whose start lies in `[from, to)`, in one round trip (one
+/// `HGETALL` per bucket key, pipelined), sorted by start then series.
+pub async fn read_buckets(
+    pool: &Pool,
+    charge_point: &str,
+    period: Period,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<StoredBucket>, ReadError> {
+    let starts = bucket_starts(period, from, to);
     if starts.is_empty() {
         return Ok(Vec::new());
     }
@@ -350,29 +392,170 @@ pub async fn read_buckets(
     }
     let mut conn = pool.get().await?;
     let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
-    let mut out = Vec::new();
-    for (start, hash) in starts.iter().zip(hashes) {
-        let Some(at) = DateTime::from_timestamp_millis(*start) else {
-            continue;
-        };
-        let first = out.len();
-        for (field, value) in hash {
-            match (SeriesKey::parse(&field), Rollup::decode(&value)) {
-                (Some(series), Some(rollup)) => out.push(StoredBucket {
-                    start: at,
-                    series,
-                    rollup,
-                }),
-                _ => log::warn!(
-                    "{charge_point}: unreadable roll-up field {field:?} in the {} bucket at {at}.",
-                    period.as_str()
-                ),
-            }
-        }
-        // Starts ascend already; only a hash's fields come in no order.
-        out[first..].sort_by(|a, b| a.series.cmp(&b.series));
+    Ok(starts
+        .iter()
+        .zip(hashes)
+        .flat_map(|(start, hash)| decode_bucket(charge_point, period, *start, hash))
+        .collect())
+}
+
+/// How long roll-up buckets live, so the read cache never serves a bucket Redis has let expire
+/// (the fleet is meant to share one configuration).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BucketRetention {
+    /// `retention.hourly_days`.
+    pub hourly_days: u32,
+    /// `retention.daily_days`.
+    pub daily_days: u32,
+}
+
+/// Ends of buckets this close to their expiry are not cached (nor served from the cache).
+const EXPIRY_MARGIN_MS: i64 = 3_600_000;
+
+/// The buckets of [`read_buckets`], each bucket hash with its series rendered by `render` (the
+/// API's JSON of one bucket), through `cache`. Closed buckets (ended [`CLOSED_MARGIN_MS`]
+/// before now, and not about to expire) come from the cache when the charge point's roll-up
+/// version, read first in the same pipeline, still equals the one they were cached under; the
+/// others are read with `HGETALL` and cached under the version read before them. A moved
+/// version (a late write into a closed bucket) reads the cached buckets of this read again, in
+/// a second pipeline.
+pub async fn read_buckets_cached(
+    pool: &Pool,
+    cache: &ReadCache,
+    charge_point: &str,
+    period: Period,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    render: &(dyn Fn(&StoredBucket) -> String + Sync),
+) -> Result<Vec<Arc<BucketEntry>>, ReadError> {
+    let retention = cache.bucket_retention();
+    let read = BucketRead {
+        cache,
+        charge_point,
+        period,
+        starts: bucket_starts(period, from, to),
+        now_ms: Utc::now().timestamp_millis(),
+        keep_days: match period {
+            Period::Hour => retention.hourly_days,
+            Period::Day => retention.daily_days,
+        },
+        render,
+    };
+    if read.starts.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let mut found: Vec<Option<Arc<BucketEntry>>> = read
+        .starts
+        .iter()
+        .map(|&start| {
+            if cache.enabled() && read.cacheable(start) {
+                cache.bucket(charge_point, period, start)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let mut conn = pool.get().await?;
+    let missing: Vec<usize> = (0..found.len()).filter(|&i| found[i].is_none()).collect();
+    let version = read.fetch(&mut conn, &missing, &mut found).await?;
+    // Cached buckets are valid only under the version read now.
+    let stale: Vec<usize> = (0..found.len())
+        .filter(|&i| !missing.contains(&i))
+        .filter(|&i| {
+            found[i]
+                .as_ref()
+                .is_none_or(|entry| version.as_deref() != Some(&*entry.version))
+        })
+        .collect();
+    for _ in 0..found.len() - missing.len() - stale.len() {
+        cache.hit();
+    }
+    if !stale.is_empty() {
+        for &i in &stale {
+            cache.invalidate_bucket(charge_point, period, read.starts[i]);
+            found[i] = None;
+        }
+        read.fetch(&mut conn, &stale, &mut found).await?;
+    }
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// One cached roll-up read in progress (see [`read_buckets_cached`]).
+struct BucketRead<'a> {
+    cache: &'a ReadCache,
+    charge_point: &'a str,
+    period: Period,
+    /// Starts (unix ms) of the buckets asked for, ascending.
+    starts: Vec<i64>,
+    /// The reader's clock, which decides what counts as closed.
+    now_ms: i64,
+    /// Days the period's buckets live after their end.
+    keep_days: u32,
+    render: &'a (dyn Fn(&StoredBucket) -> String + Sync),
+}
+
+impl BucketRead<'_> {
+    /// Whether the bucket starting at `start` may be cached: closed by the margin, and far
+    /// enough from its expiry.
+    fn cacheable(&self, start: i64) -> bool {
+        start + self.period.length_ms() <= self.now_ms - CLOSED_MARGIN_MS
+            && self.period.expires_at(start, self.keep_days) * 1000 > self.now_ms + EXPIRY_MARGIN_MS
+    }
+
+    /// Reads the roll-up version, then the buckets `which` (indexes into `starts`), in one
+    /// pipeline; decodes and renders them into `found`, caching the cacheable ones under that
+    /// version. Returns the version (`None`: the state hash has none yet; nothing is cached).
+    async fn fetch(
+        &self,
+        conn: &mut crate::redis_pool::Connection,
+        which: &[usize],
+        found: &mut [Option<Arc<BucketEntry>>],
+    ) -> Result<Option<Arc<str>>, ReadError> {
+        let (cp, period) = (self.charge_point, self.period);
+        let mut pipe = redis::pipe();
+        pipe.hget(keys::aggregate_state(cp), ROLLUP_VERSION_FIELD);
+        for &i in which {
+            pipe.hgetall(keys::aggregate_bucket(
+                cp,
+                period.as_str(),
+                self.starts[i] / 1000,
+            ));
+        }
+        let parse_error = |e: redis::ParsingError| ReadError::Redis(e.into());
+        let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+        let hashes = replies
+            .split_off(1.min(replies.len()))
+            .into_iter()
+            .map(|reply| redis::from_redis_value(reply).map_err(parse_error))
+            .collect::<Result<Vec<HashMap<String, String>>, ReadError>>()?;
+        let version: Option<String> = match replies.pop() {
+            Some(reply) => redis::from_redis_value(reply).map_err(parse_error)?,
+            None => None,
+        };
+        let version: Option<Arc<str>> = version.map(Arc::from);
+        for (&i, hash) in which.iter().zip(hashes) {
+            let start = self.starts[i];
+            let series = decode_bucket(cp, period, start, hash)
+                .into_iter()
+                .map(|bucket| {
+                    let json = (self.render)(&bucket).into_boxed_str();
+                    (bucket, json)
+                })
+                .collect();
+            let entry = Arc::new(BucketEntry {
+                version: version.clone().unwrap_or_else(|| Arc::from("")),
+                series,
+            });
+            if self.cache.enabled() && self.cacheable(start) {
+                self.cache.miss();
+                if version.is_some() {
+                    self.cache.put_bucket(cp, period, start, Arc::clone(&entry));
+                }
+            }
+            found[i] = Some(entry);
+        }
+        Ok(version)
+    }
 }
 
 /// The unit of a stored series as the API shows it.

@@ -36,6 +36,7 @@ pub mod chunk;
 pub mod credentials;
 pub mod keys;
 pub mod metering;
+pub mod read_cache;
 pub mod reads;
 mod varint;
 

@@ -1,6 +1,7 @@
 //! Reads used by the admin API. Writes belong to the writer alone; these only look.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::redis_pool::Pool;
 use chrono::{DateTime, Utc};
@@ -9,6 +10,7 @@ use deadpool_redis::redis::{self, AsyncCommands};
 use crate::sample::Sample;
 use crate::store::chunk::{self, SampleFilter};
 use crate::store::keys;
+use crate::store::read_cache::{RawEntry, ReadCache, SeriesSelection};
 
 /// Why a read failed: Redis was unreachable or answered with an error. The API turns it into 503.
 #[derive(Debug, thiserror::Error)]
@@ -59,28 +61,146 @@ pub async fn samples_matching(
     filter: &SampleFilter,
     limit: usize,
 ) -> Result<Vec<Sample>, ReadError> {
+    samples_matching_cached(pool, &ReadCache::disabled(), charge_point, filter, limit).await
+}
+
+/// [`samples_matching`] through `cache`: an hour decoded before is checked against its chunk's
+/// length (`STRLEN`) and only what was appended since is fetched (`GETRANGE`) and decoded; an
+/// hour not in the cache is fetched whole (`GET`), decoded for the asked series over the whole
+/// hour, and cached. One pipeline for every hour (all in the charge point's slot), plus one for
+/// the rare chunk that shrank (expired) since it was cached.
+pub async fn samples_matching_cached(
+    pool: &Pool,
+    cache: &ReadCache,
+    charge_point: &str,
+    filter: &SampleFilter,
+    limit: usize,
+) -> Result<Vec<Sample>, ReadError> {
     let (Some(from), Some(to)) = (filter.from, filter.to) else {
         return Ok(Vec::new());
     };
-    let chunk_keys: Vec<String> =
-        keys::hours_covering(from.timestamp_millis(), to.timestamp_millis())
-            .map(|hour| keys::raw_chunk(charge_point, hour))
-            .collect();
-    if chunk_keys.is_empty() {
+    let hours: Vec<i64> =
+        keys::hours_covering(from.timestamp_millis(), to.timestamp_millis()).collect();
+    if hours.is_empty() {
         return Ok(Vec::new());
     }
-    let mut conn = pool.get().await?;
-    let chunks: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-        .arg(&chunk_keys)
-        .query_async(&mut conn)
-        .await?;
-    drop(conn);
-    let mut samples = Vec::new();
-    for (key, bytes) in chunk_keys.iter().zip(chunks) {
-        let Some(bytes) = bytes else { continue };
-        if let Some(error) = chunk::decode_chunk_matching(&bytes, filter, &mut samples) {
-            log::error!("{charge_point}: chunk {key} is partly unreadable: {error}");
+    let selection = SeriesSelection {
+        measurand: filter.measurand,
+        connector_id: filter.connector_id,
+        phase: filter.phase,
+    };
+    // The whole hour of the selection is what gets cached; the range is applied after.
+    let hour_filter = SampleFilter {
+        from: None,
+        to: None,
+        ..filter.clone()
+    };
+    let cached: Vec<Option<RawEntry>> = hours
+        .iter()
+        .map(|hour| cache.raw(charge_point, *hour, selection))
+        .collect();
+    let mut pipe = redis::pipe();
+    for (hour, entry) in hours.iter().zip(&cached) {
+        let key = keys::raw_chunk(charge_point, *hour);
+        match entry {
+            Some(entry) => {
+                pipe.cmd("STRLEN").arg(&key);
+                pipe.cmd("GETRANGE").arg(&key).arg(entry.len).arg(-1);
+            }
+            None => {
+                pipe.cmd("GET").arg(&key);
+            }
         }
+    }
+    let mut conn = pool.get().await?;
+    let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+    let mut replies = replies.into_iter();
+
+    // Per hour: the decoded samples of the selection, or the hour to fetch again in full.
+    let mut decoded: Vec<Option<Arc<Vec<Sample>>>> = Vec::with_capacity(hours.len());
+    let mut refetch = Vec::new();
+    for (i, (hour, entry)) in hours.iter().zip(cached).enumerate() {
+        let key = || keys::raw_chunk(charge_point, *hour);
+        match entry {
+            Some(entry) => {
+                let length = int(replies.next());
+                let tail = bytes(replies.next()).unwrap_or_default();
+                if length < entry.len as i64 {
+                    // Expired (or lost) since it was cached: whatever is there now is new.
+                    cache.invalidate_raw(charge_point, *hour, selection);
+                    cache.miss();
+                    refetch.push(i);
+                    decoded.push(None);
+                    continue;
+                }
+                cache.hit();
+                if tail.is_empty() {
+                    decoded.push(Some(entry.samples));
+                    continue;
+                }
+                let mut samples = Vec::clone(&entry.samples);
+                let error = chunk::decode_chunk_matching(&tail, &hour_filter, &mut samples);
+                let samples = Arc::new(samples);
+                match error {
+                    None => cache.put_raw(
+                        charge_point,
+                        *hour,
+                        selection,
+                        RawEntry {
+                            len: entry.len + tail.len(),
+                            samples: samples.clone(),
+                        },
+                    ),
+                    Some(error) => {
+                        log::error!(
+                            "{charge_point}: chunk {} is partly unreadable: {error}",
+                            key()
+                        );
+                        cache.invalidate_raw(charge_point, *hour, selection);
+                    }
+                }
+                decoded.push(Some(samples));
+            }
+            None => {
+                cache.miss();
+                let bytes = bytes(replies.next());
+                decoded.push(decode_hour(
+                    cache,
+                    charge_point,
+                    *hour,
+                    selection,
+                    &hour_filter,
+                    bytes,
+                ));
+            }
+        }
+    }
+    if !refetch.is_empty() {
+        let mut pipe = redis::pipe();
+        for &i in &refetch {
+            pipe.cmd("GET").arg(keys::raw_chunk(charge_point, hours[i]));
+        }
+        let chunks: Vec<Option<Vec<u8>>> = pipe.query_async(&mut conn).await?;
+        for (&i, bytes) in refetch.iter().zip(chunks) {
+            decoded[i] = decode_hour(
+                cache,
+                charge_point,
+                hours[i],
+                selection,
+                &hour_filter,
+                bytes,
+            );
+        }
+    }
+    drop(conn);
+
+    let mut samples = Vec::new();
+    for hour in decoded.into_iter().flatten() {
+        samples.extend(
+            hour.iter()
+                .filter(|s| s.timestamp >= from && s.timestamp < to)
+                .cloned(),
+        );
         if samples.len() >= limit {
             // Repeats (replays) may hide among them: count distinct readings before stopping.
             let mut identities: Vec<_> = samples.iter().map(Sample::identity).collect();
@@ -92,6 +212,55 @@ pub async fn samples_matching(
         }
     }
     Ok(samples)
+}
+
+/// Decodes one whole chunk for `selection` and caches it when it read cleanly (a chunk with a
+/// damaged block is decoded afresh every time, so a tail is never appended after a framing
+/// error that a full decode would stop at).
+fn decode_hour(
+    cache: &ReadCache,
+    charge_point: &str,
+    hour: i64,
+    selection: SeriesSelection,
+    hour_filter: &SampleFilter,
+    bytes: Option<Vec<u8>>,
+) -> Option<Arc<Vec<Sample>>> {
+    let bytes = bytes?;
+    let mut samples = Vec::new();
+    let error = chunk::decode_chunk_matching(&bytes, hour_filter, &mut samples);
+    let samples = Arc::new(samples);
+    match error {
+        None => cache.put_raw(
+            charge_point,
+            hour,
+            selection,
+            RawEntry {
+                len: bytes.len(),
+                samples: samples.clone(),
+            },
+        ),
+        Some(error) => log::error!(
+            "{charge_point}: chunk {} is partly unreadable: {error}",
+            keys::raw_chunk(charge_point, hour)
+        ),
+    }
+    Some(samples)
+}
+
+/// An integer reply (`STRLEN`); anything else as 0, which no cached length is below.
+fn int(reply: Option<redis::Value>) -> i64 {
+    match reply {
+        Some(redis::Value::Int(n)) => n,
+        _ => 0,
+    }
+}
+
+/// A bulk string reply (`GET`, `GETRANGE`); `None` for nil.
+fn bytes(reply: Option<redis::Value>) -> Option<Vec<u8>> {
+    match reply {
+        Some(redis::Value::BulkString(bytes)) => Some(bytes),
+        _ => None,
+    }
 }
 
 /// The stored newest sample per (connector, measurand, phase).

@@ -1,0 +1,224 @@
+//! The read cache (`reads.cache_bytes`, `actors::store::read_cache`) over a real redis-server:
+//! a reading stored late into an hour or day the cache holds (here by another instance, the
+//! way a charge point back from offline, a write-ahead log replay or a second server would) is
+//! in the very next read, of raw samples and of hourly and daily roll-ups; and the cache stays
+//! within its byte bound.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step should stop the test loudly
+
+mod common;
+
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use common::*;
+use ocpp_meter::RunningServer;
+use serde_json::{json, Value};
+
+const H: i64 = 3_600_000;
+const D: i64 = 86_400_000;
+
+fn iso(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// MeterValues of one Voltage L1-N reading per time, `volts` each.
+fn voltages(times: &[i64], volts: f64) -> Value {
+    json!({
+        "connectorId": 1,
+        "meterValue": times.iter().map(|t| json!({
+            "timestamp": iso(*t),
+            "sampledValue": [{"value": volts.to_string(), "measurand": "Voltage", "phase": "L1-N", "unit": "V"}],
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Sends `payloads` as charge point `id` through a second, short-lived instance on the same
+/// Redis, which writes everything (raw chunks and roll-ups) when it shuts down: data that
+/// reaches Redis without passing through the reading server's buffers.
+async fn store_through_another_instance(redis: &RedisServer, id: &str, payloads: Vec<Value>) {
+    store_all_through_another_instance(redis, vec![(id, payloads)]).await;
+}
+
+/// [`store_through_another_instance`] for several charge points.
+async fn store_all_through_another_instance(redis: &RedisServer, sends: Vec<(&str, Vec<Value>)>) {
+    let wal = tempfile::tempdir().unwrap();
+    let mut config = test_config(redis);
+    config.server.instance_id = "late-writer".into();
+    config.wal.dir = wal.path().display().to_string();
+    let server = start_server(config).await;
+    for (id, payloads) in sends {
+        let mut cp = ChargePoint::connect(&server, id).await;
+        for payload in payloads {
+            assert_eq!(cp.call("MeterValues", payload).await, json!({}));
+        }
+    }
+    server.shutdown().await;
+}
+
+async fn meter_values_of(server: &RunningServer, id: &str, now: i64) -> Vec<Value> {
+    let (code, body) = get(
+        server,
+        &format!(
+            "/api/v1/charge-points/{id}/meter-values?measurand=Voltage&phase=L1-N&from={}&to={}&limit=10000",
+            iso(now - 3 * D),
+            iso(now + 60_000)
+        ),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    body["samples"].as_array().unwrap().clone()
+}
+
+async fn buckets_of(server: &RunningServer, id: &str, period: &str, now: i64) -> Vec<Value> {
+    let (code, body) = get(
+        server,
+        &format!(
+            "/api/v1/charge-points/{id}/aggregates?period={period}&from={}&to={}",
+            iso(now - 5 * D),
+            iso(now + 60_000)
+        ),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    body["buckets"].as_array().unwrap().clone()
+}
+
+/// Count of readings in the bucket starting at `start`.
+fn count_at(buckets: &[Value], start: i64) -> u64 {
+    buckets
+        .iter()
+        .filter(|b| b["start"] == json!(iso(start)))
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum()
+}
+
+#[actix_web::test]
+async fn a_late_reading_into_a_cached_closed_hour_or_day_is_in_the_next_read() {
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let stats = server.read_cache_stats.clone();
+    let now = Utc::now().timestamp_millis();
+    // Two days back: the hour, and its day, closed well before the margin of the cache.
+    let day = (now - 2 * D).div_euclid(D) * D;
+    let hour = day + 5 * H;
+    let first: Vec<i64> = (0..10).map(|i| hour + i * 60_000).collect();
+    store_through_another_instance(&redis, "CP-LATE", vec![voltages(&first, 230.0)]).await;
+
+    // First reads fill the cache, second reads come from it.
+    for _ in 0..2 {
+        assert_eq!(meter_values_of(&server, "CP-LATE", now).await.len(), 10);
+        assert_eq!(
+            count_at(&buckets_of(&server, "CP-LATE", "hour", now).await, hour),
+            10
+        );
+        assert_eq!(
+            count_at(&buckets_of(&server, "CP-LATE", "day", now).await, day),
+            10
+        );
+    }
+    let hits = stats.hits.load(Ordering::Relaxed);
+    assert!(
+        hits >= 3,
+        "the repeated reads were served from the cache: {hits} hits"
+    );
+    let invalidated = stats.invalidated.load(Ordering::Relaxed);
+
+    // A reading arrives late, into the same closed hour and day, through another instance.
+    let late = hour + 30 * 60_000;
+    store_through_another_instance(&redis, "CP-LATE", vec![voltages(&[late], 240.0)]).await;
+    let samples = meter_values_of(&server, "CP-LATE", now).await;
+    assert_eq!(
+        samples.len(),
+        11,
+        "the late raw reading is read: {samples:?}"
+    );
+    assert!(
+        samples.iter().any(|s| s["value"] == json!(240.0)),
+        "{samples:?}"
+    );
+    let hourly = buckets_of(&server, "CP-LATE", "hour", now).await;
+    assert_eq!(count_at(&hourly, hour), 11, "{hourly:?}");
+    assert!(
+        hourly.iter().any(|b| b["max"] == json!(240.0)),
+        "{hourly:?}"
+    );
+    let daily = buckets_of(&server, "CP-LATE", "day", now).await;
+    assert_eq!(count_at(&daily, day), 11, "{daily:?}");
+    assert!(
+        stats.invalidated.load(Ordering::Relaxed) > invalidated,
+        "the cached buckets were dropped by the moved roll-up version"
+    );
+
+    // And the refreshed entries serve the next reads again.
+    let hits = stats.hits.load(Ordering::Relaxed);
+    assert_eq!(meter_values_of(&server, "CP-LATE", now).await.len(), 11);
+    assert_eq!(
+        count_at(&buckets_of(&server, "CP-LATE", "hour", now).await, hour),
+        11
+    );
+    assert!(stats.hits.load(Ordering::Relaxed) > hits);
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn the_read_cache_stays_within_its_byte_bound() {
+    let redis = RedisServer::start();
+    let mut config = test_config(&redis);
+    config.reads.cache_bytes = 1024 * 1024;
+    let server = start_server(config).await;
+    let stats = server.read_cache_stats.clone();
+    let now = Utc::now().timestamp_millis();
+    let first_hour = (now - D).div_euclid(H) * H;
+    // Four charge points, five hours of 1,000 readings each: 20,000 decoded samples, more than
+    // 1 MiB once decoded (at 64 bytes or more each), each hour well under a quarter of it.
+    let ids = ["CP-BIG-1", "CP-BIG-2", "CP-BIG-3", "CP-BIG-4"];
+    let sends = ids
+        .iter()
+        .map(|id| {
+            let payloads = (0..5 * 10)
+                .map(|batch| {
+                    let times: Vec<i64> = (0..100)
+                        .map(|i| first_hour + (batch * 100 + i) * 3_600)
+                        .collect();
+                    voltages(&times, 230.0)
+                })
+                .collect();
+            (*id, payloads)
+        })
+        .collect();
+    store_all_through_another_instance(&redis, sends).await;
+    for id in ids {
+        assert_eq!(meter_values_of(&server, id, now).await.len(), 5_000);
+        let held = stats.bytes.load(Ordering::Relaxed);
+        assert!(held <= 1024 * 1024, "{held} bytes held");
+    }
+    assert!(
+        stats.evicted.load(Ordering::Relaxed) > 0,
+        "the bound was reached and the oldest entries went"
+    );
+    // Evicted or not, every read is whole.
+    for id in ids {
+        assert_eq!(meter_values_of(&server, id, now).await.len(), 5_000);
+    }
+    let url = format!("http://{}/metrics", server.http_addr);
+    let mut response = awc::Client::default().get(&url).send().await.unwrap();
+    let body = response.body().limit(16 << 20).await.unwrap();
+    let text = std::str::from_utf8(&body).unwrap();
+    let bytes: u64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("ocpp_read_cache_bytes "))
+        .expect("ocpp_read_cache_bytes in /metrics")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(bytes > 0 && bytes <= 1024 * 1024, "{bytes}");
+    assert!(
+        text.contains("ocpp_read_cache_lookups_total{result=\"hit\"}"),
+        "{text}"
+    );
+    server.shutdown().await;
+}
