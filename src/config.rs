@@ -203,9 +203,10 @@ pub struct BufferConfig {
     /// coalesced at most this often (and at session end and shutdown) rather than with every
     /// flush, which halves the Redis commands of a busy charge point.
     pub latest_interval_secs: u64,
-    /// How often the aggregator writes its pending roll-ups (each charge point's partials in
-    /// one script call): longer is cheaper for Redis with a large fleet, and a crash loses
-    /// that much of the counts and sums (never register energy).
+    /// How long the aggregator keeps a charge point's roll-ups in memory after its first
+    /// pending sample before writing them (one script call): longer is cheaper for Redis with
+    /// a large fleet, and a crash loses that much of the counts and sums (never register
+    /// energy). Charge points fall due one by one, so the writes spread over the interval.
     pub rollup_interval_secs: u64,
 }
 

@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::*;
@@ -588,5 +588,49 @@ async fn rollups_are_written_every_rollup_interval_without_a_read() {
     );
     let field = redis.cli(&["HGETALL", &key]);
     assert!(field.contains("Energy.Active.Import.Register"), "{field}");
+    server.shutdown().await;
+}
+
+/// MeterValues of one Voltage reading at `t`.
+fn voltage(t: i64, volts: f64) -> Value {
+    meter_values(
+        1,
+        None,
+        &iso(t),
+        json!([{"value": volts.to_string(), "measurand": "Voltage", "phase": "L1-N", "unit": "V"}]),
+    )
+}
+
+#[actix_web::test]
+async fn each_charge_point_is_rolled_up_an_interval_after_its_first_sample() {
+    let redis = RedisServer::start();
+    let mut config = test_config(&redis);
+    config.buffer.rollup_interval_secs = 3;
+    let server = start_server(config).await;
+    let hour_key =
+        |id: &str, t: i64| format!("ocpp:{{{id}}}:agg:hour:{}", t.div_euclid(H) * H / 1000);
+    let mut a = ChargePoint::connect(&server, "CP-DUE-A").await;
+    let mut b = ChargePoint::connect(&server, "CP-DUE-B").await;
+    let t = Utc::now().timestamp_millis() - 60_000;
+    let sent_a = Instant::now();
+    assert_eq!(a.call("MeterValues", voltage(t, 230.0)).await, json!({}));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(b.call("MeterValues", voltage(t, 231.0)).await, json!({}));
+    let (key_a, key_b) = (hour_key("CP-DUE-A", t), hour_key("CP-DUE-B", t));
+    let exists = |key: &str| redis.cli(&["EXISTS", key]).trim() == "1";
+    assert!(
+        eventually(Duration::from_secs(10), || async { exists(&key_a) }).await,
+        "A's roll-ups were written"
+    );
+    let waited = sent_a.elapsed();
+    assert!(
+        waited >= Duration::from_millis(2_900),
+        "A waited its interval: {waited:?}"
+    );
+    assert!(!exists(&key_b), "B, due 0.7 s later, is not written with A");
+    assert!(
+        eventually(Duration::from_secs(10), || async { exists(&key_b) }).await,
+        "B's roll-ups were written"
+    );
     server.shutdown().await;
 }

@@ -1,9 +1,12 @@
 //! `Aggregator`: hourly and daily roll-ups of every numeric sample on the live stream.
 //!
 //! It pre-aggregates in memory, per charge point, bucket and series (count, sum, min, max,
-//! first, last) and keeps the register readings of energy series, then writes every
-//! [`FLUSH_INTERVAL`] (and on [`Flush`]) one `EVALSHA` of the merge script
-//! (`store/aggregate_merge.lua`) per charge point, pipelined in chunks. The script merges the
+//! first, last) and keeps the register readings of energy series, then writes each charge
+//! point's partials [`FLUSH_INTERVAL`] after its first pending sample (and everything on
+//! [`Flush`]) with one `EVALSHA` of the merge script (`store/aggregate_merge.lua`) per charge
+//! point, pipelined in small chunks. Charge points become due one after the other, as their
+//! samples arrive, so a fleet's flushes are spread over the interval instead of coming as one
+//! burst that holds Redis (and every read behind it) for seconds. The script merges the
 //! partials into the bucket hashes and computes energy against the baseline stored in Redis,
 //! atomically, so flushes, restarts and several server instances add up instead of overwriting
 //! each other. Each flush carries this instance's id and a sequence number that the script
@@ -12,13 +15,13 @@
 //! partials keep accumulating, bounded by [`MAX_PENDING_ENTRIES`] (past it batches are dropped,
 //! counted and logged).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use crate::FastHashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::redis_pool::Pool;
 use actix::prelude::*;
@@ -31,8 +34,8 @@ use crate::store::keys;
 use crate::stream::SampleBatch;
 use crate::wal::WalPin;
 
-/// How often pending roll-ups are written by default (`buffer.rollup_interval_secs`). Each
-/// write costs about 8 Redis commands per charge point (one `EVALSHA` and the `HMGET`/`HSET`/
+/// How long a charge point's roll-ups wait in memory after its first pending sample, by default
+/// (`buffer.rollup_interval_secs`). Each write costs about 8 Redis commands per charge point (one `EVALSHA` and the `HMGET`/`HSET`/
 /// `EXPIREAT` inside it) and ~0.2 ms of Redis CPU, whatever the number of samples: with
 /// 19,000 charge points a 15 s interval kept Redis a third busy and put the merge bursts into
 /// the fleet's ack latency (p99 4-24 ms against 1.6-2.1 ms at 60 s, issue 5). 30 s is the
@@ -45,8 +48,14 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(30);
 /// away: about 100 MB. Past it, new batches are dropped and counted.
 pub const MAX_PENDING_ENTRIES: usize = 1_000_000;
 
-/// Charge points per pipeline of a flush (see `Aggregator::send`): ~1.5 MB packed.
-const SCRIPTS_PER_PIPELINE: usize = 256;
+/// Charge points per pipeline of a flush (see `Aggregator::send`). Each script costs Redis
+/// ~0.2 ms, and Redis runs a pipeline's commands back to back: 32 keep another client's command
+/// (an API read) waiting at most ~6 ms, where 256 held it ~50 ms (issue 13).
+const SCRIPTS_PER_PIPELINE: usize = 32;
+
+/// How often the aggregator looks for charge points whose partials are due: the spread of the
+/// flushes is this fine-grained (or the flush interval, if shorter).
+const DUE_CHECK: Duration = Duration::from_millis(250);
 
 /// Bound on the buckets whose expiry this process remembers having set.
 const MAX_REMEMBERED_EXPIRIES: usize = 100_000;
@@ -62,7 +71,7 @@ pub struct AggregatorSettings {
     pub retry_initial: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
-    /// How often to flush (`buffer.rollup_interval_secs`, default [`FLUSH_INTERVAL`]; tests
+    /// How long partials wait after their first sample (`buffer.rollup_interval_secs`, default [`FLUSH_INTERVAL`]; tests
     /// shorten it).
     pub flush_interval: Duration,
     /// Field of the roll-up state hash where the merge script records the write-ahead log
@@ -117,6 +126,9 @@ struct Partial {
     /// Highest log sequence number folded in; the merge script stores it with the roll-ups
     /// ([`keys::wal_rollup_mark_field`]) so a replay skips what they already hold.
     wal_last: u64,
+    /// When the first sample of this partial arrived; it is due a flush interval later. Also
+    /// names the partial's entry in the due queue (an entry whose time differs is stale).
+    since: Option<Instant>,
 }
 
 impl Partial {
@@ -142,6 +154,10 @@ pub struct Aggregator {
     instance: String,
     /// Partials not yet handed to a flush.
     pending: FastHashMap<ChargePointId, Partial>,
+    /// Charge points in the order their partials started, with that time: the front is the
+    /// next due. Entries whose partial was flushed meanwhile (by [`Flush`] or
+    /// [`FlushChargePoint`]) are skipped when they come up.
+    due: VecDeque<(Instant, ChargePointId)>,
     /// Entries in `pending`, checked against [`MAX_PENDING_ENTRIES`].
     pending_entries: usize,
     /// The flush being written, if any.
@@ -186,6 +202,7 @@ impl Aggregator {
             settings,
             instance: format!("{:016x}", hasher.finish()),
             pending: FastHashMap::default(),
+            due: VecDeque::new(),
             pending_entries: 0,
             in_flight: None,
             running: false,
@@ -211,10 +228,44 @@ impl Aggregator {
             return;
         }
         let partials: Vec<(ChargePointId, Partial)> = self.pending.drain().collect();
+        self.due.clear();
         self.pending_entries = 0;
         self.wanted.clear();
         self.want_all = false;
         self.start(partials, ctx);
+    }
+
+    /// Hands the partials that are due (a flush interval after their first sample) to a new
+    /// flush unless one is in flight (they wait for the next check then).
+    fn flush_due(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        let interval = self.settings.flush_interval;
+        let mut partials = Vec::new();
+        while let Some((since, _)) = self.due.front() {
+            if now.saturating_duration_since(*since) < interval {
+                break;
+            }
+            let Some((since, cp)) = self.due.pop_front() else {
+                break;
+            };
+            if self
+                .pending
+                .get(&cp)
+                .is_some_and(|p| p.since == Some(since))
+            {
+                if let Some(partial) = self.pending.remove(&cp) {
+                    self.pending_entries = self.pending_entries.saturating_sub(partial.entries());
+                    self.wanted.remove(&cp);
+                    partials.push((cp, partial));
+                }
+            }
+        }
+        if !partials.is_empty() {
+            self.start(partials, ctx);
+        }
     }
 
     /// Hands the pending partials of the charge points in `wanted` to a new flush unless one is
@@ -527,7 +578,8 @@ impl Actor for Aggregator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.settings.flush_interval, |act, ctx| act.flush(ctx));
+        let check = DUE_CHECK.min(self.settings.flush_interval);
+        ctx.run_interval(check, |act, ctx| act.flush_due(ctx));
         if self.in_flight.is_some() {
             self.send(ctx);
         }
@@ -609,6 +661,10 @@ impl Handler<SampleBatch> for Aggregator {
         self.pending_entries += partial.entries() - before;
         if partial.entries() == 0 {
             self.pending.remove(&batch.charge_point);
+        } else if partial.since.is_none() {
+            let now = Instant::now();
+            partial.since = Some(now);
+            self.due.push_back((now, batch.charge_point.clone()));
         }
         self.stats.samples.fetch_add(counted, Ordering::Relaxed);
     }
