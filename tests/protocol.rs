@@ -253,6 +253,47 @@ async fn messages_over_the_size_limit_close_with_1009() {
     server.shutdown().await;
 }
 
+/// A client text frame as the wire carries it: FIN, 64-bit length, masked with a zero key (valid,
+/// and the payload bytes are then the text itself).
+fn masked_text_frame(text: &str) -> Vec<u8> {
+    let mut frame = vec![0x81, 0x80 | 127];
+    frame.extend_from_slice(&(text.len() as u64).to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(text.as_bytes());
+    frame
+}
+
+#[actix_web::test]
+async fn large_messages_arriving_in_pieces_after_idle_spells_are_answered() {
+    // The HTTP/1 dispatcher frees its read and write buffers whenever the connection waits
+    // (vendor/actix-http/PATCH.md) and the frame reader frees its own when it has nothing left to
+    // decode: a message several times those buffers, arriving in pieces with the connection idle
+    // before and between them, must still be put together and answered, and twice.
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let mut cp = ChargePoint::connect(&server, "CP-SLOW").await;
+    cp.boot().await;
+    for round in 0..2 {
+        // The pauses are the subject of the test (idle spells), not synchronisation.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let unique_id = format!("slow-{round}");
+        let data = "x".repeat(60_000);
+        let text = json!([2, unique_id, "DataTransfer", {"vendorId": "com.example", "data": data}]);
+        let frame = masked_text_frame(&text.to_string());
+        for piece in frame.chunks(frame.len() / 3 + 1) {
+            cp.send_raw(piece).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let answer = cp.recv().await;
+        assert_eq!(answer[0], 3, "{answer}");
+        assert_eq!(answer[1], unique_id.as_str());
+        assert_eq!(answer[2]["status"], "UnknownVendorId");
+    }
+    assert_alive(&mut cp).await;
+    drop(cp);
+    server.shutdown().await;
+}
+
 #[actix_web::test]
 async fn binary_frames_are_read_as_utf8_or_refused() {
     let redis = RedisServer::start();

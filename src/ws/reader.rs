@@ -43,7 +43,7 @@ pub(super) enum ReadError {
 pub(super) struct MessageReader {
     /// The request body of the upgraded connection: the raw WebSocket bytes.
     payload: Payload,
-    /// Bytes received and not yet decoded.
+    /// Bytes received and not yet decoded; released whenever it is empty and the reader waits.
     buf: BytesMut,
     /// Server-side WebSocket codec, with the frame size limit.
     codec: Codec,
@@ -84,6 +84,12 @@ impl MessageReader {
             }
             if self.ended {
                 return None;
+            }
+            if self.buf.is_empty() {
+                // Nothing left to decode: free the buffer rather than keep a frame's worth of
+                // capacity for as long as the charge point stays silent (issue 13: memory per
+                // idle connection). The next chunk allocates what it needs.
+                self.buf = BytesMut::new();
             }
             match self.payload.next().await {
                 Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),

@@ -274,6 +274,15 @@ impl ChargePoint {
         self.ws.send(message).await.expect("send");
     }
 
+    /// Writes bytes to the socket under the WebSocket as they are: frames a test builds itself,
+    /// such as one frame split over several TCP writes with pauses between them.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let socket = self.ws.get_mut();
+        socket.write_all(bytes).await.expect("write");
+        socket.flush().await.expect("flush");
+    }
+
     /// The next text frame as JSON (pings are answered by tungstenite itself). Panics after 10 s.
     pub async fn recv(&mut self) -> Value {
         loop {
