@@ -9,6 +9,7 @@
 //! - [`ws`]: the WebSocket endpoint charge points connect to.
 //! - [`api`]: the admin HTTP API.
 //! - [`dashboard`]: the live web dashboard served by the admin listener at `/`.
+//! - [`memory`]: freed memory handed back to the operating system.
 //! - [`start`] / [`RunningServer`]: wiring and graceful shutdown, used by `main.rs` and by the
 //!   integration tests (which bind ephemeral ports).
 //!
@@ -18,6 +19,7 @@
 pub mod api;
 pub mod config;
 pub mod dashboard;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod ocpp;
@@ -539,6 +541,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         source,
     })?
     .run();
+    memory::start_trimmer();
     let ws_handle = ws_server.handle();
     let http_handle = http_server.handle();
     actix_web::rt::spawn(ws_server);

@@ -581,6 +581,7 @@ async fn run_session(
                         break Ending::Close(CloseCode::Protocol, "websocket protocol error");
                     }
                 };
+                crate::memory::note_message();
                 inbound.push_back(frame);
                 if inbound.len() + usize::from(answering.is_some()) > settings.max_inflight_calls {
                     break Ending::Hostile(Reason::CallFlood, CloseCode::Policy, "too many unanswered calls");
