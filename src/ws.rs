@@ -499,7 +499,7 @@ async fn run_session(
     actor: Addr<ChargePointActor>,
     mut session: Session,
     mut reader: MessageReader,
-    mut commands: mpsc::UnboundedReceiver<SessionCommand>,
+    mut commands: mpsc::UnboundedReceiver<Box<SessionCommand>>,
     settings: Arc<WsSettings>,
 ) {
     let mut ping = interval_at(
@@ -600,7 +600,7 @@ async fn run_session(
                     }
                 }
             }
-            command = commands.recv() => match command {
+            command = commands.recv() => match command.map(|command| *command) {
                 Some(SessionCommand::Close(CloseReason::Replaced)) => {
                     break Ending::Close(CloseCode::Policy, "replaced by a new connection");
                 }

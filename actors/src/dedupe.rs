@@ -51,6 +51,14 @@ impl RecentSamples {
         }
     }
 
+    /// Forgets the identities older than `max_age` without a new reading: called by the
+    /// station's actor on its periodic timer, so a charge point that has gone quiet does not
+    /// keep its last `max_age` of identities (and their tables) for as long as it stays
+    /// connected (issue 13: memory per idle charge point).
+    pub fn expire(&mut self) {
+        self.forget_older_than(Instant::now());
+    }
+
     /// [`Self::retain_new`] with the arrival time given (tests).
     fn retain_new_at(&mut self, samples: &mut Vec<Sample>, now: Instant) -> usize {
         if self.window == 0 {
@@ -161,6 +169,24 @@ mod tests {
         );
         recent.retain_new_at(&mut vec![], t0 + secs(1000));
         assert!(recent.order.is_empty() && recent.seen.is_empty());
+    }
+
+    #[test]
+    fn a_quiet_station_gives_its_identities_and_tables_back() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut recent = RecentSamples::new(4096, secs(300));
+        recent.retain_new_at(&mut (0..100).map(sample).collect(), t0);
+        assert!(recent.order.capacity() >= 100 && recent.seen.capacity() >= 100);
+        recent.forget_older_than(t0 + secs(299));
+        assert_eq!(recent.order.len(), 100, "nothing is max_age old yet");
+        recent.forget_older_than(t0 + secs(301));
+        assert!(recent.order.is_empty() && recent.seen.is_empty());
+        assert_eq!(
+            (recent.order.capacity(), recent.seen.capacity()),
+            (0, 0),
+            "the memory is freed, not only the entries"
+        );
     }
 
     #[test]
