@@ -18,31 +18,13 @@ use serde_json::{json, Value};
 /// A request with a JSON body (or none) on the admin API: status and JSON answer.
 async fn send(
     server: &RunningServer,
-    method: &str,
+    method: &'static str,
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let url = format!("http://{}{}", server.http_addr, path);
-    let client = awc::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .finish();
-    let request = match method {
-        "PUT" => client.put(&url),
-        "POST" => client.post(&url),
-        "DELETE" => client.delete(&url),
-        _ => client.get(&url),
-    };
-    let mut response = match body {
-        Some(body) => request.send_json(&body).await,
-        None => request.send().await,
-    }
-    .expect("http request");
-    let status = response.status().as_u16();
-    let bytes = response.body().await.expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    spawn_request(server.http_addr, method, path, body)
+        .await
+        .expect("request task")
 }
 
 /// Alerts of a charge point as the API lists them (`state` = active, cleared or all).

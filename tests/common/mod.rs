@@ -443,6 +443,7 @@ pub fn spawn_request(
         let request = match method {
             "PUT" => client.put(&url),
             "POST" => client.post(&url),
+            "DELETE" => client.delete(&url),
             _ => client.get(&url),
         };
         let mut response = match body {
