@@ -7,6 +7,8 @@ mod charge_points;
 pub mod commands;
 pub mod event_hub;
 mod events;
+mod fleet;
+mod groups;
 mod health;
 mod json;
 mod latest;
@@ -114,6 +116,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(alerts::configure)
                 .configure(thresholds::configure)
                 .configure(stats::configure)
+                .configure(groups::configure)
+                .configure(fleet::configure)
                 .configure(events::configure),
         )
         .default_service(web::to(|| async {
