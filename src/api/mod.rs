@@ -8,7 +8,7 @@ pub mod commands;
 pub mod event_hub;
 mod events;
 mod health;
-mod json;
+pub(crate) mod json;
 mod latest;
 pub mod metrics;
 pub mod openapi;
