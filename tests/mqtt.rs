@@ -34,26 +34,37 @@ struct Mosquitto {
     child: Option<Child>,
 }
 
+/// A port below the kernel's ephemeral range (32768 and up by default), where no outgoing
+/// connection takes its local port between this check and the broker's start; apart from the
+/// Redis Cluster tests' ports (20000-22699, bus 30000-32699, see `common::cluster`).
+fn free_port() -> u16 {
+    let seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos()));
+    for attempt in 0..2_000u64 {
+        let port = 23_000 + ((seed.wrapping_mul(2_654_435_761) + attempt * 7_919) % 6_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port for mosquitto in 23000-28999");
+}
+
 impl Mosquitto {
+    /// Starts a broker on a free port; another port is tried when that one was taken meanwhile.
     fn start() -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("mosquitto.conf"),
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-        )
-        .unwrap();
-        let mut broker = Mosquitto {
-            dir,
-            port,
-            child: None,
-        };
-        broker.spawn();
-        broker
+        for _ in 0..5 {
+            let mut broker = Mosquitto {
+                dir: tempfile::tempdir().unwrap(),
+                port: free_port(),
+                child: None,
+            };
+            if broker.spawn() {
+                return broker;
+            }
+        }
+        panic!("mosquitto did not start on any of 5 ports");
     }
 
     fn binary() -> PathBuf {
@@ -66,23 +77,48 @@ impl Mosquitto {
         on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/mosquitto"))
     }
 
-    fn spawn(&mut self) {
+    /// Runs mosquitto on `self.port` and waits until it accepts connections; false when it
+    /// exited instead (the port was taken).
+    fn spawn(&mut self) -> bool {
+        let conf = self.dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+                self.port
+            ),
+        )
+        .unwrap();
         let child = Command::new(Self::binary())
             .arg("-c")
-            .arg(self.dir.path().join("mosquitto.conf"))
+            .arg(conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto must be installed (apt-get install mosquitto)");
-        self.child = Some(child);
+        let child = self.child.insert(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
+            if child.try_wait().ok().flatten().is_some() {
+                self.child = None;
+                return false;
+            }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("mosquitto did not start on port {}", self.port);
+        self.stop();
+        false
+    }
+
+    /// Starts it again on the same port after [`Mosquitto::stop`].
+    fn start_again(&mut self) {
+        assert!(
+            self.spawn(),
+            "mosquitto did not start again on {}",
+            self.port
+        );
     }
 
     fn url(&self) -> String {
@@ -513,7 +549,7 @@ async fn a_dead_broker_leaves_ingest_alone_and_publication_resumes() {
 
     // The broker is back (empty: it kept nothing): the queued newest readings arrive, the
     // last one retained.
-    broker.spawn();
+    broker.start_again();
     let mut sub = Subscriber::connect(&broker, &["ocpp-meter/CP-MQ2/meter"]).await;
     let last_power = 7000.0 + 19.0;
     sub.first_where("ocpp-meter/CP-MQ2/meter", |m| {
