@@ -10,7 +10,7 @@ mod events;
 mod fleet;
 mod groups;
 mod health;
-mod json;
+pub(crate) mod json;
 mod latest;
 pub mod metrics;
 pub mod openapi;
