@@ -41,6 +41,7 @@ pub mod keys;
 pub mod metering;
 pub mod read_cache;
 pub mod reads;
+pub mod transactions;
 mod varint;
 
 pub use chunk::{
