@@ -5,8 +5,10 @@ pub mod aggregates;
 mod alerts;
 mod charge_points;
 pub mod commands;
+mod csv;
 pub mod event_hub;
 mod events;
+mod fleet_transactions;
 mod health;
 mod json;
 mod latest;
@@ -111,6 +113,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(passwords::configure)
                 .configure(aggregates::configure)
                 .configure(transactions::configure)
+                .configure(fleet_transactions::configure)
                 .configure(alerts::configure)
                 .configure(thresholds::configure)
                 .configure(stats::configure)
