@@ -10,6 +10,7 @@ pub mod event_hub;
 mod events;
 mod fleet_transactions;
 mod health;
+mod id_tags;
 mod json;
 mod latest;
 pub mod metrics;
@@ -114,6 +115,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(aggregates::configure)
                 .configure(transactions::configure)
                 .configure(fleet_transactions::configure)
+                .configure(id_tags::configure)
                 .configure(alerts::configure)
                 .configure(thresholds::configure)
                 .configure(stats::configure)
