@@ -869,3 +869,48 @@ async fn cursors_stay_exact_under_concurrent_starts_and_equal_start_times() {
     assert_eq!(all.len(), expected.len() + 1);
     server.shutdown().await;
 }
+
+#[actix_web::test]
+async fn the_csv_export_walks_every_page() {
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let mut cp = ChargePoint::connect(&server, "CP-Y").await;
+    cp.boot().await;
+    let base = Utc::now().timestamp_millis().div_euclid(H) * H - 30 * H;
+    // More transactions than one page of the export reads (500), several per start time.
+    let mut expected = Vec::new();
+    for k in 0..1234i64 {
+        let at = base + (k / 3) * MIN;
+        let answer = cp
+            .call(
+                "StartTransaction",
+                json!({"connectorId": k + 1, "idTag": format!("+{k}"), "meterStart": k,
+                       "timestamp": iso(at)}),
+            )
+            .await;
+        expected.push((at, answer["transactionId"].as_i64().unwrap()));
+    }
+    expected.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| a.1.to_string().cmp(&b.1.to_string()))
+    });
+    let query = format!("from={}&to={}", iso(base), iso(base + 24 * H));
+    let (code, _, _, text) = get_text(&server, &format!("/api/v1/transactions.csv?{query}")).await;
+    assert_eq!(code, 200, "{text}");
+    let rows = parse_csv(&text);
+    assert_eq!(rows.len(), expected.len() + 1);
+    let ids: Vec<i64> = rows[1..].iter().map(|r| r[0].parse().unwrap()).collect();
+    let want: Vec<i64> = expected.iter().map(|(_, id)| *id).collect();
+    assert_eq!(ids, want, "every transaction once, in order");
+    for row in &rows[1..] {
+        assert!(row[3].starts_with("'+"), "guarded idTag: {row:?}");
+        assert_eq!(row[4], "active");
+    }
+    let listed = walk(&server, &query, 1000).await;
+    let listed: Vec<i64> = listed
+        .iter()
+        .map(|i| i["transaction_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed, want, "the list agrees");
+    server.shutdown().await;
+}
