@@ -12,7 +12,7 @@
 //! Start/StopTransaction are not readings (a charge point that sends Transaction.Begin and
 //! Transaction.End readings has them counted).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
@@ -21,6 +21,7 @@ use serde_json::json;
 
 use super::{charge_points, json, params, ApiError, ApiState};
 use actors::id::ChargePointId;
+use actors::sample::Sample;
 use actors::store::aggregates::{register_energy, Period};
 use actors::store::reads;
 use actors::store::transactions as index;
@@ -111,6 +112,8 @@ async fn energy(
         let positions = index::id_tag_started_before(&state.pool, &id_tag, end).await?;
         let ids: Vec<i32> = positions.iter().map(|p| p.id).collect();
         let records = reads::transactions(&state.pool, &ids).await?;
+        // Readings still buffered, asked once per charge point.
+        let mut unwritten: HashMap<String, Vec<Sample>> = HashMap::new();
         for (position, record) in positions.iter().zip(records) {
             let Some(record) = record else { continue };
             if !record
@@ -144,8 +147,17 @@ async fn energy(
             ) else {
                 continue;
             };
-            let mut samples = charge_points::unwritten(&state, &cp).await;
-            samples.retain(|s| s.transaction_id == Some(position.id));
+            if !unwritten.contains_key(cp.as_str()) {
+                let buffered = charge_points::unwritten(&state, &cp).await;
+                unwritten.insert(cp.as_str().to_owned(), buffered);
+            }
+            let mut samples: Vec<Sample> = unwritten
+                .get(cp.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|s| s.transaction_id == Some(position.id))
+                .cloned()
+                .collect();
             samples.extend(
                 index::connector_samples(
                     &state.pool,
