@@ -74,6 +74,8 @@ pub struct Config {
     pub wal: WalConfig,
     /// `[reads]`: the admin API's read cache.
     pub reads: ReadsConfig,
+    /// `[mqtt]`: publication of samples and alerts to an MQTT broker (off by default).
+    pub mqtt: MqttConfig,
 }
 
 /// `[server]`.
@@ -894,6 +896,7 @@ impl Config {
             });
         }
         self.validate_security()?;
+        self.mqtt.validate()?;
         self.validate_alerts()
     }
 
@@ -975,6 +978,139 @@ impl Config {
     }
 }
 
+/// `[mqtt]`: every MeterValues' normalised samples and every alert raise and clear published,
+/// retained with QoS 1, to an MQTT broker, with Home Assistant discovery (see `crate::mqtt`).
+/// Its `Debug` hides the password (`--check-config` prints the configuration).
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// `mqtt://host[:port]` (port 1883 by default); empty turns publication off.
+    pub url: String,
+    /// MQTT client id; empty: `ocpp-meter-` + the instance id, so instances sharing a broker
+    /// do not disconnect each other.
+    pub client_id: String,
+    /// User name for the broker; empty connects anonymously.
+    pub username: String,
+    /// Password for the broker (never logged).
+    pub password: String,
+    /// First level of the topics `{topic_prefix}/{cp}/meter` and `{topic_prefix}/{cp}/alert`.
+    pub topic_prefix: String,
+    /// Home Assistant's discovery prefix; empty sends no discovery messages.
+    pub discovery_prefix: String,
+    /// Messages waiting for the broker at most (a broker that is down or slow); past this the
+    /// oldest are dropped and counted in `ocpp_mqtt_dropped_total`.
+    pub max_queue: usize,
+    /// MQTT keep-alive: a ping goes to the broker this often, and one still unanswered at the
+    /// next drops the connection, so a broker that vanished without closing it is noticed
+    /// within twice this.
+    pub keep_alive_secs: u64,
+    /// Longest wait between reconnection attempts (from 100 ms, doubling).
+    pub reconnect_max_secs: u64,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: String::new(),
+            client_id: String::new(),
+            username: String::new(),
+            password: String::new(),
+            topic_prefix: "ocpp-meter".into(),
+            discovery_prefix: "homeassistant".into(),
+            max_queue: 10_000,
+            keep_alive_secs: 30,
+            reconnect_max_secs: 30,
+        }
+    }
+}
+
+impl std::fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &redacted(&self.password))
+            .field("topic_prefix", &self.topic_prefix)
+            .field("discovery_prefix", &self.discovery_prefix)
+            .field("max_queue", &self.max_queue)
+            .field("keep_alive_secs", &self.keep_alive_secs)
+            .field("reconnect_max_secs", &self.reconnect_max_secs)
+            .finish()
+    }
+}
+
+/// A secret as `Debug` shows it: whether it is set, never its text.
+fn redacted(secret: &str) -> &'static str {
+    if secret.is_empty() {
+        ""
+    } else {
+        "<hidden>"
+    }
+}
+
+impl MqttConfig {
+    /// Checks the URL, the topic prefixes and the bounds.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.url.is_empty() {
+            crate::mqtt::parse_url(&self.url).map_err(|e| ConfigError::Invalid {
+                key: "mqtt.url",
+                reason: e.to_string(),
+            })?;
+        }
+        for (key, prefix, may_be_empty) in [
+            ("mqtt.topic_prefix", &self.topic_prefix, false),
+            ("mqtt.discovery_prefix", &self.discovery_prefix, true),
+        ] {
+            let empty_ok = may_be_empty && prefix.is_empty();
+            if !empty_ok
+                && (prefix.is_empty()
+                    || prefix.starts_with('/')
+                    || prefix.ends_with('/')
+                    || prefix.contains(['+', '#', '\0']))
+            {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!(
+                        "{prefix:?} must be topic levels without '+', '#' or a leading or trailing '/'"
+                    ),
+                });
+            }
+        }
+        positive("mqtt.max_queue", self.max_queue as u64)?;
+        positive("mqtt.keep_alive_secs", self.keep_alive_secs)?;
+        if self.keep_alive_secs > u64::from(u16::MAX) {
+            return Err(ConfigError::Invalid {
+                key: "mqtt.keep_alive_secs",
+                reason: "must be at most 65535 (MQTT's limit)".into(),
+            });
+        }
+        positive("mqtt.reconnect_max_secs", self.reconnect_max_secs)
+    }
+
+    /// The publisher's settings, `None` when `url` is empty; `instance_id` names the client
+    /// when `client_id` is empty.
+    pub fn settings(&self, instance_id: &str) -> Option<crate::mqtt::MqttSettings> {
+        let (host, port) = crate::mqtt::parse_url(&self.url).ok()?;
+        Some(crate::mqtt::MqttSettings {
+            host,
+            port,
+            client_id: if self.client_id.is_empty() {
+                format!("ocpp-meter-{instance_id}")
+            } else {
+                self.client_id.clone()
+            },
+            username: self.username.clone(),
+            password: self.password.clone(),
+            topic_prefix: self.topic_prefix.clone(),
+            discovery_prefix: self.discovery_prefix.clone(),
+            max_queue: self.max_queue,
+            keep_alive: Duration::from_secs(self.keep_alive_secs),
+            reconnect_max: Duration::from_secs(self.reconnect_max_secs),
+        })
+    }
+}
+
 /// The sections, so `OCPP_METER_REDIS_URL` can be split into `redis` + `url` even though keys
 /// contain underscores.
 const SECTIONS: &[&str] = &[
@@ -989,6 +1125,7 @@ const SECTIONS: &[&str] = &[
     "tls",
     "wal",
     "reads",
+    "mqtt",
 ];
 
 /// Tables nested in a section, so `OCPP_METER_ALERTS_WEBHOOK_URL` reaches `[alerts.webhook] url`.
@@ -1106,6 +1243,59 @@ mod tests {
         assert_eq!(config.ocpp.id_tag_allow_list, vec!["A", "B"]);
         assert_eq!(config.alerts.power_max_w, 22000.0);
         assert_eq!(config.alerts.webhook.url, "http://hooks.example/alerts");
+    }
+
+    #[test]
+    fn mqtt_comes_from_the_environment_and_is_checked() {
+        assert!(
+            Config::default().mqtt.settings("i:1").is_none(),
+            "off by default"
+        );
+        let env = vec![
+            ("OCPP_METER_MQTT_URL".into(), "mqtt://10.0.0.9".into()),
+            ("OCPP_METER_MQTT_MAX_QUEUE".into(), "50".into()),
+            ("OCPP_METER_MQTT_DISCOVERY_PREFIX".into(), r#""""#.into()),
+            ("OCPP_METER_MQTT_PASSWORD".into(), "s3cret-pw".into()),
+        ];
+        let config = Config::load(Some(&shipped()), env).unwrap();
+        assert_eq!(config.mqtt.password, "s3cret-pw");
+        assert!(
+            !format!("{config:?}").contains("s3cret-pw"),
+            "--check-config hides it"
+        );
+        let settings = config.mqtt.settings("host:8080").unwrap();
+        assert_eq!((settings.host.as_str(), settings.port), ("10.0.0.9", 1883));
+        assert_eq!(settings.client_id, "ocpp-meter-host:8080");
+        assert_eq!(settings.topic_prefix, "ocpp-meter");
+        assert_eq!(settings.discovery_prefix, "");
+        assert_eq!(settings.max_queue, 50);
+        for (name, value, key) in [
+            ("OCPP_METER_MQTT_URL", "mqtts://b:8883", "mqtt.url"),
+            ("OCPP_METER_MQTT_URL", "mqtt://b:99999", "mqtt.url"),
+            ("OCPP_METER_MQTT_TOPIC_PREFIX", "a/+/b", "mqtt.topic_prefix"),
+            ("OCPP_METER_MQTT_TOPIC_PREFIX", r#""""#, "mqtt.topic_prefix"),
+            (
+                "OCPP_METER_MQTT_DISCOVERY_PREFIX",
+                "ha/",
+                "mqtt.discovery_prefix",
+            ),
+            ("OCPP_METER_MQTT_MAX_QUEUE", "0", "mqtt.max_queue"),
+            (
+                "OCPP_METER_MQTT_KEEP_ALIVE_SECS",
+                "70000",
+                "mqtt.keep_alive_secs",
+            ),
+            (
+                "OCPP_METER_MQTT_RECONNECT_MAX_SECS",
+                "0",
+                "mqtt.reconnect_max_secs",
+            ),
+        ] {
+            let error = Config::load(None, vec![(name.into(), value.into())])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(key), "{name}={value}: {error}");
+        }
     }
 
     #[test]

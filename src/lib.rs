@@ -10,6 +10,8 @@
 //! - [`api`]: the admin HTTP API.
 //! - [`dashboard`]: the live web dashboard served by the admin listener at `/`.
 //! - [`memory`]: freed memory handed back to the operating system.
+//! - [`mqtt`]: samples and alerts published to an MQTT broker (`[mqtt] url`), with Home
+//!   Assistant discovery.
 //! - [`start`] / [`RunningServer`]: wiring and graceful shutdown, used by `main.rs` and by the
 //!   integration tests (which bind ephemeral ports).
 //!
@@ -21,6 +23,7 @@ pub mod config;
 pub mod dashboard;
 pub mod memory;
 pub mod metrics;
+pub mod mqtt;
 pub mod notify;
 pub mod ocpp;
 pub mod security;
@@ -376,6 +379,17 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             Supervisor::start(move |_| notify::webhook::WebhookNotifier::new(settings, stats));
         services.stream.subscribe_alerts(webhook.recipient());
     }
+    // MQTT publication (when `[mqtt] url` is set): samples and alerts, like the webhook.
+    let mqtt_stats = config.mqtt.settings(fleet.id()).map(|settings| {
+        let stats = Arc::new(mqtt::MqttStats::default());
+        let publisher = {
+            let stats = stats.clone();
+            Supervisor::start(move |_| mqtt::MqttPublisher::new(settings, stats))
+        };
+        services.stream.subscribe(publisher.clone().recipient());
+        services.stream.subscribe_alerts(publisher.recipient());
+        stats
+    });
 
     // Prometheus metrics (GET /metrics): read-at-scrape over the counters above, plus the
     // OCPP message and alert counts that nothing else keeps.
@@ -390,6 +404,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         cluster: pool.cluster_counters(),
         fleet: (fleet.id().to_owned(), fleet.counters().clone()),
         read_cache: read_cache_stats.clone(),
+        mqtt: mqtt_stats,
     }));
     {
         use actix::Actor as _;

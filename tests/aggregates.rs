@@ -581,7 +581,11 @@ async fn rollups_are_written_every_rollup_interval_without_a_read() {
     let key = format!("ocpp:{{CP-TICK}}:agg:hour:{hour}");
     assert!(
         eventually(Duration::from_secs(5), || async {
-            redis.cli(&["HLEN", &key]).trim() == "1"
+            // The register's series (the bucket also holds its fleet summary, `/fleet`).
+            redis
+                .cli(&["HEXISTS", &key, "1:Energy.Active.Import.Register:-:Wh"])
+                .trim()
+                == "1"
         })
         .await,
         "no roll-up bucket {key} in Redis"

@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 
 use crate::id::ChargePointId;
 use crate::store::aggregates::{Period, Rollup, SeriesKey, MAX_PLAUSIBLE_POWER_W, MERGE_SCRIPT};
+use crate::store::fleet_rollup::{self, FLEET_SCRIPT};
 use crate::store::keys;
 use crate::stream::SampleBatch;
 use crate::wal::WalPin;
@@ -169,7 +170,7 @@ pub struct Aggregator {
     /// Current retry delay.
     backoff: Duration,
     /// SHA1 of the loaded script; `None` until `SCRIPT LOAD` answered, and after `NOSCRIPT`.
-    sha: Option<String>,
+    sha: Option<(String, String)>,
     /// Buckets whose expiry this process has set, so `EXPIREAT` goes out once per bucket.
     expiring: HashSet<String>,
     /// Charge points whose state hash expiry this process has refreshed.
@@ -310,7 +311,7 @@ impl Aggregator {
     /// page-faulted every flush) and let other clients' commands (an API read) in between.
     /// The script of the merge must be loaded first (its SHA names it in every call).
     fn send(&mut self, ctx: &mut Context<Self>) {
-        let Some(sha) = self.sha.clone() else {
+        let Some((sha, fleet_sha)) = self.sha.clone() else {
             self.load_script(ctx);
             return;
         };
@@ -324,20 +325,35 @@ impl Aggregator {
             let mut pipe = redis::Pipeline::with_capacity(chunk.len());
             for (cp, partial) in chunk {
                 let cmd = self.invocation(&sha, cp, partial, flight.seq, now_s, &mut scratch);
-                pipe.add_command(cmd).ignore();
+                pipe.add_command(cmd);
             }
-            pipes.push(pipe);
+            let ids: Vec<ChargePointId> = chunk.iter().map(|(cp, _)| cp.clone()).collect();
+            pipes.push((pipe, ids));
         }
         let calls = flight.partials.len() as u64;
         self.in_flight = Some(flight);
+        let retention = (self.settings.hourly_days, self.settings.daily_days);
         // Expiry flags were computed now; forget them again if this flush fails.
         let conn = self.take_connection();
         let work = async move {
             let mut conn = conn.await.map_err(|e| (e.to_string(), false))?;
-            for pipe in pipes {
-                if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-                    let noscript = e.kind() == ErrorKind::Server(ServerErrorKind::NoScript);
-                    return Err((e.to_string(), noscript));
+            let noscript = |e: &redis::RedisError| {
+                (
+                    e.to_string(),
+                    e.kind() == ErrorKind::Server(ServerErrorKind::NoScript),
+                )
+            };
+            for (pipe, ids) in pipes {
+                let replies: Vec<redis::Value> = pipe
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| noscript(&e))?;
+                // Then the fleet roll-up, from the summaries the merges returned: after them,
+                // so a failure here retries both (the merges as no-ops that still answer).
+                if let Some(cmd) = fleet_invocation(&fleet_sha, &ids, replies, retention) {
+                    cmd.query_async::<()>(&mut conn)
+                        .await
+                        .map_err(|e| noscript(&e))?;
                 }
             }
             Ok(conn)
@@ -377,20 +393,26 @@ impl Aggregator {
         let conn = self.take_connection();
         let work = async move {
             let mut conn = conn.await.map_err(|e| e.to_string())?;
-            let sha = redis::cmd("SCRIPT")
-                .arg("LOAD")
-                .arg(MERGE_SCRIPT)
-                .query_async::<String>(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((conn, sha))
+            let mut shas = Vec::with_capacity(2);
+            for script in [MERGE_SCRIPT, FLEET_SCRIPT] {
+                let sha = redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(script)
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                shas.push(sha);
+            }
+            let fleet = shas.pop().unwrap_or_default();
+            let merge = shas.pop().unwrap_or_default();
+            Ok::<_, String>((conn, (merge, fleet)))
         };
         ctx.spawn(work.into_actor(self).map(|result, act, ctx| {
             act.running = false;
             match result {
-                Ok((conn, sha)) => {
+                Ok((conn, shas)) => {
                     act.conn = Some(conn);
-                    act.sha = Some(sha);
+                    act.sha = Some(shas);
                     act.send(ctx);
                 }
                 Err(error) => act.failed(error, false, ctx),
@@ -553,6 +575,63 @@ impl Aggregator {
         }
         self.waiters = kept;
     }
+}
+
+/// The fleet script call (`store/fleet_merge.lua`) copying the summaries that one pipeline of
+/// merge scripts returned (`ids[i]` answered `replies[i]`) into the fleet buckets; `None` when
+/// they returned none. `retention` is (hourly, daily) days, for the fleet buckets' expiry.
+fn fleet_invocation(
+    sha: &str,
+    ids: &[ChargePointId],
+    replies: Vec<redis::Value>,
+    retention: (u32, u32),
+) -> Option<redis::Cmd> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut entries: Vec<(usize, &str, String, i64)> = Vec::new();
+    for (cp, reply) in ids.iter().zip(replies) {
+        // { applied, key, summary, key, summary, ... }; anything else adds nothing.
+        let Ok(items) = redis::from_redis_value::<Vec<redis::Value>>(reply) else {
+            continue;
+        };
+        let mut pairs = items.into_iter().skip(1);
+        while let (Some(key), Some(summary)) = (pairs.next(), pairs.next()) {
+            let (Ok(key), Ok(summary)) = (
+                redis::from_redis_value::<String>(key),
+                redis::from_redis_value::<String>(summary),
+            ) else {
+                continue;
+            };
+            let Some((fleet_key, period, start_ms)) = fleet_rollup::fleet_key_of(&key) else {
+                continue;
+            };
+            let keep = match period {
+                Period::Hour => retention.0,
+                Period::Day => retention.1,
+            };
+            let index = match keys.iter().position(|k| *k == fleet_key) {
+                Some(i) => i,
+                None => {
+                    keys.push(fleet_key);
+                    keys.len() - 1
+                }
+            };
+            entries.push((
+                index,
+                cp.as_str(),
+                summary,
+                period.expires_at(start_ms, keep),
+            ));
+        }
+    }
+    if entries.is_empty() {
+        return None;
+    }
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(sha).arg(keys.len()).arg(&keys).arg(entries.len());
+    for (index, cp, summary, expire_at) in entries {
+        cmd.arg(index + 1).arg(cp).arg(summary).arg(expire_at);
+    }
+    Some(cmd)
 }
 
 /// A number as the script reads it back exactly (shortest round-trip form, as `{:?}` writes

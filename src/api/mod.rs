@@ -8,10 +8,12 @@ pub mod commands;
 mod csv;
 pub mod event_hub;
 mod events;
+mod fleet;
 mod fleet_transactions;
+mod groups;
 mod health;
 mod id_tags;
-mod json;
+pub(crate) mod json;
 mod latest;
 pub mod metrics;
 pub mod openapi;
@@ -119,6 +121,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(alerts::configure)
                 .configure(thresholds::configure)
                 .configure(stats::configure)
+                .configure(groups::configure)
+                .configure(fleet::configure)
                 .configure(events::configure),
         )
         .default_service(web::to(|| async {

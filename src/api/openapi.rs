@@ -6,8 +6,8 @@ use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
 
 use super::{
-    aggregates, alerts, charge_points, commands, events, fleet_transactions, health, id_tags,
-    metrics, passwords, schemas, stats, thresholds, transactions,
+    aggregates, alerts, charge_points, commands, events, fleet, fleet_transactions, groups, health,
+    id_tags, metrics, passwords, schemas, stats, thresholds, transactions,
 };
 
 /// Registers `/openapi.json` (inside the `/api/v1` scope).
@@ -39,7 +39,13 @@ struct Doc;
         schemas::ClusterReady,
         schemas::Thresholds,
         schemas::Transaction,
-        schemas::ChargePointTransactions
+        schemas::ChargePointTransactions,
+        schemas::GroupDocument,
+        schemas::Groups,
+        schemas::FleetEnergyBucket,
+        schemas::FleetEnergy,
+        schemas::FleetTopItem,
+        schemas::FleetTop
     )),
     nest(
         (path = "/api/v1", api = Doc),
@@ -54,6 +60,8 @@ struct Doc;
         (path = "/api/v1", api = events::Doc),
         (path = "/api/v1", api = alerts::Doc),
         (path = "/api/v1", api = thresholds::Doc),
+        (path = "/api/v1", api = groups::Doc),
+        (path = "/api/v1", api = fleet::Doc),
     )
 )]
 pub struct ApiDoc;

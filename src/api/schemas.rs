@@ -211,3 +211,75 @@ pub struct ChargePointTransactions {
     /// Newest start first.
     pub transactions: Vec<Transaction>,
 }
+
+/// A group of charge points (a site, a depot, a customer).
+#[derive(ToSchema)]
+pub struct GroupDocument {
+    /// The group's id, as in the path.
+    pub group_id: String,
+    /// Display name.
+    pub name: String,
+    /// Member charge point ids, sorted.
+    pub charge_points: Vec<String>,
+}
+
+/// Every group.
+#[derive(ToSchema)]
+pub struct Groups {
+    /// Sorted by id.
+    pub groups: Vec<GroupDocument>,
+}
+
+/// One bucket of the fleet's energy.
+#[derive(ToSchema)]
+pub struct FleetEnergyBucket {
+    /// Bucket start (RFC 3339, UTC).
+    pub start: String,
+    /// Energy imported in the bucket by the fleet or group (Wh).
+    pub energy_wh: f64,
+    /// Charge points with roll-up data in the bucket.
+    pub charge_points: u64,
+}
+
+/// Energy per bucket of the fleet or a group.
+#[derive(ToSchema)]
+pub struct FleetEnergy {
+    /// `hour` or `day`.
+    pub period: String,
+    /// Range start as asked (RFC 3339).
+    pub from: String,
+    /// Range end as asked (RFC 3339, exclusive).
+    pub to: String,
+    /// The group asked for, if any.
+    pub group: Option<String>,
+    /// How far the fleet roll-up may lag the live samples (`buffer.rollup_interval_secs`).
+    pub lag_secs: u64,
+    /// Every bucket starting in `[from, to)`, oldest first.
+    pub buckets: Vec<FleetEnergyBucket>,
+}
+
+/// One charge point of a ranking.
+#[derive(ToSchema)]
+pub struct FleetTopItem {
+    /// The charge point.
+    pub charge_point_id: String,
+    /// Its value of the metric (Wh, W or a count).
+    pub value: f64,
+}
+
+/// The charge points ranked by a metric.
+#[derive(ToSchema)]
+pub struct FleetTop {
+    /// `energy_wh`, `max_power_w` or `samples`.
+    pub metric: String,
+    /// Range start, rounded down to the hour.
+    pub from: String,
+    /// Range end, rounded up to the hour (exclusive).
+    pub to: String,
+    /// The group asked for, if any.
+    pub group: Option<String>,
+    /// How far the fleet roll-up may lag the live samples.
+    pub lag_secs: u64,
+    /// Largest first.
+    pub items: Vec<FleetTopItem>,
+}

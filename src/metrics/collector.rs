@@ -20,6 +20,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::api::event_hub::EventHubCounters;
+use crate::mqtt::MqttStats;
 use crate::notify::webhook::WebhookStats;
 
 /// The atomics a scrape reads; each is shared with the part of the server that updates it.
@@ -46,6 +47,8 @@ pub struct Sources {
     pub fleet: (String, Arc<FleetCounters>),
     /// The API's read cache.
     pub read_cache: Arc<ReadCacheStats>,
+    /// MQTT publication, when `[mqtt] url` is set.
+    pub mqtt: Option<Arc<MqttStats>>,
 }
 
 impl std::fmt::Debug for Sources {
@@ -288,8 +291,46 @@ impl Collector for StatsCollector {
                 load(&webhook.dropped),
             )?;
         }
+        if let Some(mqtt) = &s.mqtt {
+            encode_mqtt(&mut e, mqtt)?;
+        }
         Ok(())
     }
+}
+
+/// MQTT publication: whether the broker takes what ingest produces.
+fn encode_mqtt(e: &mut DescriptorEncoder, mqtt: &MqttStats) -> std::fmt::Result {
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    counter(
+        e,
+        "ocpp_mqtt_published",
+        "MQTT messages (meter, alert, discovery) the broker acknowledged",
+        load(&mqtt.published),
+    )?;
+    counter(
+        e,
+        "ocpp_mqtt_dropped",
+        "MQTT messages given up: the oldest of a full queue (mqtt.max_queue) while the broker was down or slow, or too large",
+        load(&mqtt.dropped),
+    )?;
+    counter(
+        e,
+        "ocpp_mqtt_errors",
+        "MQTT connection attempts that failed and connections lost",
+        load(&mqtt.errors),
+    )?;
+    gauge(
+        e,
+        "ocpp_mqtt_connected",
+        "1 while connected to the MQTT broker, else 0",
+        load(&mqtt.connected),
+    )?;
+    gauge(
+        e,
+        "ocpp_mqtt_queued",
+        "MQTT messages waiting for the broker or not yet acknowledged",
+        load(&mqtt.queued),
+    )
 }
 
 /// The write-ahead log's counters and gauges.

@@ -20,7 +20,10 @@
 -- write into a closed bucket moves the version and so drops every cached bucket of the
 -- charge point.
 --
--- Returns 1 when applied, 0 when this instance already applied `seq` (a retried flush).
+-- Returns { 1, key, summary, key, summary, ... } when applied, { 0, key, summary, ... } when
+-- this instance already applied `seq` (a retried flush): the fleet summary
+-- (`samples|energy_wh|max_power_w`) of every bucket written (of every declared bucket when
+-- already applied), for the caller to copy into the fleet roll-up (`store/fleet_rollup.rs`).
 -- Energy rules (mirrored by `register_energy` in aggregates.rs): a reading not newer than the
 -- baseline contributes nothing; otherwise the difference is spread linearly over the time since
 -- the baseline and split at bucket boundaries, unless it is negative (reset) or implies more
@@ -38,6 +41,65 @@ local state_expire = tonumber(ARGV[9])
 
 local function num(v)
   return string.format('%.17g', v)
+end
+
+-- Fleet summary (`store/fleet_rollup.rs`): each bucket hash keeps, in the field `/fleet` (no
+-- series field starts with '/'), `samples|e_cp|e_out|has_out|max_power`: its sample count, the
+-- import register energy of connector 0 and of the other connectors (phase-less, Wh), whether
+-- any connector other than 0 had such a register, and the largest phase-less active import
+-- power (W). Kept up to date from the partials this script merges; rebuilt from the whole hash
+-- when missing (a bucket written before the field existed, or a new one).
+local SUMMARY_FIELD = '/fleet'
+local ENERGY_SUFFIX = ':Energy.Active.Import.Register:-:Wh'
+local POWER_SUFFIX = ':Power.Active.Import:-:W'
+
+local function ends_with(text, suffix)
+  return #text >= #suffix and string.sub(text, -#suffix) == suffix
+end
+
+local function parse_summary(text)
+  local p = {}
+  for part in string.gmatch(text .. '|', '([^|]*)|') do p[#p + 1] = part end
+  return {
+    samples = tonumber(p[1]) or 0, e_cp = tonumber(p[2]) or 0, e_out = tonumber(p[3]) or 0,
+    has_out = p[4] == '1', pmax = tonumber(p[5] or ''),
+  }
+end
+
+local function encode_summary(m)
+  local pmax = ''
+  if m.pmax then pmax = num(m.pmax) end
+  local has_out = '0'
+  if m.has_out then has_out = '1' end
+  return string.format('%d', m.samples) .. '|' .. num(m.e_cp) .. '|' .. num(m.e_out) .. '|'
+    .. has_out .. '|' .. pmax
+end
+
+-- Adds one series' statistics (count, energy, max) to a summary.
+local function add_to_summary(m, field, count, energy, max)
+  m.samples = m.samples + count
+  if ends_with(field, ENERGY_SUFFIX) then
+    if string.sub(field, 1, 2) == '0:' then
+      m.e_cp = m.e_cp + energy
+    else
+      m.e_out = m.e_out + energy
+      m.has_out = true
+    end
+  elseif ends_with(field, POWER_SUFFIX) and max and (not m.pmax or max > m.pmax) then
+    m.pmax = max
+  end
+end
+
+-- What the caller puts in the fleet bucket: `samples|energy_wh|max_power_w`, the energy being
+-- the connectors' when any connector other than 0 metered it, else connector 0's (never both:
+-- a charge point that reports both would count its energy twice).
+local function summary_reply(text)
+  local m = parse_summary(text)
+  local energy = m.e_cp
+  if m.has_out then energy = m.e_out end
+  local pmax = ''
+  if m.pmax then pmax = num(m.pmax) end
+  return string.format('%d', m.samples) .. '|' .. num(energy) .. '|' .. pmax
 end
 
 local i = 10
@@ -79,7 +141,18 @@ state_fields[version_index] = 'rv'
 
 local current = redis.call('HMGET', state, unpack(state_fields))
 if current[1] and tonumber(current[1]) >= seq then
-  return 0
+  -- Already applied: still report the summaries of the declared buckets, so that a retry
+  -- repairs the fleet roll-up if the previous attempt died between this script and its
+  -- (separate, other-slot) fleet update.
+  local reply = { 0 }
+  for k = 2, #KEYS do
+    local summary = redis.call('HGET', KEYS[k], SUMMARY_FIELD)
+    if summary then
+      reply[#reply + 1] = KEYS[k]
+      reply[#reply + 1] = summary_reply(summary)
+    end
+  end
+  return reply
 end
 
 -- Updates per key and field, keys in first-touch order.
@@ -215,13 +288,17 @@ local function bucket_end_ms(key)
 end
 
 local closed_written = false
+local reply = { 1 }
 for _, key in ipairs(order) do
   if bucket_end_ms(key) <= closed_before_ms then closed_written = true end
   local u = updates[key]
   local stored = redis.call('HMGET', key, unpack(u.list))
+  local summary_text = redis.call('HGET', key, SUMMARY_FIELD)
+  local summary = summary_text and parse_summary(summary_text)
   local args = {}
   for f, field in ipairs(u.list) do
     local r = u.fields[field]
+    if summary then add_to_summary(summary, field, r.count, r.energy, r.max) end
     if stored[f] then
       local merged = parse(stored[f])
       merge(merged, r)
@@ -231,6 +308,21 @@ for _, key in ipairs(order) do
     args[#args + 1] = encode(r)
   end
   redis.call('HSET', key, unpack(args))
+  if not summary then
+    summary = { samples = 0, e_cp = 0, e_out = 0, has_out = false }
+    local all = redis.call('HGETALL', key)
+    for f = 1, #all, 2 do
+      local field = all[f]
+      if string.sub(field, 1, 1) ~= '/' then
+        local r = parse(all[f + 1])
+        add_to_summary(summary, field, r.count, r.energy, r.max)
+      end
+    end
+  end
+  local encoded = encode_summary(summary)
+  redis.call('HSET', key, SUMMARY_FIELD, encoded)
+  reply[#reply + 1] = key
+  reply[#reply + 1] = summary_reply(encoded)
   if expiries[key] then redis.call('EXPIREAT', key, expiries[key]) end
 end
 
@@ -243,4 +335,4 @@ if closed_written or not version then
 end
 redis.call('HSET', state, unpack(new_state))
 if state_expire > 0 then redis.call('EXPIREAT', state, state_expire) end
-return 1
+return reply

@@ -352,6 +352,10 @@ fn decode_bucket(
     };
     let mut out = Vec::with_capacity(hash.len());
     for (field, value) in hash {
+        if field.starts_with('/') {
+            // Not a series: the bucket's fleet summary (`store/fleet_rollup.rs`).
+            continue;
+        }
         match (SeriesKey::parse(&field), Rollup::decode(&value)) {
             (Some(series), Some(rollup)) => out.push(StoredBucket {
                 start: at,

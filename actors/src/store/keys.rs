@@ -223,6 +223,26 @@ pub fn aggregate_bucket(charge_point: &str, period: &str, start_secs: i64) -> St
     )
 }
 
+/// Hash of group id -> group document (JSON `{name, charge_points}`, [`super::groups`]): the
+/// sites and customers the fleet queries filter by. One fleet-wide key: groups are few and
+/// read whole.
+pub const GROUPS: &str = "ocpp:groups";
+
+/// Hash tag shared by every fleet-level roll-up key. One slot on purpose: a flush updates the
+/// fleet buckets of up to 32 charge points with one script call, which Redis Cluster allows only
+/// within one slot. The cost is that this slot's node takes every fleet write (one script per
+/// 32 charge point flushes; see `docs/storage.md`).
+pub const FLEET_TAG: &str = "{fleet}";
+
+/// Hash of one fleet-level roll-up bucket: charge point id -> that charge point's summary of
+/// the bucket (`samples|energy_wh|max_power_w`, [`super::fleet_rollup`]), plus the running
+/// totals `/energy_wh` and `/charge_points` so that a fleet-wide query reads two fields per
+/// bucket whatever the fleet size, e.g. `ocpp:{fleet}:agg:hour:1700000000`. Expires like the
+/// charge points' buckets of the same period.
+pub fn fleet_bucket(period: &str, start_secs: i64) -> String {
+    format!("ocpp:{FLEET_TAG}:agg:{period}:{start_secs}")
+}
+
 /// Hash of charge point id -> highest write-ahead log sequence number whose samples are in the
 /// raw chunks, one hash per log (`wal_id`, [`crate::wal::Wal::id`]). The writer adds one `HSET`
 /// at the end of each pipeline that carries logged samples (Redis runs a connection's pipeline
@@ -327,6 +347,8 @@ mod tests {
         assert_eq!(transaction(17), "ocpp:txn:17");
         assert_eq!(CHARGE_POINTS, "ocpp:charge-points");
         assert_eq!(TRANSACTION_SEQ, "ocpp:txn:seq");
+        assert_eq!(fleet_bucket("hour", 3600), "ocpp:{fleet}:agg:hour:3600");
+        assert_eq!(hash_tag(&fleet_bucket("day", 0)), Some("fleet"));
     }
 
     #[test]

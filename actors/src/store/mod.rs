@@ -23,6 +23,8 @@
 //! | `ocpp:{cp}:configuration` | string | configuration read with GetConfiguration at boot (JSON) | none |
 //! | `ocpp:{cp}:metering` | string | metering profile override (JSON) | none |
 //! | `ocpp:{cp}:metering:refused` | hash | metering key -> refused value and status (JSON) | none |
+//! | `ocpp:groups` | hash | group id -> group document (JSON `{name, charge_points}`, [`groups`]) | none |
+//! | `ocpp:{fleet}:agg:<period>:<start>` | hash | charge point id -> `samples\|energy_wh\|max_power_w` of the bucket, plus `/energy_wh` and `/charge_points` ([`fleet_rollup`]) | as the charge points' buckets of the period |
 //!
 //! `{cp}` is the Redis Cluster hash tag: all keys of one charge point share a slot.
 //!
@@ -37,6 +39,8 @@ pub mod aggregates;
 pub mod alerts;
 pub mod chunk;
 pub mod credentials;
+pub mod fleet_rollup;
+pub mod groups;
 pub mod keys;
 pub mod metering;
 pub mod read_cache;
