@@ -22,9 +22,9 @@ use super::csv::{self, Cell};
 use super::{charge_points, params, transactions, ApiError, ApiState};
 use actors::id::ChargePointId;
 use actors::sample::Sample;
-use actors::store::keys;
 use actors::store::reads::{self, ReadError, TransactionRecord};
 use actors::store::transactions::{self as index, Position, TransactionReadings};
+use actors::store::{groups, keys};
 
 /// Default and largest `limit` of one JSON page.
 const DEFAULT_LIMIT: usize = 100;
@@ -178,7 +178,7 @@ impl Listing {
             .transpose()?;
         let group = match group {
             Some(id) => Some(
-                index::group_members(&state.pool, id)
+                groups::members(&state.pool, id)
                     .await?
                     .ok_or_else(|| ApiError::NotFound(format!("group {id:?} is unknown")))?
                     .into_iter()

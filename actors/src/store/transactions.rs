@@ -340,33 +340,6 @@ pub async fn cache_max_power(
     Ok(())
 }
 
-/// Hash of group id -> group document (`{"name", "charge_points": [ids]}`) the groups API
-/// writes; read by [`group_members`] until the groups store lands in this branch.
-const GROUPS: &str = "ocpp:groups";
-
-/// The charge points of group `id`, `None` when there is no such group: the `group` filter of
-/// the listings. Interim reading of the groups hash, to be replaced by `store::groups::members`.
-pub async fn group_members(pool: &Pool, id: &str) -> Result<Option<Vec<String>>, ReadError> {
-    let mut conn = pool.get().await?;
-    let document: Option<String> = redis::cmd("HGET")
-        .arg(GROUPS)
-        .arg(id)
-        .query_async(&mut conn)
-        .await?;
-    Ok(document.map(|text| {
-        serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|doc| {
-                doc["charge_points"].as_array().map(|cps| {
-                    cps.iter()
-                        .filter_map(|cp| cp.as_str().map(str::to_owned))
-                        .collect()
-                })
-            })
-            .unwrap_or_default()
-    }))
-}
-
 /// A transaction record's start time in unix ms, `None` when missing or unreadable.
 pub fn start_ms(record: &TransactionRecord) -> Option<i64> {
     time_ms(record, "start_time")
