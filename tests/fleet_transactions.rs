@@ -482,6 +482,102 @@ fn check_items(seed: u64, what: &str, items: &[Value], expected: &[&Txn], raw: &
     }
 }
 
+/// Energy per idTag against the brute force, by hour and by day, for every tag of the fleet
+/// (in both cases) and one without transactions.
+async fn check_id_tag_energy(
+    server: &RunningServer,
+    seed: u64,
+    all: &[&Txn],
+    raw: &[Raw],
+    from: i64,
+    to: i64,
+) {
+    let now = Utc::now().timestamp_millis();
+    for tag in [
+        "TAGA",
+        "taga",
+        "=SUM(1+1)",
+        "@cmd",
+        "-x,\"y\"",
+        "Tag{B}",
+        "nobody",
+    ] {
+        for (period, len) in [("hour", H), ("day", D)] {
+            let encoded: String = tag
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            let (code, body) = get(
+                server,
+                &format!(
+                    "/api/v1/id-tags/{encoded}/energy?period={period}&from={}&to={}",
+                    iso(from),
+                    iso(to)
+                ),
+            )
+            .await;
+            assert_eq!(code, 200, "{body}");
+            assert_eq!(body["id_tag"], json!(tag));
+            assert_eq!(body["period"], json!(period));
+            let mut energy = BTreeMap::new();
+            let mine: Vec<&Txn> = all
+                .iter()
+                .copied()
+                .filter(|t| t.id_tag.eq_ignore_ascii_case(tag))
+                .collect();
+            for txn in &mine {
+                split_energy(len, &own(raw, txn, REGISTER, "Wh"), &mut energy);
+            }
+            let mut start = from.div_euclid(len) * len;
+            if start < from {
+                start += len;
+            }
+            let first = start;
+            let buckets = body["buckets"].as_array().unwrap();
+            let mut total = 0.0;
+            for bucket in buckets {
+                let b = ms_of(bucket["start"].as_str().unwrap());
+                assert_eq!(b, start, "seed {seed}: {tag} {period}: dense buckets");
+                start += len;
+                let want = energy.get(&b).copied().unwrap_or(0.0);
+                let got = bucket["energy_wh"].as_f64().unwrap();
+                assert!(
+                    close(want, got),
+                    "seed {seed}: {tag} {period} {b}: {got} != {want}"
+                );
+                total += got;
+                let running = mine
+                    .iter()
+                    .filter(|t| {
+                        let stop = t.stop.as_ref().map_or(now, |s| s.1);
+                        t.start_ms < b + len && stop > b
+                    })
+                    .count();
+                assert_eq!(
+                    bucket["transactions"],
+                    json!(running),
+                    "seed {seed}: {tag} {period} {b}"
+                );
+            }
+            assert!(start >= to, "seed {seed}: buckets up to `to`");
+            let in_range: f64 = energy.range(first..start).map(|(_, e)| e).sum();
+            assert!(close(total, in_range), "seed {seed}: {tag} {period}");
+            if period == "hour" {
+                assert!(
+                    in_range > 0.0 || mine.is_empty(),
+                    "seed {seed}: {tag} booked energy"
+                );
+            }
+        }
+    }
+}
+
 #[actix_web::test]
 async fn transaction_queries_equal_a_brute_force_recomputation() {
     let seed = std::env::var("FLEET_SEED")
@@ -654,91 +750,7 @@ async fn transaction_queries_equal_a_brute_force_recomputation() {
         }
     }
 
-    // Energy per idTag against the brute force, by hour and by day.
-    let now = Utc::now().timestamp_millis();
-    for tag in [
-        "TAGA",
-        "taga",
-        "=SUM(1+1)",
-        "@cmd",
-        "-x,\"y\"",
-        "Tag{B}",
-        "nobody",
-    ] {
-        for (period, len) in [("hour", H), ("day", D)] {
-            let encoded: String = tag
-                .bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect();
-            let (code, body) = get(
-                &server,
-                &format!(
-                    "/api/v1/id-tags/{encoded}/energy?period={period}&from={}&to={}",
-                    iso(from),
-                    iso(to)
-                ),
-            )
-            .await;
-            assert_eq!(code, 200, "{body}");
-            assert_eq!(body["id_tag"], json!(tag));
-            assert_eq!(body["period"], json!(period));
-            let mut energy = BTreeMap::new();
-            let mine: Vec<&Txn> = all
-                .iter()
-                .copied()
-                .filter(|t| t.id_tag.eq_ignore_ascii_case(tag))
-                .collect();
-            for txn in &mine {
-                split_energy(len, &own(raw, txn, REGISTER, "Wh"), &mut energy);
-            }
-            let mut start = from.div_euclid(len) * len;
-            if start < from {
-                start += len;
-            }
-            let first = start;
-            let buckets = body["buckets"].as_array().unwrap();
-            let mut total = 0.0;
-            for bucket in buckets {
-                let b = ms_of(bucket["start"].as_str().unwrap());
-                assert_eq!(b, start, "seed {seed}: {tag} {period}: dense buckets");
-                start += len;
-                let want = energy.get(&b).copied().unwrap_or(0.0);
-                let got = bucket["energy_wh"].as_f64().unwrap();
-                assert!(
-                    close(want, got),
-                    "seed {seed}: {tag} {period} {b}: {got} != {want}"
-                );
-                total += got;
-                let running = mine
-                    .iter()
-                    .filter(|t| {
-                        let stop = t.stop.as_ref().map_or(now, |s| s.1);
-                        t.start_ms < b + len && stop > b
-                    })
-                    .count();
-                assert_eq!(
-                    bucket["transactions"],
-                    json!(running),
-                    "seed {seed}: {tag} {period} {b}"
-                );
-            }
-            assert!(start >= to, "seed {seed}: buckets up to `to`");
-            let in_range: f64 = energy.range(first..start).map(|(_, e)| e).sum();
-            assert!(close(total, in_range), "seed {seed}: {tag} {period}");
-            if period == "hour" {
-                assert!(
-                    in_range > 0.0 || mine.is_empty(),
-                    "seed {seed}: {tag} booked energy"
-                );
-            }
-        }
-    }
+    check_id_tag_energy(&server, seed, &all, raw, from, to).await;
 
     // Bad parameters are named; an unknown group is a 404.
     for (path, name) in [
@@ -915,5 +927,62 @@ async fn the_csv_export_walks_every_page() {
         .map(|i| i["transaction_id"].as_i64().unwrap())
         .collect();
     assert_eq!(listed, want, "the list agrees");
+    server.shutdown().await;
+}
+
+/// The same queries on a three-master Redis Cluster: the fleet index and the idTag indexes are
+/// single keys in their own slots, the records and per-charge-point indexes spread over the
+/// masters; the backfill works there too.
+#[actix_web::test]
+async fn transaction_queries_work_on_a_redis_cluster() {
+    let seed = Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64 | 1;
+    eprintln!("fleet_transactions cluster seed: {seed}");
+    let cluster = common::cluster::RedisCluster::start();
+    let server = start_server(common::cluster::cluster_config(&cluster)).await;
+    let mut rng = Rng(seed);
+    let fleet = build_fleet(&server, &mut rng).await;
+    let (raw, from, to) = (&fleet.raw, fleet.from, fleet.to);
+    let range = format!("from={}&to={}", iso(from), iso(to));
+    let mut all: Vec<&Txn> = fleet.txns.iter().collect();
+    sort_index_order(&mut all);
+    let items = walk(&server, &range, 7).await;
+    check_items(seed, "cluster, all", &items, &all, raw);
+    let (code, body) = spawn_request(
+        server.http_addr,
+        "PUT",
+        "/api/v1/groups/east",
+        Some(json!({"name": "East", "charge_points": ["CP-1", "CP-3"]})),
+    )
+    .await
+    .unwrap();
+    assert!(code == 200 || code == 201, "{body}");
+    let east: Vec<&Txn> = all
+        .iter()
+        .copied()
+        .filter(|t| t.cp == "CP-1" || t.cp == "CP-3")
+        .collect();
+    let items = walk(&server, &format!("{range}&group=east"), 4).await;
+    check_items(seed, "cluster, group", &items, &east, raw);
+    let (code, _, _, text) = get_text(&server, &format!("/api/v1/transactions.csv?{range}")).await;
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(parse_csv(&text).len(), all.len() + 1);
+    check_id_tag_energy(&server, seed, &all, raw, from, to).await;
+
+    // Before the indexes existed: rebuilt from the per-charge-point ones on first use.
+    for key in [
+        "ocpp:txns",
+        "ocpp:txns:backfilled",
+        "ocpp:id-tag:taga:txns",
+        "ocpp:id-tag:=sum(1+1):txns",
+        "ocpp:id-tag:@cmd:txns",
+        "ocpp:id-tag:-x,\"y\":txns",
+        "ocpp:id-tag:tag%7bb%7d:txns",
+    ] {
+        cluster.cli(&["DEL", key]);
+    }
+    assert_eq!(cluster.cli(&["EXISTS", "ocpp:txns"]).trim(), "0");
+    let items = walk(&server, &range, 1000).await;
+    check_items(seed, "cluster, after the backfill", &items, &all, raw);
+    check_id_tag_energy(&server, seed, &all, raw, from, to).await;
     server.shutdown().await;
 }
