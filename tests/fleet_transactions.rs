@@ -986,3 +986,95 @@ async fn transaction_queries_work_on_a_redis_cluster() {
     check_id_tag_energy(&server, seed, &all, raw, from, to).await;
     server.shutdown().await;
 }
+
+/// An idTag's energy equals the charge point's roll-up energy when the idTag's transactions
+/// are all the charge point metered (readings in order, the register idle between them): the
+/// two use the same split at bucket boundaries.
+#[actix_web::test]
+async fn id_tag_energy_agrees_with_the_roll_ups() {
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let mut cp = ChargePoint::connect(&server, "CP-Z").await;
+    cp.boot().await;
+    let mut rng = Rng(0x05EE_D0F1_D7A6);
+    let now = Utc::now().timestamp_millis();
+    let midnight = now.div_euclid(D) * D - D;
+    let mut register = 1000.0;
+    let mut at = midnight - 5 * H + 7 * MIN;
+    for _ in 0..3 {
+        let start = cp
+            .call(
+                "StartTransaction",
+                json!({"connectorId": 1, "idTag": "CARD-9", "meterStart": register as i64,
+                       "timestamp": iso(at)}),
+            )
+            .await;
+        let id = start["transactionId"].as_i64().unwrap();
+        let end = at + rng.range(2 * H, 5 * H);
+        let mut first = true;
+        while at < end {
+            // The first reading repeats the register where the last transaction left it: the
+            // register is idle between transactions.
+            if !first {
+                register += rng.range(1, 3000) as f64;
+            }
+            first = false;
+            let sampled =
+                json!([{"value": format!("{register}"), "measurand": REGISTER, "unit": "Wh"}]);
+            let payload = meter_values(1, Some(id), &iso(at), sampled);
+            assert_eq!(cp.call("MeterValues", payload).await, json!({}));
+            at += rng.range(5 * MIN, 40 * MIN);
+        }
+        cp.call(
+            "StopTransaction",
+            json!({"transactionId": id, "meterStop": register as i64, "timestamp": iso(at)}),
+        )
+        .await;
+        at += rng.range(10 * MIN, 2 * H);
+    }
+    let range = format!("from={}&to={}", iso(midnight - 6 * H), iso(at + H));
+    for period in ["hour", "day"] {
+        let (code, rollups) = get(
+            &server,
+            &format!(
+                "/api/v1/charge-points/CP-Z/aggregates?period={period}&{range}\
+                 &measurand={REGISTER}&connector=1"
+            ),
+        )
+        .await;
+        assert_eq!(code, 200, "{rollups}");
+        let (code, tag) = get(
+            &server,
+            &format!("/api/v1/id-tags/card-9/energy?period={period}&{range}"),
+        )
+        .await;
+        assert_eq!(code, 200, "{tag}");
+        let mut by_start: BTreeMap<String, f64> = BTreeMap::new();
+        for b in rollups["buckets"].as_array().unwrap() {
+            if b["phase"].is_null() {
+                *by_start
+                    .entry(b["start"].as_str().unwrap().to_owned())
+                    .or_default() += b["energy_wh"].as_f64().unwrap();
+            }
+        }
+        let mut total = 0.0;
+        for b in tag["buckets"].as_array().unwrap() {
+            let want = by_start
+                .get(b["start"].as_str().unwrap())
+                .copied()
+                .unwrap_or(0.0);
+            let got = b["energy_wh"].as_f64().unwrap();
+            assert!(
+                close(want, got),
+                "{period} {}: {got} != roll-up {want}",
+                b["start"]
+            );
+            total += got;
+        }
+        assert!(
+            total > 0.0 && close(total, by_start.values().sum()),
+            "{period}: {total}"
+        );
+    }
+    server.shutdown().await;
+}
