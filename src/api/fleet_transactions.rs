@@ -126,7 +126,6 @@ struct Listing {
 
 impl Listing {
     /// Parses the filters shared by both routes; reads the group (404 when unknown).
-    #[allow(clippy::too_many_arguments)] // the query's fields, one by one
     async fn parse(
         state: &ApiState,
         from: Option<&str>,
