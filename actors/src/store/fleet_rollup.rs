@@ -176,8 +176,13 @@ pub async fn energy(
 
 /// Every charge point's figures over `[from, to)`, summed (energy, samples) or maximised
 /// (power) over the buckets: whole UTC days from daily buckets, the hours at either end from
-/// hourly ones, so a month reads ~30 hashes rather than 720. `from` and `to` are floored /
-/// ceiled to whole hours by the caller's contract (see the API). `members` restricts to a group.
+/// hourly ones, so a month reads ~30 hashes rather than 720. `from` and `to` are whole hours
+/// (the API rounds them). `members` restricts to a group.
+///
+/// A fleet-wide answer reads every field of those hashes (20,000 charge points: ~0.5 MB per
+/// hash), so the replies are folded straight from the protocol values, without a `String` per
+/// field; one bucket per round trip keeps Redis's share of the work in small slices between
+/// other clients' commands.
 pub async fn per_charge_point(
     pool: &Pool,
     from: DateTime<Utc>,
@@ -190,56 +195,81 @@ pub async fn per_charge_point(
         return Ok(totals);
     }
     let mut conn = pool.get().await?;
-    // A few keys per pipeline: a fleet bucket of 20,000 charge points is ~0.5 MB of reply.
-    for chunk in keys.chunks(8) {
-        let mut pipe = redis::pipe();
-        for key in chunk {
-            match members {
-                None => pipe.cmd("HGETALL").arg(key),
-                Some([]) => pipe.cmd("HMGET").arg(key).arg("/"),
-                Some(m) => pipe.cmd("HMGET").arg(key).arg(m),
-            };
+    match members {
+        None => {
+            for key in &keys {
+                let reply: redis::Value = redis::cmd("HGETALL")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await?;
+                fold_hash(&mut totals, reply);
+            }
         }
-        let replies: Vec<Vec<(String, Summary)>> = match members {
-            None => {
-                let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
-                maps.into_iter()
-                    .map(|map| {
-                        map.into_iter()
-                            .filter(|(cp, _)| !cp.starts_with('/'))
-                            .filter_map(|(cp, v)| Summary::decode(&v).map(|s| (cp, s)))
-                            .collect()
-                    })
-                    .collect()
+        Some([]) => {}
+        Some(members) => {
+            let mut pipe = redis::pipe();
+            for key in &keys {
+                pipe.cmd("HMGET").arg(key).arg(members);
             }
-            Some(m) => {
-                let lists: Vec<Vec<Option<String>>> = pipe.query_async(&mut conn).await?;
-                lists
-                    .into_iter()
-                    .map(|values| {
-                        m.iter()
-                            .zip(values)
-                            .filter_map(|(cp, v)| {
-                                Summary::decode(v.as_deref()?).map(|s| (cp.clone(), s))
-                            })
-                            .collect()
-                    })
-                    .collect()
-            }
-        };
-        for pairs in replies {
-            for (cp, s) in pairs {
-                let total = totals.entry(cp).or_default();
-                total.samples += s.samples;
-                total.energy_wh += s.energy_wh;
-                total.max_power_w = match (total.max_power_w, s.max_power_w) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
-                };
+            let lists: Vec<Vec<Option<String>>> = pipe.query_async(&mut conn).await?;
+            for values in lists {
+                for (cp, value) in members.iter().zip(values) {
+                    if let Some(s) = value.as_deref().and_then(Summary::decode) {
+                        add(&mut totals, cp, s);
+                    }
+                }
             }
         }
     }
     Ok(totals)
+}
+
+/// Adds one bucket's summary of `cp` to its total; allocates only for a charge point not seen
+/// in an earlier bucket.
+fn add(totals: &mut HashMap<String, Summary>, cp: &str, s: Summary) {
+    let total = match totals.get_mut(cp) {
+        Some(total) => total,
+        None => totals.entry(cp.to_owned()).or_default(),
+    };
+    total.samples += s.samples;
+    total.energy_wh += s.energy_wh;
+    total.max_power_w = match (total.max_power_w, s.max_power_w) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+}
+
+/// Folds an `HGETALL` reply (a flat array in RESP2, a map in RESP3) into `totals`, skipping the
+/// bucket's own `/` fields and anything unreadable.
+fn fold_hash(totals: &mut HashMap<String, Summary>, reply: redis::Value) {
+    let mut pair = |field: &redis::Value, value: &redis::Value| {
+        let (redis::Value::BulkString(field), redis::Value::BulkString(value)) = (field, value)
+        else {
+            return;
+        };
+        let (Ok(cp), Ok(value)) = (std::str::from_utf8(field), std::str::from_utf8(value)) else {
+            return;
+        };
+        if cp.starts_with('/') {
+            return;
+        }
+        if let Some(s) = Summary::decode(value) {
+            add(totals, cp, s);
+        }
+    };
+    match &reply {
+        redis::Value::Array(items) => {
+            for kv in items.chunks_exact(2) {
+                pair(&kv[0], &kv[1]);
+            }
+        }
+        redis::Value::Map(entries) => {
+            for (k, v) in entries {
+                pair(k, v);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The fleet bucket keys that exactly tile `[from_ms, to_ms)` (both whole hours): daily
