@@ -1407,6 +1407,20 @@ async fn the_fleet_energy_page_matches_the_fleet_api_for_the_fleet_and_a_group()
     let again = check_fleet_page(&server, &browser, "").await;
     assert!(same_wh(again, fleet_total), "{again} != {fleet_total}");
 
+    // On a 390 px phone the page itself never scrolls sideways (tables may, in their own box).
+    browser.set_size(390, 844).await;
+    browser
+        .wait_for("no horizontal overflow at 390 px", WAIT, || async {
+            let width = browser.js("return window.innerWidth").await.as_u64()?;
+            let scroll = browser
+                .js("return document.documentElement.scrollWidth")
+                .await
+                .as_u64()?;
+            (width <= 390 && scroll <= 390).then_some(())
+        })
+        .await;
+    browser.set_size(DESKTOP.0, DESKTOP.1).await;
+
     browser.assert_no_errors().await;
     browser.close().await;
     drop(connections);
