@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actors::redis_pool::{build_pool, Pool, PoolSettings, RedisTarget};
+use chrono::DateTime;
 use common::cluster::{cluster_config, migrate_slot, RedisCluster};
 use common::stored::{acked_total, assert_stored, base, reading, writer_drained, Acked};
-use common::{connect_with, eventually, get, start_server};
+use common::{connect_with, eventually, get, spawn_request, start_server};
 use ocpp_meter::RunningServer;
 use serde_json::{json, Value};
 
@@ -170,6 +171,50 @@ async fn readings_from_many_charge_points_are_stored_once_across_the_masters() {
     .await;
     assert_eq!(code, 200, "{latest}");
     assert!(metric(&server, "redis_cluster_split_pipelines_total").await > 0.0);
+
+    // The fleet queries work on the cluster: the fleet roll-up (its own slot) holds every charge
+    // point's energy (149 readings 10 Wh apart each) and samples, fleet-wide and for a group.
+    let hour = base().timestamp().div_euclid(3600) * 3600;
+    let range = |from: i64| {
+        let at = |s: i64| {
+            DateTime::from_timestamp(s, 0)
+                .unwrap()
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string()
+        };
+        format!("from={}&to={}", at(from), at(from + 3 * 3600))
+    };
+    let fleet_energy = |query: String| {
+        let server = &server;
+        async move {
+            let (code, body) = get(server, &format!("/api/v1/fleet/energy?{query}")).await;
+            assert_eq!(code, 200, "{body}");
+            body["buckets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["energy_wh"].as_f64().unwrap())
+                .sum::<f64>()
+        }
+    };
+    let total = fleet_energy(range(hour)).await;
+    assert!((total - 8.0 * 1490.0).abs() < 1e-6, "fleet energy {total}");
+    let group = json!({"name": "three", "charge_points": ids[..3]});
+    let (code, body) = spawn_request(server.http_addr, "PUT", "/api/v1/groups/three", Some(group))
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    let three = fleet_energy(format!("{}&group=three", range(hour))).await;
+    assert!((three - 3.0 * 1490.0).abs() < 1e-6, "group energy {three}");
+    let (code, top) = get(
+        &server,
+        &format!("/api/v1/fleet/top?metric=samples&limit=8&{}", range(hour)),
+    )
+    .await;
+    assert_eq!(code, 200, "{top}");
+    let items = top["items"].as_array().unwrap();
+    assert_eq!(items.len(), 8, "{top}");
+    assert!(items.iter().all(|i| i["value"] == 300), "{top}");
     server.shutdown().await;
 }
 

@@ -608,3 +608,114 @@ async fn a_bucket_written_before_the_fleet_rollup_existed_is_summarised_whole() 
     );
     server.shutdown().await;
 }
+
+/// The merge script's answer that lets a retry repair the fleet roll-up: applied, it returns the
+/// summary of each bucket it wrote; run again with the same sequence number (a retried flush,
+/// or a replay after a crash between it and the fleet update), it changes nothing and still
+/// returns the summaries. The fleet script then sets the same absolute value: idempotent.
+#[test]
+fn a_retried_merge_still_returns_its_summaries_and_the_fleet_update_is_idempotent() {
+    let redis = RedisServer::start();
+    let merge = include_str!("../actors/src/store/aggregate_merge.lua");
+    let fleet = include_str!("../actors/src/store/fleet_merge.lua");
+    let bucket = "ocpp:{CPX}:agg:hour:3600";
+    let t = "3600000";
+    let args = |seq: &str| -> Vec<String> {
+        [
+            "EVAL",
+            merge,
+            "2",
+            "ocpp:{CPX}:agg:state",
+            bucket,
+            "applied:test",
+            seq,
+            "ocpp:{CPX}:agg:hour:",
+            "ocpp:{CPX}:agg:day:",
+            "0",
+            "0",
+            "7000",
+            "1000000",
+            "0",
+            "2",
+            // Two series of the bucket: a register (energy via the split below) and power.
+            "2",
+            "0",
+            "1:Power.Active.Import:-:W",
+            "2",
+            "14000",
+            "6000",
+            "8000",
+            "6000",
+            t,
+            "8000",
+            t,
+            "2",
+            "0",
+            "1:Energy.Active.Import.Register:-:Wh",
+            "2",
+            "300",
+            "100",
+            "200",
+            "100",
+            t,
+            "200",
+            t,
+            // Register readings: 100 Wh then 200 Wh, one minute apart.
+            "1",
+            "1:Energy.Active.Import.Register:-:Wh",
+            "2",
+            "3600000",
+            "100",
+            "3660000",
+            "200",
+            "",
+            "0",
+            "0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |args: &[String]| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        redis.cli(&refs)
+    };
+    let first = run(&args("1"));
+    let lines: Vec<&str> = first.lines().collect();
+    // The split-off energy also reached the (undeclared) day bucket, which it reports too.
+    assert_eq!(
+        lines,
+        ["1", bucket, "4|100|8000", "ocpp:{CPX}:agg:day:0", "0|100|"],
+        "applied: {first}"
+    );
+    let again = run(&args("1"));
+    assert_eq!(
+        again.lines().collect::<Vec<_>>(),
+        ["0", bucket, "4|100|8000"],
+        "retried: {again}"
+    );
+    // Nothing was merged twice.
+    let summary = redis.cli(&["HGET", bucket, "/fleet"]);
+    assert_eq!(summary.trim(), "4|0|100|1|8000");
+
+    let fleet_key = "ocpp:{fleet}:agg:hour:3600";
+    let update =
+        |summary: &str| redis.cli(&["EVAL", fleet, "1", fleet_key, "1", "1", "CPX", summary, "0"]);
+    assert_eq!(update("4|100|8000").trim(), "1");
+    assert_eq!(
+        update("4|100|8000").trim(),
+        "0",
+        "the same value again changes nothing"
+    );
+    assert_eq!(redis.cli(&["HGET", fleet_key, "/energy_wh"]).trim(), "100");
+    assert_eq!(
+        redis.cli(&["HGET", fleet_key, "/charge_points"]).trim(),
+        "1"
+    );
+    assert_eq!(update("6|250|8000").trim(), "1");
+    assert_eq!(redis.cli(&["HGET", fleet_key, "/energy_wh"]).trim(), "250");
+    assert_eq!(
+        redis.cli(&["HGET", fleet_key, "/charge_points"]).trim(),
+        "1"
+    );
+}

@@ -192,7 +192,8 @@ async fn every_registered_route_is_documented_and_every_documented_route_exists(
     for (method, path) in &documented {
         let concrete = path
             .replace("{id}", "1")
-            .replace("{alert_id}", "no-such-alert");
+            .replace("{alert_id}", "no-such-alert")
+            .replace("{id_tag}", "TAG");
         let url = format!("http://{}{}", server.http_addr, concrete);
         let request = match method.as_str() {
             "GET" => client.get(&url),

@@ -901,7 +901,19 @@ fn add_op(pipe: &mut Pipeline, cp: &str, op: &StoreOp) -> u64 {
                 .arg(timestamp.timestamp_millis())
                 .arg(transaction_id)
                 .ignore();
-            2
+            // The fleet-wide and per-idTag indexes of the transaction listings, in the same
+            // pipeline: no extra round trip (see `store::transactions`).
+            pipe.cmd("ZADD")
+                .arg(keys::FLEET_TRANSACTIONS)
+                .arg(timestamp.timestamp_millis())
+                .arg(transaction_id)
+                .ignore();
+            pipe.cmd("ZADD")
+                .arg(keys::id_tag_transactions(id_tag))
+                .arg(timestamp.timestamp_millis())
+                .arg(transaction_id)
+                .ignore();
+            4
         }
         StoreOp::TransactionStopped {
             transaction_id,

@@ -17,8 +17,8 @@ use actors::store::read_cache::ReadCache;
 use std::sync::Arc;
 
 /// Longest range of one query, per period: a month of hours, a bit more than a year of days.
-const MAX_HOURLY_RANGE_DAYS: i64 = 31;
-const MAX_DAILY_RANGE_DAYS: i64 = 400;
+pub(super) const MAX_HOURLY_RANGE_DAYS: i64 = 31;
+pub(super) const MAX_DAILY_RANGE_DAYS: i64 = 400;
 /// How long a read waits for the aggregator to write its partials (read-your-writes); past it
 /// (Redis away) the stored state is served as is.
 const FLUSH_WAIT: StdDuration = StdDuration::from_secs(2);

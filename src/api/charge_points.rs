@@ -116,7 +116,7 @@ struct RangeQuery {
 /// Samples of a charge point that are buffered or queued for writing, so reads show them before
 /// they reach Redis. Asked before Redis is read: a sample moving on meanwhile is then found in
 /// the next place, and duplicates are removed by the caller.
-async fn unwritten(state: &ApiState, id: &ChargePointId) -> Vec<Sample> {
+pub(super) async fn unwritten(state: &ApiState, id: &ChargePointId) -> Vec<Sample> {
     let mut samples = Vec::new();
     if let Some(connection) = state.registry.get(id) {
         samples.extend(

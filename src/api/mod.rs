@@ -5,11 +5,14 @@ pub mod aggregates;
 mod alerts;
 mod charge_points;
 pub mod commands;
+mod csv;
 pub mod event_hub;
 mod events;
 mod fleet;
+mod fleet_transactions;
 mod groups;
 mod health;
+mod id_tags;
 pub(crate) mod json;
 mod latest;
 pub mod metrics;
@@ -113,6 +116,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(passwords::configure)
                 .configure(aggregates::configure)
                 .configure(transactions::configure)
+                .configure(fleet_transactions::configure)
+                .configure(id_tags::configure)
                 .configure(alerts::configure)
                 .configure(thresholds::configure)
                 .configure(stats::configure)

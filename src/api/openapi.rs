@@ -6,8 +6,8 @@ use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
 
 use super::{
-    aggregates, alerts, charge_points, commands, events, fleet, groups, health, metrics, passwords,
-    schemas, stats, thresholds, transactions,
+    aggregates, alerts, charge_points, commands, events, fleet, fleet_transactions, groups, health,
+    id_tags, metrics, passwords, schemas, stats, thresholds, transactions,
 };
 
 /// Registers `/openapi.json` (inside the `/api/v1` scope).
@@ -54,6 +54,8 @@ struct Doc;
         (path = "/api/v1", api = passwords::Doc),
         (path = "/api/v1", api = aggregates::Doc),
         (path = "/api/v1", api = transactions::Doc),
+        (path = "/api/v1", api = fleet_transactions::Doc),
+        (path = "/api/v1", api = id_tags::Doc),
         (path = "/api/v1", api = stats::Doc),
         (path = "/api/v1", api = events::Doc),
         (path = "/api/v1", api = alerts::Doc),

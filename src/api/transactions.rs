@@ -144,7 +144,7 @@ async fn of_charge_point(
 
 /// The JSON document of one transaction, shared by both routes so a row of the list is exactly
 /// what `GET /transactions/{id}` answers.
-fn document(id: i32, record: &TransactionRecord) -> Value {
+pub(super) fn document(id: i32, record: &TransactionRecord) -> Value {
     let text = |field: &str| record.get(field).cloned();
     let number = |field: &str| record.get(field).and_then(|v| v.parse::<i64>().ok());
     let meter_start = number("meter_start");
@@ -171,7 +171,7 @@ fn document(id: i32, record: &TransactionRecord) -> Value {
 
 /// Whether StopTransaction has been stored: the one test of `state`, shared by the document
 /// and the list's filter so they cannot disagree.
-fn is_stopped(record: &TransactionRecord) -> bool {
+pub(super) fn is_stopped(record: &TransactionRecord) -> bool {
     record
         .get("meter_stop")
         .is_some_and(|v| v.parse::<i64>().is_ok())

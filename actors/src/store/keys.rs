@@ -96,6 +96,43 @@ pub fn transactions(charge_point: &str) -> String {
     format!("ocpp:{{{charge_point}}}:txns")
 }
 
+/// Sorted set of every transaction id of the fleet scored by start time (unix ms), so that
+/// `GET /api/v1/transactions` pages the whole fleet by start time without visiting every charge
+/// point. One fleet-wide key, like [`ALERTS`]: in Redis Cluster it lives in one slot, which
+/// is fine for one `ZADD` per StartTransaction. Written by the writer next to the per-charge-point
+/// [`transactions`] index; transactions started before it existed are copied in once
+/// ([`FLEET_TRANSACTIONS_BACKFILLED`]).
+pub const FLEET_TRANSACTIONS: &str = "ocpp:txns";
+
+/// String set once the per-charge-point indexes of a deployment that predates
+/// [`FLEET_TRANSACTIONS`] and [`id_tag_transactions`] have been copied into them (see
+/// `store::transactions::ensure_fleet_index`); its absence makes the next listing run the copy.
+pub const FLEET_TRANSACTIONS_BACKFILLED: &str = "ocpp:txns:backfilled";
+
+/// Sorted set of the transaction ids one idTag started, scored by start time (unix ms), e.g.
+/// `ocpp:id-tag:rfid%7b1%7d:txns` for `RFID{1}`: "energy of this card last month" reads it
+/// instead of every transaction.
+///
+/// An idTag is an OCPP CiString20: any printable ASCII, compared without regard to case. So
+/// the tag is ASCII-lowercased (one key per tag as OCPP compares them) and `%`, `{`, `}`, and
+/// every byte outside printable ASCII are written `%XX`. With no brace left, Redis Cluster
+/// hashes the whole key name: a tag cannot pick (or break) a hash tag, and the tags of a fleet
+/// spread over the slots. The escape is injective because `%` itself is escaped.
+pub fn id_tag_transactions(id_tag: &str) -> String {
+    let mut key = String::with_capacity(20 + id_tag.len());
+    key.push_str("ocpp:id-tag:");
+    for byte in id_tag.bytes() {
+        let byte = byte.to_ascii_lowercase();
+        if byte == b'%' || byte == b'{' || byte == b'}' || !(0x21..0x7f).contains(&byte) {
+            key.push_str(&format!("%{byte:02x}"));
+        } else {
+            key.push(char::from(byte));
+        }
+    }
+    key.push_str(":txns");
+    key
+}
+
 /// Hash holding one transaction record. It has no charge point hash tag because
 /// StartTransaction/StopTransaction and billing look transactions up by id alone; keep it out
 /// of multi-key commands with the per-charge-point keys in Redis Cluster.
@@ -312,6 +349,18 @@ mod tests {
         assert_eq!(TRANSACTION_SEQ, "ocpp:txn:seq");
         assert_eq!(fleet_bucket("hour", 3600), "ocpp:{fleet}:agg:hour:3600");
         assert_eq!(hash_tag(&fleet_bucket("day", 0)), Some("fleet"));
+    }
+
+    #[test]
+    fn id_tag_keys_have_no_hash_tag_and_fold_case() {
+        assert_eq!(id_tag_transactions("ABC123"), "ocpp:id-tag:abc123:txns");
+        assert_eq!(id_tag_transactions("abc123"), id_tag_transactions("ABC123"));
+        let odd = id_tag_transactions("R{1}% x");
+        assert_eq!(odd, "ocpp:id-tag:r%7b1%7d%25%20x:txns");
+        assert_eq!(hash_tag(&odd), None);
+        // `%` is escaped, so a tag spelling an escape cannot collide with the escaped tag.
+        assert_ne!(id_tag_transactions("%7b"), id_tag_transactions("{"));
+        assert_eq!(FLEET_TRANSACTIONS, "ocpp:txns");
     }
 
     #[test]

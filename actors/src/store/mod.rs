@@ -11,6 +11,9 @@
 //! | `ocpp:{cp}:info` | hash | BootNotification data, last seen | none |
 //! | `ocpp:{cp}:connectors` | hash | connector id -> latest StatusNotification (JSON) | none |
 //! | `ocpp:{cp}:txns` | sorted set | transaction ids scored by start time (unix ms) | none |
+//! | `ocpp:txns` | sorted set | every transaction id of the fleet scored by start time (unix ms) | none |
+//! | `ocpp:id-tag:<tag>:txns` | sorted set | transaction ids of one idTag (lowercased, escaped: [`keys::id_tag_transactions`]) scored by start time | none |
+//! | `ocpp:txns:backfilled` | string | set once older per-charge-point indexes were copied into the two above | none |
 //! | `ocpp:charge-points` | set | every known charge point id | none |
 //! | `ocpp:txn:<id>` | hash | one transaction record | none |
 //! | `ocpp:txn:seq` | string | `INCR` counter for transaction ids | none |
@@ -42,6 +45,7 @@ pub mod keys;
 pub mod metering;
 pub mod read_cache;
 pub mod reads;
+pub mod transactions;
 mod varint;
 
 pub use chunk::{
