@@ -105,7 +105,6 @@ export function mount(view, { params }) {
     txBody,
   );
   const txEmpty = h("p", { class: "muted", "data-empty": "fleet-transactions", hidden: true }, "No transaction started in the last 30 days.");
-  const txNote = h("p", { class: "muted", hidden: true });
   const more = h("button", { type: "button", "data-more": "", hidden: true }, "More");
   const csv = h(
     "a",
@@ -131,7 +130,6 @@ export function mount(view, { params }) {
       h("div", { class: "toolbar" }, csv, csvStatus),
       h("div", { class: "table-wrap" }, txTable),
       txEmpty,
-      txNote,
       h("p", {}, more),
     ),
   );
@@ -238,24 +236,7 @@ export function mount(view, { params }) {
 
   /** Reads a page of transactions: the first one (`cursor` null) replaces the table. */
   async function loadTransactions(number, r, cursor) {
-    let answer;
-    try {
-      answer = await api(`/api/v1/transactions${query({ ...csvFilters(r), limit: TX_PAGE, cursor })}`);
-    } catch (error) {
-      if (!alive || number !== generation) return;
-      // A server without the fleet transaction list (an older version) answers "no such route".
-      if (error instanceof ApiError && error.status === 404 && /no such route/.test(error.message)) {
-        txBody.replaceChildren();
-        setText(txNote, "This server has no fleet transaction list (GET /api/v1/transactions).");
-        txNote.hidden = false;
-        txEmpty.hidden = true;
-        more.hidden = true;
-        csv.hidden = true;
-        txTable.dataset.state = "unavailable";
-        return;
-      }
-      throw error;
-    }
+    const answer = await api(`/api/v1/transactions${query({ ...csvFilters(r), limit: TX_PAGE, cursor })}`);
     if (!alive || number !== generation) return;
     const items = answer.items || [];
     const rows = items.map(txRow);
@@ -264,8 +245,6 @@ export function mount(view, { params }) {
     txCursor = answer.next_cursor || null;
     more.hidden = !txCursor;
     more.disabled = false;
-    txNote.hidden = true;
-    csv.hidden = false;
     const count = txBody.children.length;
     txEmpty.hidden = count > 0;
     stamp(txTable, r, { rows: count });
