@@ -1290,6 +1290,161 @@ async fn check_fleet_page(server: &RunningServer, browser: &Browser, group: &str
     hourly_total
 }
 
+/// A duration as the dashboard shows it (`format.js`): `45 s`, `12 min 05 s`, `1 h 05 min`,
+/// `2 d 3 h`.
+fn duration_text(seconds: f64) -> String {
+    let total = seconds.round() as u64;
+    let minutes = total / 60;
+    let hours = minutes / 60;
+    if total < 60 {
+        format!("{total} s")
+    } else if minutes < 60 {
+        format!("{minutes} min {:02} s", total % 60)
+    } else if hours < 24 {
+        format!("{hours} h {:02} min", minutes % 60)
+    } else {
+        format!("{} d {} h", hours / 24, hours % 24)
+    }
+}
+
+/// One admin API request's raw answer: status and body bytes.
+async fn api_bytes(server: &RunningServer, path: &str) -> (u16, Vec<u8>) {
+    let url = format!("http://{}{path}", server.http_addr);
+    let mut response = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish()
+        .get(&url)
+        .insert_header(("Authorization", format!("Bearer {TOKEN}")))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let body = response.body().limit(16 << 20).await.expect("body");
+    (response.status().as_u16(), body.to_vec())
+}
+
+/// Checks table#fleet-transactions, as it shows `group`, against every transaction of
+/// `GET /api/v1/transactions` with the same filters: the first page, then each page "More"
+/// adds, until the button is gone. Returns how many rows it shows.
+async fn check_fleet_transactions(server: &RunningServer, browser: &Browser, group: &str) -> usize {
+    let table = dataset(browser, "table#fleet-transactions").await;
+    let daily = dataset(browser, "[data-chart=\"fleet-energy-daily\"]").await;
+    assert_eq!(table["group"], group, "{table}");
+    assert_eq!(
+        (&table["from"], &table["to"]),
+        (&daily["from"], &daily["to"]),
+        "{table}"
+    );
+    let group_param = if group.is_empty() {
+        String::new()
+    } else {
+        format!("&group={group}")
+    };
+    let (status, answer) = api(
+        server,
+        "GET",
+        &format!(
+            "/api/v1/transactions?from={}&to={}&limit=1000{group_param}",
+            table["from"].as_str().unwrap(),
+            table["to"].as_str().unwrap()
+        ),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let items = answer["items"].as_array().unwrap().clone();
+    assert!(
+        answer["next_cursor"].is_null(),
+        "one page of 1000: {answer}"
+    );
+
+    // 50 a page: "More" while the API has more.
+    let mut pages = 1;
+    loop {
+        let wanted = items.len().min(50 * pages);
+        browser
+            .wait_for(
+                &format!("{wanted} rows in table#fleet-transactions"),
+                WAIT,
+                || async {
+                    let shown = dataset(browser, "table#fleet-transactions").await;
+                    (shown["rows"].as_str().and_then(|r| r.parse().ok()) == Some(wanted)
+                        && shown["state"] == "ready"
+                        && browser
+                            .js("return document.querySelectorAll(
+                                     'table#fleet-transactions tbody tr[data-transaction-id]').length")
+                            .await
+                            == json!(wanted))
+                    .then_some(())
+                },
+            )
+            .await;
+        let more = browser.visible("button[data-more]").await;
+        assert_eq!(
+            more,
+            wanted < items.len(),
+            "button[data-more] while more transactions than rows ({wanted} of {})",
+            items.len()
+        );
+        if !more {
+            break;
+        }
+        browser.click("button[data-more]").await;
+        pages += 1;
+    }
+
+    let rows = browser
+        .js("return Array.from(document.querySelectorAll(
+                     'table#fleet-transactions tbody tr[data-transaction-id]'))
+                 .map(tr => {
+                   const cell = (f) => tr.querySelector('[data-field=\"' + f + '\"]');
+                   return [Number(tr.dataset.transactionId), tr.dataset.cpId,
+                           cell('id-tag').textContent.trim(),
+                           Number(cell('energy').dataset.wh), cell('energy').textContent.trim(),
+                           Number(cell('duration').dataset.seconds),
+                           cell('duration').textContent.trim()];
+                 })")
+        .await;
+    type Row = (i64, String, String, f64, String, f64, String);
+    let shown: Vec<Row> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_i64().unwrap(),
+                r[1].as_str().unwrap().to_owned(),
+                r[2].as_str().unwrap().to_owned(),
+                r[3].as_f64().unwrap(),
+                r[4].as_str().unwrap().to_owned(),
+                r[5].as_f64().unwrap(),
+                r[6].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<Row> = items
+        .iter()
+        .map(|t| {
+            let wh = t["energy_wh"].as_f64().unwrap();
+            let seconds = t["duration_s"].as_f64().unwrap();
+            (
+                t["transaction_id"].as_i64().unwrap(),
+                t["charge_point_id"].as_str().unwrap().to_owned(),
+                t["id_tag"].as_str().unwrap().to_owned(),
+                wh,
+                kwh_text(wh),
+                seconds,
+                duration_text(seconds),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown, expected,
+        "table#fleet-transactions: every transaction of GET /transactions, in its order"
+    );
+    shown.len()
+}
+
 #[actix_web::test]
 async fn the_fleet_energy_page_matches_the_fleet_api_for_the_fleet_and_a_group() {
     let redis = RedisServer::start();
@@ -1312,6 +1467,21 @@ async fn the_fleet_energy_page_matches_the_fleet_api_for_the_fleet_and_a_group()
             send_register(&mut cp, wh, Duration::from_secs(minutes * 60)).await;
         }
         connections.push(cp);
+    }
+    // Transactions, all stopped (so the CSV is the same at every read): one each on FE-A
+    // (1 h 05 min) and FE-B, 50 on FE-C, so the table needs its "More" button.
+    let mut transactions = 0;
+    for (i, cp) in (0u64..).zip(connections.iter_mut()) {
+        let count = if i == 2 { 50 } else { 1 };
+        for n in 0..count {
+            let start = Duration::from_secs(7200 - n * 60 - i * 7);
+            let lasts = if i == 0 { 3900 } else { 90 + n };
+            let meter = 1000 * i64::try_from(n).unwrap();
+            let id = start_transaction(cp, &format!("TAG-{i}-{n}"), meter, start).await;
+            let stop_meter = meter + 250 * i64::try_from(i + 1).unwrap();
+            stop_transaction(cp, id, stop_meter, start - Duration::from_secs(lasts)).await;
+            transactions += 1;
+        }
     }
     // The charge points' roll-ups, and with them the fleet roll-up, written now.
     for (id, _) in fleet {
@@ -1379,6 +1549,50 @@ async fn the_fleet_energy_page_matches_the_fleet_api_for_the_fleet_and_a_group()
         )
         .await;
     assert_eq!(order, json!(["FE-A", "FE-C", "FE-B"]), "largest first");
+    assert_eq!(
+        check_fleet_transactions(&server, &browser, "").await,
+        transactions,
+        "every transaction of the fleet"
+    );
+
+    // The CSV download: the file the browser saves is the API's export of the same filters.
+    let link = "a[data-download=\"transactions-csv\"]";
+    let href = browser.attr(link, "href").await.expect("the CSV link");
+    let name = browser.attr(link, "download").await.expect("a file name");
+    browser.click(link).await;
+    let bytes = browser
+        .wait_for("the CSV download", WAIT, || async {
+            let state = dataset(&browser, link).await;
+            assert_ne!(
+                state["downloadState"],
+                "error",
+                "{}",
+                browser.describe().await
+            );
+            (state["downloadState"] == "done").then(|| {
+                state["downloadBytes"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap()
+            })
+        })
+        .await;
+    let (status, csv) = api_bytes(&server, &href).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&csv));
+    assert_eq!(bytes, csv.len(), "the page downloaded the whole export");
+    let saved = browser
+        .wait_for("the saved CSV file", WAIT, || async {
+            std::fs::read(browser.downloads().join(&name))
+                .ok()
+                .filter(|saved| saved.len() == csv.len())
+        })
+        .await;
+    assert_eq!(
+        String::from_utf8(saved).unwrap(),
+        String::from_utf8(csv).unwrap(),
+        "the saved file is the API's CSV"
+    );
 
     // The group: only its charge point's numbers.
     browser.select("select#fleet-group", "site-b").await;
@@ -1396,6 +1610,11 @@ async fn the_fleet_energy_page_matches_the_fleet_api_for_the_fleet_and_a_group()
         .await;
     assert_eq!(order, json!(["FE-B"]));
     assert_eq!(
+        check_fleet_transactions(&server, &browser, "site-b").await,
+        1,
+        "FE-B's transaction only"
+    );
+    assert_eq!(
         browser.js("return location.hash").await,
         json!("#/fleet/site-b"),
         "the group is kept in the address"
@@ -1406,6 +1625,10 @@ async fn the_fleet_energy_page_matches_the_fleet_api_for_the_fleet_and_a_group()
     wait_fleet_page(&browser, "").await;
     let again = check_fleet_page(&server, &browser, "").await;
     assert!(same_wh(again, fleet_total), "{again} != {fleet_total}");
+    assert_eq!(
+        check_fleet_transactions(&server, &browser, "").await,
+        transactions
+    );
 
     // On a 390 px phone the page itself never scrolls sideways (tables may, in their own box).
     browser.set_size(390, 844).await;
@@ -1456,6 +1679,17 @@ async fn the_fleet_energy_page_says_when_there_is_no_energy() {
         browser.visible("[data-empty=\"fleet-top\"]").await,
         "the top list says it is empty"
     );
+    let transactions = dataset(&browser, "table#fleet-transactions").await;
+    assert_eq!(
+        (&transactions["state"], &transactions["rows"]),
+        (&json!("ready"), &json!("0")),
+        "{transactions}"
+    );
+    assert!(
+        browser.visible("[data-empty=\"fleet-transactions\"]").await,
+        "the transaction list says it is empty"
+    );
+    assert!(!browser.visible("button[data-more]").await, "nothing more");
     browser.assert_no_errors().await;
     browser.close().await;
 }

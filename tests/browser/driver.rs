@@ -452,6 +452,11 @@ impl Browser {
         requests
     }
 
+    /// The directory the browser saves downloads in (empty at start).
+    pub fn downloads(&self) -> PathBuf {
+        self.dir.path().join("downloads")
+    }
+
     /// Ends the WebDriver session (Chromium quits); chromedriver is killed on drop.
     pub async fn close(self) {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.client.clone().close()).await;
