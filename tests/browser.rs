@@ -8,9 +8,9 @@
 //! breach shows an alert within 5 s". Chromium and chromedriver missing is a failure that says
 //! how to install them (`apt-get install chromium chromium-driver`), never a skip.
 //!
-//! `DASHBOARD_SCREENSHOTS=1 cargo test --test browser` also writes `docs/dashboard-overview.png`
-//! and `docs/dashboard-detail.png`, the screenshots the README shows; normal runs leave the
-//! tree alone.
+//! `DASHBOARD_SCREENSHOTS=1 cargo test --test browser` also writes `docs/dashboard-overview.png`,
+//! `docs/dashboard-detail.png` and `docs/dashboard-fleet.png`, the screenshots the README shows;
+//! normal runs leave the tree alone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step should stop the test loudly
 
@@ -1044,4 +1044,653 @@ async fn live_updates_resume_after_a_server_restart_without_a_reload() {
     browser.assert_no_errors().await;
     browser.close().await;
     drop(cp);
+}
+
+/// An `Energy.Active.Import.Register` reading in Wh on connector 1, `ago` before now.
+async fn send_register(cp: &mut ChargePoint, wh: f64, ago: Duration) {
+    let payload = meter_values(
+        1,
+        None,
+        &timestamp(ago),
+        json!([{"value": format!("{wh}"), "measurand": "Energy.Active.Import.Register",
+            "unit": "Wh"}]),
+    );
+    assert_eq!(cp.call("MeterValues", payload).await, json!({}));
+}
+
+/// Energy as the dashboard shows it (`format.js`): kWh, two decimals below 100 kWh, one above.
+fn kwh_text(wh: f64) -> String {
+    let kwh = wh / 1000.0;
+    if kwh.abs() >= 100.0 {
+        format!("{kwh:.1} kWh")
+    } else {
+        format!("{kwh:.2} kWh")
+    }
+}
+
+/// Numbers of the page's figures are written from JavaScript doubles, the API's from Rust's:
+/// equal up to the rounding of a sum taken in another order.
+fn same_wh(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// The `data-*` attributes of the first element matching `selector`, as a JSON object
+/// (`dataset`), read in one go so they belong to the same render.
+async fn dataset(browser: &Browser, selector: &str) -> Value {
+    browser
+        .js_with(
+            "const el = document.querySelector(arguments[0]);
+             return el ? Object.assign({}, el.dataset) : null;",
+            vec![json!(selector)],
+        )
+        .await
+}
+
+/// Waits until the fleet page shows `group` ("" for the whole fleet) completely loaded.
+async fn wait_fleet_page(browser: &Browser, group: &str) {
+    browser
+        .wait_for(
+            &format!("the fleet page of group {group:?}"),
+            WAIT,
+            || async {
+                let root = dataset(browser, "[data-fleet]").await;
+                (root["state"] == "ready" && root["group"] == group).then_some(())
+            },
+        )
+        .await;
+}
+
+/// The query of a URL as pairs, percent-decoded (`+` as a space, as URLSearchParams writes).
+fn query_pairs(url: &str) -> Vec<(String, String)> {
+    fn decode(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                    out.push(u8::from_str_radix(hex, 16).unwrap());
+                    i += 2;
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).unwrap()
+    }
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// Checks the fleet page, as it shows `group`, against the API: both energy charts (range,
+/// bucket count, total), the top table (order, values, formatted text, links) and the CSV
+/// link's filters. Returns the hourly chart's total.
+async fn check_fleet_page(server: &RunningServer, browser: &Browser, group: &str) -> f64 {
+    let group_param = if group.is_empty() {
+        String::new()
+    } else {
+        format!("&group={group}")
+    };
+    let mut hourly_total = 0.0;
+    for (chart, period, buckets, bucket_secs) in [
+        ("fleet-energy-hourly", "hour", 48, 3600),
+        ("fleet-energy-daily", "day", 30, 86_400),
+    ] {
+        let shown = dataset(browser, &format!("[data-chart=\"{chart}\"]")).await;
+        assert_eq!(shown["group"], group, "{chart} shows the group: {shown}");
+        let (from, to) = (
+            shown["from"].as_str().unwrap().to_owned(),
+            shown["to"].as_str().unwrap().to_owned(),
+        );
+        // The contract's ranges: whole UTC hours (days), the current one last.
+        let from_t = chrono::DateTime::parse_from_rfc3339(&from).unwrap();
+        let to_t = chrono::DateTime::parse_from_rfc3339(&to).unwrap();
+        assert_eq!(
+            (to_t - from_t).num_seconds(),
+            buckets * bucket_secs,
+            "{chart}: {shown}"
+        );
+        assert_eq!(to_t.timestamp() % bucket_secs, 0, "{chart}: {shown}");
+        // (A page loaded just before the hour turned may be up to its minute's refresh late.)
+        let ahead = to_t.timestamp() - chrono::Utc::now().timestamp();
+        assert!(
+            ahead > -120 && ahead <= bucket_secs,
+            "{chart} ends with the current {period}: {shown}"
+        );
+        let (status, answer) = api(
+            server,
+            "GET",
+            &format!("/api/v1/fleet/energy?period={period}&from={from}&to={to}{group_param}"),
+            Some(TOKEN),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        let api_buckets = answer["buckets"].as_array().unwrap();
+        let api_total: f64 = api_buckets
+            .iter()
+            .map(|b| b["energy_wh"].as_f64().unwrap())
+            .sum();
+        assert_eq!(
+            shown["buckets"],
+            json!(api_buckets.len().to_string()),
+            "{chart}: bucket count as the API's: {shown}"
+        );
+        assert_eq!(api_buckets.len() as i64, buckets, "{answer}");
+        assert_eq!(
+            shown["points"],
+            json!(buckets.to_string()),
+            "{chart} draws every bucket: {shown}"
+        );
+        let page_total: f64 = shown["totalWh"].as_str().unwrap().parse().unwrap();
+        assert!(
+            same_wh(page_total, api_total),
+            "{chart}: the page shows {page_total} Wh, the API sums {api_total} Wh\n{answer}"
+        );
+        if period == "hour" {
+            hourly_total = api_total;
+        }
+    }
+
+    // The top 10 over the daily chart's 30 days.
+    let top = dataset(browser, "table#fleet-top").await;
+    assert_eq!(top["group"], group, "{top}");
+    let daily = dataset(browser, "[data-chart=\"fleet-energy-daily\"]").await;
+    assert_eq!(
+        (&top["from"], &top["to"]),
+        (&daily["from"], &daily["to"]),
+        "{top}"
+    );
+    let (status, answer) = api(
+        server,
+        "GET",
+        &format!(
+            "/api/v1/fleet/top?metric=energy_wh&from={}&to={}&limit=10{group_param}",
+            top["from"].as_str().unwrap(),
+            top["to"].as_str().unwrap()
+        ),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let rows = browser
+        .js(
+            "return Array.from(document.querySelectorAll('table#fleet-top tbody tr[data-cp-id]'))
+                 .map(tr => {
+                   const energy = tr.querySelector('[data-field=\"energy\"]');
+                   const id = tr.dataset.cpId;
+                   const link = tr.querySelector('a[href=\"#/cp/' + encodeURIComponent(id) + '\"]');
+                   return [id, Number(energy.dataset.wh), energy.textContent.trim(), !!link];
+                 })",
+        )
+        .await;
+    // (id, Wh, text, linked): numbers as f64 on both sides, JSON integers and floats differ.
+    let shown: Vec<(String, f64, String, bool)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row[0].as_str().unwrap().to_owned(),
+                row[1].as_f64().unwrap(),
+                row[2].as_str().unwrap().to_owned(),
+                row[3].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, f64, String, bool)> = answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let wh = item["value"].as_f64().unwrap();
+            (
+                item["charge_point_id"].as_str().unwrap().to_owned(),
+                wh,
+                kwh_text(wh),
+                true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown, expected,
+        "table#fleet-top: order, values and links as GET /fleet/top"
+    );
+    assert!(!shown.is_empty(), "the fixture has consumers");
+
+    // The CSV link carries the current filters: the 30 days and the group.
+    let href = browser
+        .attr("a[data-download=\"transactions-csv\"]", "href")
+        .await
+        .expect("the CSV link");
+    assert!(href.starts_with("/api/v1/transactions.csv?"), "{href}");
+    let mut filters = query_pairs(&href);
+    filters.sort();
+    let mut wanted = vec![
+        (
+            "from".to_owned(),
+            daily["from"].as_str().unwrap().to_owned(),
+        ),
+        ("to".to_owned(), daily["to"].as_str().unwrap().to_owned()),
+    ];
+    if !group.is_empty() {
+        wanted.push(("group".to_owned(), group.to_owned()));
+    }
+    wanted.sort();
+    assert_eq!(filters, wanted, "the CSV link's filters: {href}");
+    hourly_total
+}
+
+/// A duration as the dashboard shows it (`format.js`): `45 s`, `12 min 05 s`, `1 h 05 min`,
+/// `2 d 3 h`.
+fn duration_text(seconds: f64) -> String {
+    let total = seconds.round() as u64;
+    let minutes = total / 60;
+    let hours = minutes / 60;
+    if total < 60 {
+        format!("{total} s")
+    } else if minutes < 60 {
+        format!("{minutes} min {:02} s", total % 60)
+    } else if hours < 24 {
+        format!("{hours} h {:02} min", minutes % 60)
+    } else {
+        format!("{} d {} h", hours / 24, hours % 24)
+    }
+}
+
+/// One admin API request's raw answer: status and body bytes.
+async fn api_bytes(server: &RunningServer, path: &str) -> (u16, Vec<u8>) {
+    let url = format!("http://{}{path}", server.http_addr);
+    let mut response = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish()
+        .get(&url)
+        .insert_header(("Authorization", format!("Bearer {TOKEN}")))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let body = response.body().limit(16 << 20).await.expect("body");
+    (response.status().as_u16(), body.to_vec())
+}
+
+/// Checks table#fleet-transactions, as it shows `group`, against every transaction of
+/// `GET /api/v1/transactions` with the same filters: the first page, then each page "More"
+/// adds, until the button is gone. Returns how many rows it shows.
+async fn check_fleet_transactions(server: &RunningServer, browser: &Browser, group: &str) -> usize {
+    let table = dataset(browser, "table#fleet-transactions").await;
+    let daily = dataset(browser, "[data-chart=\"fleet-energy-daily\"]").await;
+    assert_eq!(table["group"], group, "{table}");
+    assert_eq!(
+        (&table["from"], &table["to"]),
+        (&daily["from"], &daily["to"]),
+        "{table}"
+    );
+    let group_param = if group.is_empty() {
+        String::new()
+    } else {
+        format!("&group={group}")
+    };
+    let (status, answer) = api(
+        server,
+        "GET",
+        &format!(
+            "/api/v1/transactions?from={}&to={}&limit=1000{group_param}",
+            table["from"].as_str().unwrap(),
+            table["to"].as_str().unwrap()
+        ),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let items = answer["items"].as_array().unwrap().clone();
+    assert!(
+        answer["next_cursor"].is_null(),
+        "one page of 1000: {answer}"
+    );
+
+    // 50 a page: "More" while the API has more.
+    let mut pages = 1;
+    loop {
+        let wanted = items.len().min(50 * pages);
+        browser
+            .wait_for(
+                &format!("{wanted} rows in table#fleet-transactions"),
+                WAIT,
+                || async {
+                    let shown = dataset(browser, "table#fleet-transactions").await;
+                    (shown["rows"].as_str().and_then(|r| r.parse().ok()) == Some(wanted)
+                        && shown["state"] == "ready"
+                        && browser
+                            .js("return document.querySelectorAll(
+                                     'table#fleet-transactions tbody tr[data-transaction-id]').length")
+                            .await
+                            == json!(wanted))
+                    .then_some(())
+                },
+            )
+            .await;
+        let more = browser.visible("button[data-more]").await;
+        assert_eq!(
+            more,
+            wanted < items.len(),
+            "button[data-more] while more transactions than rows ({wanted} of {})",
+            items.len()
+        );
+        if !more {
+            break;
+        }
+        browser.click("button[data-more]").await;
+        pages += 1;
+    }
+
+    let rows = browser
+        .js("return Array.from(document.querySelectorAll(
+                     'table#fleet-transactions tbody tr[data-transaction-id]'))
+                 .map(tr => {
+                   const cell = (f) => tr.querySelector('[data-field=\"' + f + '\"]');
+                   return [Number(tr.dataset.transactionId), tr.dataset.cpId,
+                           cell('id-tag').textContent.trim(),
+                           Number(cell('energy').dataset.wh), cell('energy').textContent.trim(),
+                           Number(cell('duration').dataset.seconds),
+                           cell('duration').textContent.trim()];
+                 })")
+        .await;
+    type Row = (i64, String, String, f64, String, f64, String);
+    let shown: Vec<Row> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_i64().unwrap(),
+                r[1].as_str().unwrap().to_owned(),
+                r[2].as_str().unwrap().to_owned(),
+                r[3].as_f64().unwrap(),
+                r[4].as_str().unwrap().to_owned(),
+                r[5].as_f64().unwrap(),
+                r[6].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<Row> = items
+        .iter()
+        .map(|t| {
+            let wh = t["energy_wh"].as_f64().unwrap();
+            let seconds = t["duration_s"].as_f64().unwrap();
+            (
+                t["transaction_id"].as_i64().unwrap(),
+                t["charge_point_id"].as_str().unwrap().to_owned(),
+                t["id_tag"].as_str().unwrap().to_owned(),
+                wh,
+                kwh_text(wh),
+                seconds,
+                duration_text(seconds),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown, expected,
+        "table#fleet-transactions: every transaction of GET /transactions, in its order"
+    );
+    shown.len()
+}
+
+#[actix_web::test]
+async fn the_fleet_energy_page_matches_the_fleet_api_for_the_fleet_and_a_group() {
+    let redis = RedisServer::start();
+    let mut config = test_config(&redis);
+    config.admin.tokens = vec![TOKEN.to_owned()];
+    let server = start_server(config).await;
+
+    // A small fleet, each charge point's register rising over the last few hours: 12, 5 and
+    // 8 kWh.
+    let fleet = [
+        ("FE-A", [1000.0, 5000.0, 9000.0, 13000.0]),
+        ("FE-B", [20000.0, 21000.0, 23000.0, 25000.0]),
+        ("FE-C", [500.0, 2500.0, 6500.0, 8500.0]),
+    ];
+    let mut connections = Vec::new();
+    for (id, registers) in fleet {
+        let mut cp = ChargePoint::connect(&server, id).await;
+        cp.boot().await;
+        for (minutes, wh) in [150u64, 90, 30, 1].into_iter().zip(registers) {
+            send_register(&mut cp, wh, Duration::from_secs(minutes * 60)).await;
+        }
+        connections.push(cp);
+    }
+    // Transactions, all stopped (so the CSV is the same at every read): one each on FE-A
+    // (1 h 05 min) and FE-B, 50 on FE-C, so the table needs its "More" button.
+    let mut transactions = 0;
+    for (i, cp) in (0u64..).zip(connections.iter_mut()) {
+        let count = if i == 2 { 50 } else { 1 };
+        for n in 0..count {
+            let start = Duration::from_secs(7200 - n * 60 - i * 7);
+            let lasts = if i == 0 { 3900 } else { 90 + n };
+            let meter = 1000 * i64::try_from(n).unwrap();
+            let id = start_transaction(cp, &format!("TAG-{i}-{n}"), meter, start).await;
+            let stop_meter = meter + 250 * i64::try_from(i + 1).unwrap();
+            stop_transaction(cp, id, stop_meter, start - Duration::from_secs(lasts)).await;
+            transactions += 1;
+        }
+    }
+    // The charge points' roll-ups, and with them the fleet roll-up, written now.
+    for (id, _) in fleet {
+        let (status, body) = api(
+            &server,
+            "GET",
+            &format!("/api/v1/charge-points/{id}/aggregates"),
+            Some(TOKEN),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = api(
+        &server,
+        "PUT",
+        "/api/v1/groups/site-b",
+        Some(TOKEN),
+        Some(json!({"name": "Site B", "charge_points": ["FE-B"]})),
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+
+    // The page asks for the token, then shows the whole fleet.
+    let browser = Browser::start(false).await;
+    browser
+        .open(&format!("{}#/fleet", dashboard(&server)))
+        .await;
+    browser
+        .type_into("form#token-form input[name=\"token\"]", TOKEN)
+        .await;
+    browser
+        .click("form#token-form button[type=\"submit\"]")
+        .await;
+    wait_fleet_page(&browser, "").await;
+    assert_eq!(
+        browser
+            .attr("a[data-nav=\"fleet\"]", "aria-current")
+            .await
+            .as_deref(),
+        Some("page"),
+        "the nav link of the page is current"
+    );
+    let options = browser
+        .js(
+            "return Array.from(document.querySelectorAll('select#fleet-group option'))
+                 .map(o => o.value)",
+        )
+        .await;
+    assert_eq!(
+        options,
+        json!(["", "site-b"]),
+        "the whole fleet, then each group"
+    );
+    let fleet_total = check_fleet_page(&server, &browser, "").await;
+    save_screenshot(&browser, "dashboard-fleet.png").await;
+    assert!(
+        same_wh(fleet_total, 25_000.0),
+        "the fleet delivered 12 + 5 + 8 kWh in the last 48 hours, not {fleet_total} Wh"
+    );
+    let order = browser
+        .js(
+            "return Array.from(document.querySelectorAll('table#fleet-top tbody tr'))
+                 .map(tr => tr.dataset.cpId)",
+        )
+        .await;
+    assert_eq!(order, json!(["FE-A", "FE-C", "FE-B"]), "largest first");
+    assert_eq!(
+        check_fleet_transactions(&server, &browser, "").await,
+        transactions,
+        "every transaction of the fleet"
+    );
+
+    // The CSV download: the file the browser saves is the API's export of the same filters.
+    let link = "a[data-download=\"transactions-csv\"]";
+    let href = browser.attr(link, "href").await.expect("the CSV link");
+    let name = browser.attr(link, "download").await.expect("a file name");
+    browser.click(link).await;
+    let bytes = browser
+        .wait_for("the CSV download", WAIT, || async {
+            let state = dataset(&browser, link).await;
+            assert_ne!(
+                state["downloadState"],
+                "error",
+                "{}",
+                browser.describe().await
+            );
+            (state["downloadState"] == "done").then(|| {
+                state["downloadBytes"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap()
+            })
+        })
+        .await;
+    let (status, csv) = api_bytes(&server, &href).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&csv));
+    assert_eq!(bytes, csv.len(), "the page downloaded the whole export");
+    let saved = browser
+        .wait_for("the saved CSV file", WAIT, || async {
+            std::fs::read(browser.downloads().join(&name))
+                .ok()
+                .filter(|saved| saved.len() == csv.len())
+        })
+        .await;
+    assert_eq!(
+        String::from_utf8(saved).unwrap(),
+        String::from_utf8(csv).unwrap(),
+        "the saved file is the API's CSV"
+    );
+
+    // The group: only its charge point's numbers.
+    browser.select("select#fleet-group", "site-b").await;
+    wait_fleet_page(&browser, "site-b").await;
+    let group_total = check_fleet_page(&server, &browser, "site-b").await;
+    assert!(
+        same_wh(group_total, 5_000.0),
+        "site-b is FE-B alone, 5 kWh, not {group_total} Wh"
+    );
+    let order = browser
+        .js(
+            "return Array.from(document.querySelectorAll('table#fleet-top tbody tr'))
+                 .map(tr => tr.dataset.cpId)",
+        )
+        .await;
+    assert_eq!(order, json!(["FE-B"]));
+    assert_eq!(
+        check_fleet_transactions(&server, &browser, "site-b").await,
+        1,
+        "FE-B's transaction only"
+    );
+    assert_eq!(
+        browser.js("return location.hash").await,
+        json!("#/fleet/site-b"),
+        "the group is kept in the address"
+    );
+
+    // Back to the whole fleet: its numbers again.
+    browser.select("select#fleet-group", "").await;
+    wait_fleet_page(&browser, "").await;
+    let again = check_fleet_page(&server, &browser, "").await;
+    assert!(same_wh(again, fleet_total), "{again} != {fleet_total}");
+    assert_eq!(
+        check_fleet_transactions(&server, &browser, "").await,
+        transactions
+    );
+
+    // On a 390 px phone the page itself never scrolls sideways (tables may, in their own box).
+    browser.set_size(390, 844).await;
+    browser
+        .wait_for("no horizontal overflow at 390 px", WAIT, || async {
+            let width = browser.js("return window.innerWidth").await.as_u64()?;
+            let scroll = browser
+                .js("return document.documentElement.scrollWidth")
+                .await
+                .as_u64()?;
+            (width <= 390 && scroll <= 390).then_some(())
+        })
+        .await;
+    browser.set_size(DESKTOP.0, DESKTOP.1).await;
+
+    browser.assert_no_errors().await;
+    browser.close().await;
+    drop(connections);
+}
+
+#[actix_web::test]
+async fn the_fleet_energy_page_says_when_there_is_no_energy() {
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let browser = Browser::start(false).await;
+    browser.open(&dashboard(&server)).await;
+    // From the navigation link, as a user gets there.
+    browser.click("a[href=\"#/fleet\"]").await;
+    wait_fleet_page(&browser, "").await;
+    for chart in ["fleet-energy-hourly", "fleet-energy-daily"] {
+        let shown = dataset(&browser, &format!("[data-chart=\"{chart}\"]")).await;
+        assert_eq!(shown["totalWh"], "0", "{chart}: {shown}");
+        assert_eq!(shown["points"], "0", "{chart} draws nothing: {shown}");
+        let empty = browser
+            .text(&format!("[data-chart=\"{chart}\"] .nodata"))
+            .await
+            .unwrap_or_default();
+        assert!(
+            browser
+                .visible(&format!("[data-chart=\"{chart}\"] .nodata"))
+                .await
+                && empty.starts_with("No energy"),
+            "{chart} says it has no energy: {empty:?}"
+        );
+    }
+    assert_eq!(dataset(&browser, "table#fleet-top").await["rows"], "0");
+    assert!(
+        browser.visible("[data-empty=\"fleet-top\"]").await,
+        "the top list says it is empty"
+    );
+    let transactions = dataset(&browser, "table#fleet-transactions").await;
+    assert_eq!(
+        (&transactions["state"], &transactions["rows"]),
+        (&json!("ready"), &json!("0")),
+        "{transactions}"
+    );
+    assert!(
+        browser.visible("[data-empty=\"fleet-transactions\"]").await,
+        "the transaction list says it is empty"
+    );
+    assert!(!browser.visible("button[data-more]").await, "nothing more");
+    browser.assert_no_errors().await;
+    browser.close().await;
 }

@@ -234,6 +234,7 @@ async fn the_dashboard_and_every_file_it_references_are_served_without_a_token()
         "/dashboard/app.js",
         "/dashboard/vendor/uPlot.esm.js",
         "/dashboard/pages/detail.js",
+        "/dashboard/pages/fleet.js",
     ] {
         assert!(
             seen.contains(module),

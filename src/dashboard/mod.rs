@@ -75,6 +75,7 @@ static ASSETS: &[Asset] = &[
     asset!("power.js", JS),
     asset!("pages/overview.js", JS),
     asset!("pages/detail.js", JS),
+    asset!("pages/fleet.js", JS),
     asset!("pages/alerts.js", JS),
     asset!("pages/alert_rows.js", JS),
     asset!("pages/thresholds.js", JS),

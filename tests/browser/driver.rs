@@ -126,6 +126,15 @@ impl Browser {
                 "--disable-background-networking",
             ],
         });
+        // Downloads (the fleet page's CSV) land in the test's own directory, never in the
+        // home directory of whoever runs the tests.
+        let downloads = dir.path().join("downloads");
+        std::fs::create_dir_all(&downloads).expect("downloads directory");
+        browser_options["prefs"] = json!({
+            "download.default_directory": downloads,
+            "download.prompt_for_download": false,
+            "download.directory_upgrade": true,
+        });
         if network_log {
             browser_options["perfLoggingPrefs"] =
                 json!({"enableNetwork": true, "enablePage": false});
@@ -441,6 +450,11 @@ impl Browser {
             }
         }
         requests
+    }
+
+    /// The directory the browser saves downloads in (empty at start).
+    pub fn downloads(&self) -> PathBuf {
+        self.dir.path().join("downloads")
     }
 
     /// Ends the WebDriver session (Chromium quits); chromedriver is killed on drop.

@@ -79,6 +79,34 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   return data;
 }
 
+/**
+ * Downloads `path` (a file the API serves, such as a CSV export) with the token header;
+ * resolves to a Blob, rejects with ApiError as `api()` does.
+ */
+export async function fetchBlob(path, accept) {
+  let response;
+  try {
+    response = await fetch(path, { headers: authHeaders({ Accept: accept }), cache: "no-store" });
+  } catch (_) {
+    throw new ApiError(0, "the server cannot be reached");
+  }
+  if (response.status === 401) {
+    unauthorized();
+    throw new ApiError(401, "an admin token is needed");
+  }
+  if (!response.ok) {
+    let message = response.statusText;
+    try {
+      const data = JSON.parse(await response.text());
+      if (data && typeof data.error === "string") message = data.error;
+    } catch (_) {
+      // Not JSON: the status text says enough.
+    }
+    throw new ApiError(response.status, message || `HTTP ${response.status}`);
+  }
+  return response.blob();
+}
+
 /** `/api/v1/...` path with the segment percent-encoded. */
 export function cpPath(id, rest = "") {
   return `/api/v1/charge-points/${encodeURIComponent(id)}${rest}`;

@@ -1,5 +1,6 @@
 // Entry point: hash router, the token prompt and the live stream shared by the pages.
-// Routes: #/ fleet overview, #/cp/{id} charge point detail, #/alerts, #/thresholds[/{id}].
+// Routes: #/ fleet overview, #/cp/{id} charge point detail, #/fleet[/{group}] fleet energy,
+// #/alerts, #/thresholds[/{id}].
 // A page module exports mount(view, ctx) -> {ready, unmount, onEvent, resync, filter}.
 
 import { onUnauthorized, setToken, token } from "./api.js";
@@ -7,6 +8,7 @@ import { h, replace } from "./dom.js";
 import { LiveStream } from "./live.js";
 import * as overview from "./pages/overview.js";
 import * as detail from "./pages/detail.js";
+import * as fleet from "./pages/fleet.js";
 import * as alerts from "./pages/alerts.js";
 import * as thresholds from "./pages/thresholds.js";
 
@@ -17,6 +19,7 @@ const liveBadge = document.querySelector("[data-live-state]");
 const routes = [
   { pattern: /^#?\/?$/, page: overview, nav: "overview" },
   { pattern: /^#\/cp\/([^/]+)\/?$/, page: detail, nav: "overview" },
+  { pattern: /^#\/fleet(?:\/([^/]+))?\/?$/, page: fleet, nav: "fleet" },
   { pattern: /^#\/alerts\/?$/, page: alerts, nav: "alerts" },
   { pattern: /^#\/thresholds(?:\/([^/]+))?\/?$/, page: thresholds, nav: "thresholds" },
 ];

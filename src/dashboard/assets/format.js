@@ -20,6 +20,18 @@ export function energy(wh) {
   return `${kwh.toFixed(Math.abs(kwh) >= 100 ? 1 : 2)} kWh`;
 }
 
+/** A duration in seconds: "45 s", "12 min 05 s", "1 h 05 min", "2 d 3 h". */
+export function duration(s) {
+  if (s === null || s === undefined || !Number.isFinite(s) || s < 0) return DASH;
+  const total = Math.round(s);
+  if (total < 60) return `${total} s`;
+  const minutes = Math.floor(total / 60);
+  if (minutes < 60) return `${minutes} min ${String(total % 60).padStart(2, "0")} s`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `${hours} h ${String(minutes % 60).padStart(2, "0")} min`;
+  return `${Math.floor(hours / 24)} d ${hours % 24} h`;
+}
+
 /** A value in a normalised unit of the API (W, Wh, V, A, Celsius, ...). */
 export function value(v, unit) {
   if (v === null || v === undefined || !Number.isFinite(v)) return DASH;
