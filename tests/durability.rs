@@ -866,8 +866,12 @@ async fn storage_cost_per_sample() {
     );
     // In all, with this short run's fixed costs: each charge point's records, statistics
     // snapshot and roll-up buckets (hour and day, ten series) weigh on only 1,000 samples here,
-    // where a real charge point spreads them over an hour's or a day's samples.
-    assert!(bytes_per_sample <= 24.0, "{bytes_per_sample} bytes/sample");
+    // where a real charge point spreads them over an hour's or a day's samples. Issue 14's
+    // fleet roll-up added ~2.8 bytes here (22.3 -> 25.1, measured on both builds): ~0.8 of
+    // script memory that every process pays once (the longer merge script and the fleet one,
+    // 16.5 KB), the rest one summary field per charge point bucket and one field per charge
+    // point in each fleet bucket, on buckets that hold only ~200 samples each in this run.
+    assert!(bytes_per_sample <= 27.0, "{bytes_per_sample} bytes/sample");
     assert!(
         raw_bytes_per_sample <= 6.0,
         "{raw_bytes_per_sample} bytes/sample in the raw series"

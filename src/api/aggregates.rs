@@ -4,7 +4,7 @@ use std::time::Duration as StdDuration;
 
 use actix::Addr;
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Duration, Utc};
+use chrono::DateTime;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde::Deserialize;
 use serde_json::Value;
@@ -12,13 +12,10 @@ use serde_json::Value;
 use super::{json, params, ApiError};
 use actors::aggregator::{Aggregator, FlushChargePoint};
 use actors::redis_pool::Pool;
-use actors::store::aggregates::{self, Period, StoredBucket};
+use actors::store::aggregates::{self, StoredBucket};
 use actors::store::read_cache::ReadCache;
 use std::sync::Arc;
 
-/// Longest range of one query, per period: a month of hours, a bit more than a year of days.
-pub(super) const MAX_HOURLY_RANGE_DAYS: i64 = 31;
-pub(super) const MAX_DAILY_RANGE_DAYS: i64 = 400;
 /// How long a read waits for the aggregator to write its partials (read-your-writes); past it
 /// (Redis away) the stored state is served as is.
 const FLUSH_WAIT: StdDuration = StdDuration::from_secs(2);
@@ -70,35 +67,10 @@ async fn aggregates_of(
     query: web::Query<AggregatesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = params::charge_point_id(&path)?;
-    let period = match query.period.as_deref() {
-        None => Period::Hour,
-        Some(p) => Period::parse(p).ok_or_else(|| {
-            ApiError::BadRequest(format!("period {p:?} must be \"hour\" or \"day\""))
-        })?,
-    };
+    let period = params::period(query.period.as_deref())?;
     let measurand = params::measurand(query.measurand.as_deref())?;
     let phase = params::phase(query.phase.as_deref())?;
-    let (default_span, max_days) = match period {
-        Period::Hour => (Duration::hours(24), MAX_HOURLY_RANGE_DAYS),
-        Period::Day => (Duration::days(30), MAX_DAILY_RANGE_DAYS),
-    };
-    let to = match &query.to {
-        Some(t) => params::time("to", t)?,
-        None => Utc::now(),
-    };
-    let from = match &query.from {
-        Some(f) => params::time("from", f)?,
-        None => to - default_span,
-    };
-    if from >= to {
-        return Err(ApiError::BadRequest("from must be before to".into()));
-    }
-    if to - from > Duration::days(max_days) {
-        return Err(ApiError::BadRequest(format!(
-            "from..to may span at most {max_days} days for period {}",
-            period.as_str()
-        )));
-    }
+    let (from, to) = params::rollup_range(period, query.from.as_deref(), query.to.as_deref())?;
 
     // Read-your-writes: let the aggregator write what it holds of this charge point, then read
     // Redis. Flushing rather than merging its partials avoids counting a flush twice that lands

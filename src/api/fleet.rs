@@ -8,17 +8,13 @@
 //! 20,000-charge-point fleet per query would cost more than the query.
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{Duration, DurationRound};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{groups, json, params, ApiError, ApiState};
-use actors::store::aggregates::Period;
 use actors::store::fleet_rollup;
 
-/// Longest range of an energy query, per period: as the per-charge-point aggregates.
-const MAX_HOURLY_RANGE_DAYS: i64 = 31;
-const MAX_DAILY_RANGE_DAYS: i64 = 400;
 /// Longest range of a top query.
 const MAX_TOP_RANGE_DAYS: i64 = 400;
 /// Default and largest `limit` of a top query.
@@ -71,55 +67,13 @@ struct TopQuery {
     limit: Option<String>,
 }
 
-fn range(
-    from: Option<&str>,
-    to: Option<&str>,
-    default_span: Duration,
-    max_days: i64,
-    what: &str,
-) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
-    let to = match to {
-        Some(t) => params::time("to", t)?,
-        None => Utc::now(),
-    };
-    let from = match from {
-        Some(f) => params::time("from", f)?,
-        None => to - default_span,
-    };
-    if from >= to {
-        return Err(ApiError::BadRequest("from must be before to".into()));
-    }
-    if to - from > Duration::days(max_days) {
-        return Err(ApiError::BadRequest(format!(
-            "from..to may span at most {max_days} days for {what}"
-        )));
-    }
-    Ok((from, to))
-}
-
 #[utoipa::path(get, path = "/fleet/energy", tag = "fleet", params(EnergyQuery), responses((status = 200, description = "`{period, from, to, buckets: [{start, energy_wh, charge_points}]}`: every bucket starting in `[from, to)`, the sum of the charge points' roll-up `energy_wh` (import register, see the README) and how many charge points have roll-up data in it; fleet-wide or for `group`", body = super::schemas::FleetEnergy), (status = 400, description = "Bad parameter, named in `error`", body = super::schemas::ErrorBody), (status = 404, description = "Unknown group", body = super::schemas::ErrorBody), (status = 503, description = "Redis cannot answer", body = super::schemas::ErrorBody)))]
 async fn energy(
     state: web::Data<ApiState>,
     query: web::Query<EnergyQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let period = match query.period.as_deref() {
-        None => Period::Hour,
-        Some(p) => Period::parse(p).ok_or_else(|| {
-            ApiError::BadRequest(format!("period {p:?} must be \"hour\" or \"day\""))
-        })?,
-    };
-    let (default_span, max_days) = match period {
-        Period::Hour => (Duration::hours(24), MAX_HOURLY_RANGE_DAYS),
-        Period::Day => (Duration::days(30), MAX_DAILY_RANGE_DAYS),
-    };
-    let what = format!("period {}", period.as_str());
-    let (from, to) = range(
-        query.from.as_deref(),
-        query.to.as_deref(),
-        default_span,
-        max_days,
-        &what,
-    )?;
+    let period = params::period(query.period.as_deref())?;
+    let (from, to) = params::rollup_range(period, query.from.as_deref(), query.to.as_deref())?;
     let members = groups::filter(&state, query.group.as_deref()).await?;
     let buckets = fleet_rollup::energy(&state.pool, period, from, to, members.as_deref()).await?;
     let buckets: Vec<_> = buckets
@@ -165,18 +119,8 @@ async fn top(
             )))
         }
     };
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_TOP_LIMIT,
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=MAX_TOP_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(ApiError::BadRequest(format!(
-                    "limit must be an integer between 1 and {MAX_TOP_LIMIT}, not {text:?}"
-                )))
-            }
-        },
-    };
-    let (from, to) = range(
+    let limit = params::limit(query.limit.as_deref(), DEFAULT_TOP_LIMIT, MAX_TOP_LIMIT)?;
+    let (from, to) = params::range(
         query.from.as_deref(),
         query.to.as_deref(),
         Duration::hours(24),

@@ -33,8 +33,8 @@ const MAX_LIMIT: usize = 1000;
 const CSV_PAGE: usize = 500;
 /// Default range when `from` is absent: the 30 days before `to`, like daily roll-ups.
 const DEFAULT_RANGE_DAYS: i64 = 30;
-/// Longest range, like the daily roll-ups (`aggregates::MAX_DAILY_RANGE_DAYS`).
-const MAX_RANGE_DAYS: i64 = super::aggregates::MAX_DAILY_RANGE_DAYS;
+/// Longest range, like the daily roll-ups (`params::MAX_DAILY_RANGE_DAYS`).
+const MAX_RANGE_DAYS: i64 = params::MAX_DAILY_RANGE_DAYS;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -447,17 +447,7 @@ async fn list(
     state: web::Data<ApiState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(ApiError::BadRequest(format!(
-                    "limit must be an integer between 1 and {MAX_LIMIT}, not {text:?}"
-                )))
-            }
-        },
-    };
+    let limit = params::limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let listing = Listing::parse(
         &state,

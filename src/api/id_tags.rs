@@ -15,14 +15,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{charge_points, json, params, ApiError, ApiState};
 use actors::id::ChargePointId;
 use actors::sample::Sample;
-use actors::store::aggregates::{register_energy, Period};
+use actors::store::aggregates::register_energy;
 use actors::store::reads;
 use actors::store::transactions as index;
 
@@ -63,48 +63,16 @@ async fn energy(
             "id_tag must be 1 to 20 characters (an OCPP idTag), not {id_tag:?}"
         )));
     }
-    let period = match query.period.as_deref() {
-        None => Period::Hour,
-        Some(p) => Period::parse(p).ok_or_else(|| {
-            ApiError::BadRequest(format!("period {p:?} must be \"hour\" or \"day\""))
-        })?,
-    };
-    let (default_span, max_days) = match period {
-        Period::Hour => (
-            Duration::hours(24),
-            super::aggregates::MAX_HOURLY_RANGE_DAYS,
-        ),
-        Period::Day => (Duration::days(30), super::aggregates::MAX_DAILY_RANGE_DAYS),
-    };
-    let to = match &query.to {
-        Some(t) => params::time("to", t)?,
-        None => Utc::now(),
-    };
-    let from = match &query.from {
-        Some(f) => params::time("from", f)?,
-        None => to - default_span,
-    };
-    if from >= to {
-        return Err(ApiError::BadRequest("from must be before to".into()));
-    }
-    if to - from > Duration::days(max_days) {
-        return Err(ApiError::BadRequest(format!(
-            "from..to may span at most {max_days} days for period {}",
-            period.as_str()
-        )));
-    }
+    let period = params::period(query.period.as_deref())?;
+    let (from, to) = params::rollup_range(period, query.from.as_deref(), query.to.as_deref())?;
 
     // Buckets whose start is in [from, to), as the roll-ups answer.
     let len = period.length_ms();
-    let mut start = period.start_of(from.timestamp_millis());
-    if start < from.timestamp_millis() {
-        start += len;
-    }
-    let mut buckets: BTreeMap<i64, (f64, u64)> = BTreeMap::new();
-    while start < to.timestamp_millis() {
-        buckets.insert(start, (0.0, 0));
-        start += len;
-    }
+    let mut buckets: BTreeMap<i64, (f64, u64)> = period
+        .starts_in(from, to)
+        .into_iter()
+        .map(|start| (start, (0.0, 0)))
+        .collect();
     if let (Some(&first), Some(&last)) = (buckets.keys().next(), buckets.keys().next_back()) {
         let end = last + len;
         let now_ms = Utc::now().timestamp_millis();

@@ -82,17 +82,7 @@ async fn of_charge_point(
             )))
         }
     };
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(ApiError::BadRequest(format!(
-                    "limit must be an integer between 1 and {MAX_LIMIT}, not {text:?}"
-                )))
-            }
-        },
-    };
+    let limit = params::limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let mut listed = Vec::new();
     let mut skip = 0;
     // Filtering by state can skip rows, so read the index in pages until `limit` rows match

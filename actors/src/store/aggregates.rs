@@ -77,6 +77,23 @@ impl Period {
     pub fn expires_at(self, start_ms: i64, keep_days: u32) -> i64 {
         (start_ms + self.length_ms()).div_euclid(1000) + i64::from(keep_days) * 86_400
     }
+
+    /// The starts (unix ms) of every bucket whose start lies in `[from, to)`: what a roll-up
+    /// query over that range answers, the same for a charge point, the fleet and an idTag.
+    pub fn starts_in(self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<i64> {
+        let len = self.length_ms();
+        let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
+        let mut start = self.start_of(from_ms);
+        if start < from_ms {
+            start += len;
+        }
+        let mut starts = Vec::new();
+        while start < to_ms {
+            starts.push(start);
+            start += len;
+        }
+        starts
+    }
 }
 
 /// What a roll-up is kept per: a charge point's connector, measurand, phase (and the unit, so a
@@ -323,23 +340,6 @@ pub struct StoredBucket {
 /// the read cache before it serves a cached bucket (`store::read_cache`).
 pub const ROLLUP_VERSION_FIELD: &str = "rv";
 
-/// The bucket starts of `period` in `[from, to)`.
-fn bucket_starts(period: Period, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<i64> {
-    let len = period.length_ms();
-    let from_ms = from.timestamp_millis();
-    let to_ms = to.timestamp_millis();
-    let mut starts = Vec::new();
-    let mut start = period.start_of(from_ms);
-    if start < from_ms {
-        start += len;
-    }
-    while start < to_ms {
-        starts.push(start);
-        start += len;
-    }
-    starts
-}
-
 /// The series of one bucket hash, decoded and sorted; unreadable fields are logged and left out.
 fn decode_bucket(
     charge_point: &str,
@@ -382,7 +382,7 @@ pub async fn read_buckets(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<StoredBucket>, ReadError> {
-    let starts = bucket_starts(period, from, to);
+    let starts = period.starts_in(from, to);
     if starts.is_empty() {
         return Ok(Vec::new());
     }
@@ -437,7 +437,7 @@ pub async fn read_buckets_cached(
         cache,
         charge_point,
         period,
-        starts: bucket_starts(period, from, to),
+        starts: period.starts_in(from, to),
         now_ms: Utc::now().timestamp_millis(),
         keep_days: match period {
             Period::Hour => retention.hourly_days,

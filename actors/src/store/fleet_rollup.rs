@@ -92,23 +92,6 @@ pub struct EnergyBucket {
     pub charge_points: u64,
 }
 
-/// The bucket starts (ms) of `period` in `[from, to)`: every bucket whose start lies in the
-/// range, as the per-charge-point aggregates count them.
-pub fn bucket_starts(period: Period, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<i64> {
-    let len = period.length_ms();
-    let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
-    let mut start = period.start_of(from_ms);
-    if start < from_ms {
-        start += len;
-    }
-    let mut starts = Vec::new();
-    while start < to_ms {
-        starts.push(start);
-        start += len;
-    }
-    starts
-}
-
 /// Energy per bucket of the whole fleet (`members` = `None`: two fields per bucket) or of a
 /// group's members (their fields of each bucket, with `HMGET`), in one pipelined round trip.
 /// Every bucket of the range is answered, empty ones with zeros.
@@ -119,7 +102,7 @@ pub async fn energy(
     to: DateTime<Utc>,
     members: Option<&[String]>,
 ) -> Result<Vec<EnergyBucket>, ReadError> {
-    let starts = bucket_starts(period, from, to);
+    let starts = period.starts_in(from, to);
     if starts.is_empty() {
         return Ok(Vec::new());
     }

@@ -290,6 +290,10 @@ pub struct Replayed {
     pub samples_stored: bool,
 }
 
+/// How long [`Wal::open`] waits for the directory's lock before it answers
+/// [`OpenError::Locked`].
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
 /// Handle to the log; cheap to clone (one per charge point actor).
 #[derive(Debug, Clone)]
 pub struct Wal {
@@ -311,12 +315,21 @@ impl Wal {
         };
         fs::create_dir_all(&dir).map_err(io_error)?;
         let lock = File::create(dir.join("LOCK")).map_err(io_error)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(OpenError::Locked(dir.display().to_string()))
+        // A lock can outlive its holder by a moment: a process that forked just before the
+        // holder closed it keeps a copy until its exec, and a restarted service may start while
+        // the old process is still exiting. So wait a little before calling it taken.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(OpenError::Locked(dir.display().to_string()))
+                }
+                Err(fs::TryLockError::Error(source)) => return Err(io_error(source)),
             }
-            Err(fs::TryLockError::Error(source)) => return Err(io_error(source)),
         }
 
         let (raw_mark, rollup_mark) = segment::read_checkpoint(&dir);
