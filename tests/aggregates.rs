@@ -9,41 +9,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use common::reference::*;
 use common::*;
 use serde_json::{json, Value};
 
-const H: i64 = 3_600_000;
-const D: i64 = 86_400_000;
 const REGISTER: &str = "Energy.Active.Import.Register";
-
-fn iso(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
-
-fn ms_of(text: &Value) -> i64 {
-    DateTime::parse_from_rfc3339(text.as_str().unwrap())
-        .unwrap()
-        .timestamp_millis()
-}
-
-/// xorshift64: reproducible randomness without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 async fn send_register(cp: &mut ChargePoint, t: i64, wh: f64) {
     let payload = meter_values(
@@ -65,26 +36,6 @@ async fn aggregates(server: &ocpp_meter::RunningServer, cp: &str, query: &str) -
     body["buckets"].as_array().unwrap().clone()
 }
 
-/// The reference energy rule, written out independently of the server: consecutive processed
-/// readings, split linearly at boundaries; drops and > 1 MW jumps count 0.
-fn split_energy(len: i64, readings: &[(i64, f64)]) -> BTreeMap<i64, f64> {
-    let mut out = BTreeMap::new();
-    for pair in readings.windows(2) {
-        let ((t0, v0), (t1, v1)) = (pair[0], pair[1]);
-        let d = v1 - v0;
-        if d <= 0.0 || d > 1_000_000.0 * (t1 - t0) as f64 / H as f64 {
-            continue;
-        }
-        let mut b = t0.div_euclid(len) * len;
-        while b < t1 {
-            let overlap = (b + len).min(t1) - b.max(t0);
-            *out.entry(b).or_insert(0.0) += d * overlap as f64 / (t1 - t0) as f64;
-            b += len;
-        }
-    }
-    out
-}
-
 #[derive(Debug, Default)]
 struct Expected {
     count: u64,
@@ -93,10 +44,6 @@ struct Expected {
     max: f64,
     first: (i64, f64),
     last: (i64, f64),
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-6 * (1.0 + a.abs().max(b.abs()))
 }
 
 #[actix_web::test]
@@ -217,7 +164,8 @@ async fn rollups_equal_a_brute_force_recomputation_of_the_raw_samples() {
                 e.last = (t, v);
             }
         }
-        let energy = split_energy(len, &processed);
+        let mut energy = BTreeMap::new();
+        split_energy(len, &processed, &mut energy);
 
         let query = format!("period={period}&from={}&to={}", iso(from), iso(now + len));
         let buckets = aggregates(&server, "CP-AGG", &query).await;

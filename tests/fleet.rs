@@ -9,64 +9,13 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use common::reference::*;
 use common::*;
 use serde_json::{json, Value};
 
-const H: i64 = 3_600_000;
-const D: i64 = 86_400_000;
 const REGISTER: &str = "Energy.Active.Import.Register";
 const POWER: &str = "Power.Active.Import";
-
-fn iso(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
-
-fn ms_of(text: &Value) -> i64 {
-    DateTime::parse_from_rfc3339(text.as_str().unwrap())
-        .unwrap()
-        .timestamp_millis()
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-6 * (1.0 + a.abs().max(b.abs()))
-}
-
-/// xorshift64: reproducible randomness without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// The reference energy rule, written out independently of the server: consecutive processed
-/// readings, split linearly at boundaries; drops and > 1 MW jumps count 0.
-fn split_energy(len: i64, readings: &[(i64, f64)], out: &mut BTreeMap<i64, f64>) {
-    for pair in readings.windows(2) {
-        let ((t0, v0), (t1, v1)) = (pair[0], pair[1]);
-        let d = v1 - v0;
-        if d <= 0.0 || d > 1_000_000.0 * (t1 - t0) as f64 / H as f64 {
-            continue;
-        }
-        let mut b = t0.div_euclid(len) * len;
-        while b < t1 {
-            let overlap = (b + len).min(t1) - b.max(t0);
-            *out.entry(b).or_insert(0.0) += d * overlap as f64 / (t1 - t0) as f64;
-            b += len;
-        }
-    }
-}
 
 /// How a simulated charge point meters its energy.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -12,50 +12,18 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use common::reference::*;
 use common::*;
 use ocpp_meter::RunningServer;
 use serde_json::{json, Value};
 
-const H: i64 = 3_600_000;
-const D: i64 = 86_400_000;
 const MIN: i64 = 60_000;
 const REGISTER: &str = "Energy.Active.Import.Register";
 const POWER: &str = "Power.Active.Import";
 /// idTags as charge points send them: case variants of one tag, and tags a spreadsheet would
 /// take for formulas or that need CSV quoting.
 const TAGS: [&str; 6] = ["TAGA", "taga", "=SUM(1+1)", "@cmd", "-x,\"y\"", "Tag{B}"];
-
-fn iso(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
-
-fn ms_of(text: &str) -> i64 {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap()
-        .timestamp_millis()
-}
-
-/// xorshift64: reproducible randomness without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo) as u64) as i64
-    }
-}
 
 /// A transaction as the test sent it.
 #[derive(Debug, Clone)]
@@ -81,10 +49,6 @@ struct Raw {
     location: String,
     unit: String,
     value: f64,
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-6 * (1.0 + a.abs().max(b.abs()))
 }
 
 /// The transaction's own readings of `measurand`: its id, its connector, no phase, Outlet,
@@ -126,24 +90,6 @@ fn derived(raw: &[Raw], txn: &Txn) -> (Option<f64>, Option<f64>, Option<f64>) {
             None,
             power,
         ),
-    }
-}
-
-/// The reference energy rule, written out independently of the server: consecutive readings,
-/// split linearly at bucket boundaries; drops and > 1 MW jumps count 0.
-fn split_energy(len: i64, readings: &[(i64, f64)], out: &mut BTreeMap<i64, f64>) {
-    for pair in readings.windows(2) {
-        let ((t0, v0), (t1, v1)) = (pair[0], pair[1]);
-        let d = v1 - v0;
-        if d <= 0.0 || d > 1_000_000.0 * (t1 - t0) as f64 / H as f64 {
-            continue;
-        }
-        let mut b = t0.div_euclid(len) * len;
-        while b < t1 {
-            let overlap = (b + len).min(t1) - b.max(t0);
-            *out.entry(b).or_insert(0.0) += d * overlap as f64 / (t1 - t0) as f64;
-            b += len;
-        }
     }
 }
 
@@ -390,7 +336,7 @@ async fn build_fleet(server: &RunningServer, rng: &mut Rng) -> Fleet {
         assert_eq!(code, 200, "{body}");
         for s in body["samples"].as_array().unwrap() {
             raw.push(Raw {
-                t: ms_of(s["timestamp"].as_str().unwrap()),
+                t: ms_of_str(s["timestamp"].as_str().unwrap()),
                 connector: s["connector_id"].as_u64().unwrap() as u32,
                 txn: s["transaction_id"].as_i64(),
                 measurand: s["measurand"].as_str().unwrap().to_owned(),
@@ -450,7 +396,7 @@ fn check_items(seed: u64, what: &str, items: &[Value], expected: &[&Txn], raw: &
         assert_eq!(item["id_tag"], json!(txn.id_tag), "{context}");
         assert_eq!(item["meter_start"], json!(txn.meter_start), "{context}");
         assert_eq!(
-            ms_of(item["start_time"].as_str().unwrap()),
+            ms_of_str(item["start_time"].as_str().unwrap()),
             txn.start_ms,
             "{context}"
         );
@@ -468,7 +414,7 @@ fn check_items(seed: u64, what: &str, items: &[Value], expected: &[&Txn], raw: &
             (Some((meter_stop, stop_ms, reason)), Some(duration)) => {
                 assert_eq!(item["state"], json!("stopped"), "{context}");
                 assert_eq!(item["meter_stop"], json!(meter_stop), "{context}");
-                assert_eq!(ms_of(item["stop_time"].as_str().unwrap()), *stop_ms);
+                assert_eq!(ms_of_str(item["stop_time"].as_str().unwrap()), *stop_ms);
                 assert_eq!(item["stop_reason"], json!(reason), "{context}");
                 assert!(close(duration, number("duration_s").unwrap()), "{context}");
             }
@@ -542,7 +488,7 @@ async fn check_id_tag_energy(
             let buckets = body["buckets"].as_array().unwrap();
             let mut total = 0.0;
             for bucket in buckets {
-                let b = ms_of(bucket["start"].as_str().unwrap());
+                let b = ms_of_str(bucket["start"].as_str().unwrap());
                 assert_eq!(b, start, "seed {seed}: {tag} {period}: dense buckets");
                 start += len;
                 let want = energy.get(&b).copied().unwrap_or(0.0);

@@ -10,20 +10,11 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use common::reference::*;
 use common::*;
 use ocpp_meter::RunningServer;
 use serde_json::{json, Value};
-
-const H: i64 = 3_600_000;
-const D: i64 = 86_400_000;
-
-fn iso(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
 
 /// MeterValues of one Voltage L1-N reading per time, `volts` each.
 fn voltages(times: &[i64], volts: f64) -> Value {
