@@ -667,4 +667,38 @@ fn a_retried_merge_still_returns_its_summaries_and_the_fleet_update_is_idempoten
         redis.cli(&["HGET", fleet_key, "/charge_points"]).trim(),
         "1"
     );
+
+    // Several charge points and buckets in one call, as a pipeline of flushes sends them.
+    let day_key = "ocpp:{fleet}:agg:day:0";
+    let many = redis.cli(&[
+        "EVAL",
+        fleet,
+        "2",
+        fleet_key,
+        day_key,
+        "4",
+        "1",
+        "CPA",
+        "1|10|",
+        "0",
+        "1",
+        "CPB",
+        "2|20|5",
+        "0",
+        "2",
+        "CPA",
+        "1|10|",
+        "0",
+        "1",
+        "CPX",
+        "6|250|8000",
+        "0",
+    ]);
+    assert_eq!(many.trim(), "3", "CPX's summary is unchanged");
+    let field = |key: &str, f: &str| redis.cli(&["HGET", key, f]).trim().to_owned();
+    assert_eq!(field(fleet_key, "/energy_wh"), "280");
+    assert_eq!(field(fleet_key, "/charge_points"), "3");
+    assert_eq!(field(day_key, "/energy_wh"), "10");
+    assert_eq!(field(day_key, "/charge_points"), "1");
+    assert_eq!(field(fleet_key, "CPB"), "2|20|5");
 }

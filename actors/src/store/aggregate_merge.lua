@@ -292,8 +292,11 @@ local reply = { 1 }
 for _, key in ipairs(order) do
   if bucket_end_ms(key) <= closed_before_ms then closed_written = true end
   local u = updates[key]
+  -- The series' statistics and the bucket's summary in one read.
+  u.list[#u.list + 1] = SUMMARY_FIELD
   local stored = redis.call('HMGET', key, unpack(u.list))
-  local summary_text = redis.call('HGET', key, SUMMARY_FIELD)
+  u.list[#u.list] = nil
+  local summary_text = stored[#stored]
   local summary = summary_text and parse_summary(summary_text)
   local args = {}
   for f, field in ipairs(u.list) do
@@ -307,8 +310,15 @@ for _, key in ipairs(order) do
     args[#args + 1] = field
     args[#args + 1] = encode(r)
   end
-  redis.call('HSET', key, unpack(args))
-  if not summary then
+  local encoded
+  if summary then
+    -- The summary rides in the same HSET as the statistics.
+    encoded = encode_summary(summary)
+    args[#args + 1] = SUMMARY_FIELD
+    args[#args + 1] = encoded
+    redis.call('HSET', key, unpack(args))
+  else
+    redis.call('HSET', key, unpack(args))
     summary = { samples = 0, e_cp = 0, e_out = 0, has_out = false }
     local all = redis.call('HGETALL', key)
     for f = 1, #all, 2 do
@@ -318,9 +328,9 @@ for _, key in ipairs(order) do
         add_to_summary(summary, field, r.count, r.energy, r.max)
       end
     end
+    encoded = encode_summary(summary)
+    redis.call('HSET', key, SUMMARY_FIELD, encoded)
   end
-  local encoded = encode_summary(summary)
-  redis.call('HSET', key, SUMMARY_FIELD, encoded)
   reply[#reply + 1] = key
   reply[#reply + 1] = summary_reply(encoded)
   if expiries[key] then redis.call('EXPIREAT', key, expiries[key]) end
