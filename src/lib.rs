@@ -315,6 +315,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         Supervisor::start(move |_| Aggregator::new(pool, settings, stats))
     };
     services.stream.subscribe(aggregator.clone().recipient());
+    let retention = (
+        u32::try_from(config.retention.hourly_days).unwrap_or(u32::MAX),
+        u32::try_from(config.retention.daily_days).unwrap_or(u32::MAX),
+    );
+    repair_fleet_rollup(&pool, &replay, retention).await;
     replay_into(replay, &writer, &aggregator).await;
     // One cache, one memory bound, for both large reads (meter values and roll-ups).
     let read_cache = Arc::new(ReadCache::new(
@@ -595,6 +600,51 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         http_server: http_handle,
         shutdown_timeout,
     })
+}
+
+/// How long start-up waits for the fleet roll-up repair before going on without it.
+const FLEET_REPAIR_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Before the replay: the buckets of every logged reading that Redis's roll-ups already hold
+/// get their summaries copied into the fleet roll-up again (`fleet_rollup::repair`), in case the
+/// previous run died between a merge and its fleet update. Runs before any replayed or new flush
+/// can reach the aggregator, so it cannot overwrite a newer summary; best effort (a failure or
+/// timeout is logged, the next write of each bucket repairs it too).
+async fn repair_fleet_rollup(
+    pool: &actors::redis_pool::Pool,
+    replay: &[Replayed],
+    retention: (u32, u32),
+) {
+    use actors::store::aggregates::Period;
+    let mut buckets = std::collections::BTreeSet::new();
+    for replayed in replay.iter().filter(|r| r.rollup.is_none()) {
+        let cp = replayed.record.charge_point.as_str();
+        for sample in &replayed.record.samples {
+            let t = sample.timestamp.timestamp_millis();
+            for period in [Period::Hour, Period::Day] {
+                buckets.insert((cp.to_owned(), period, period.start_of(t)));
+            }
+        }
+    }
+    if buckets.is_empty() {
+        return;
+    }
+    let buckets: Vec<_> = buckets.into_iter().collect();
+    let repair = actors::store::fleet_rollup::repair(pool, &buckets, retention);
+    match tokio::time::timeout(FLEET_REPAIR_TIMEOUT, repair).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(changed)) => log::warn!(
+            "WAL replay: {changed} charge point summaries were missing from the fleet roll-up (the last run stopped between a roll-up write and its fleet update); copied again."
+        ),
+        Ok(Err(e)) => log::warn!(
+            "WAL replay: could not check the fleet roll-up of {} buckets ({e}); their next write repairs it.",
+            buckets.len()
+        ),
+        Err(_) => log::warn!(
+            "WAL replay: checking the fleet roll-up of {} buckets took over {FLEET_REPAIR_TIMEOUT:?}; their next write repairs it.",
+            buckets.len()
+        ),
+    }
 }
 
 /// Feeds what the write-ahead log kept from the previous run to the writer (raw chunks and

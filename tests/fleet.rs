@@ -702,3 +702,99 @@ fn a_retried_merge_still_returns_its_summaries_and_the_fleet_update_is_idempoten
     assert_eq!(field(day_key, "/charge_points"), "1");
     assert_eq!(field(fleet_key, "CPB"), "2|20|5");
 }
+
+/// The start-up repair of the fleet roll-up: after a crash between a merge and its fleet
+/// update, the fleet bucket lacks what the charge point's bucket holds; `fleet_rollup::repair`
+/// (run by the write-ahead log replay for the readings Redis's roll-ups already hold) copies it
+/// again, and changes nothing when nothing is missing.
+#[actix_web::test]
+async fn the_fleet_rollup_is_repaired_from_the_charge_point_buckets() {
+    use actors::redis_pool::{build_pool, PoolSettings, RedisTarget};
+    use actors::store::aggregates::Period;
+    use actors::store::fleet_rollup;
+
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let mut cp = ChargePoint::connect(&server, "FL-CRASH").await;
+    cp.boot().await;
+    let hour = Utc::now().timestamp_millis().div_euclid(H) * H - 2 * H;
+    for (t, wh) in [(hour + 60_000, 100.0), (hour + 600_000, 350.0)] {
+        let payload = meter_values(
+            2,
+            None,
+            &iso(t),
+            json!([{"value": wh.to_string(), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]),
+        );
+        assert_eq!(cp.call("MeterValues", payload).await, json!({}));
+    }
+    request(
+        &server,
+        "GET",
+        "/api/v1/charge-points/FL-CRASH/aggregates",
+        None,
+    )
+    .await;
+    let energy = || async {
+        let (code, body) = get(
+            &server,
+            &format!(
+                "/api/v1/fleet/energy?period=hour&from={}&to={}",
+                iso(hour),
+                iso(hour + H)
+            ),
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+        body["buckets"][0]["energy_wh"].as_f64().unwrap()
+    };
+    assert_eq!(energy().await, 250.0);
+    let fleet_key = format!("ocpp:{{fleet}}:agg:hour:{}", hour / 1000);
+    let day_start = Period::Day.start_of(hour);
+    let day_key = format!("ocpp:{{fleet}}:agg:day:{}", day_start / 1000);
+    redis.cli(&["DEL", &fleet_key, &day_key]);
+    assert_eq!(energy().await, 0.0, "the fleet update is lost");
+
+    let pool = build_pool(&PoolSettings {
+        target: RedisTarget::Standalone(redis.url()),
+        pool_size: 1,
+        connect_timeout: std::time::Duration::from_secs(2),
+        response_timeout: std::time::Duration::from_secs(5),
+        wait_replicas: 0,
+        wait_timeout: std::time::Duration::from_secs(1),
+    })
+    .unwrap();
+    let buckets = [
+        ("FL-CRASH".to_owned(), Period::Hour, hour),
+        ("FL-CRASH".to_owned(), Period::Day, day_start),
+        // A bucket with nothing in it is left alone.
+        ("FL-CRASH".to_owned(), Period::Hour, hour - H),
+    ];
+    assert_eq!(
+        fleet_rollup::repair(&pool, &buckets, (30, 365))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(energy().await, 250.0);
+    assert_eq!(
+        redis.cli(&["HGET", &fleet_key, "FL-CRASH"]).trim(),
+        "2|250|"
+    );
+    assert!(
+        redis
+            .cli(&["TTL", &fleet_key])
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+            > 0,
+        "it expires"
+    );
+    // Nothing missing: nothing changes.
+    assert_eq!(
+        fleet_rollup::repair(&pool, &buckets, (30, 365))
+            .await
+            .unwrap(),
+        0
+    );
+    server.shutdown().await;
+}

@@ -157,6 +157,86 @@ pub async fn energy(
         .collect())
 }
 
+/// Copies the summaries of the given charge point buckets (`(charge point, period, start ms)`)
+/// into the fleet roll-up again, from what the buckets hold now.
+///
+/// Why: the merge script and the fleet update are two steps (two slots on a cluster). A crash
+/// between them leaves the fleet roll-up behind the charge point's buckets; the write-ahead log
+/// still holds those readings (the log retires them only once the whole flush succeeded), but
+/// the replay sends them to no merge (Redis says the roll-ups hold them), so no summary would
+/// come back. The start-up replay calls this for them before any new flush can run; the values
+/// are absolute, so repairing what was not broken changes nothing. Returns how many fleet
+/// fields changed.
+pub async fn repair(
+    pool: &Pool,
+    buckets: &[(String, Period, i64)],
+    retention: (u32, u32),
+) -> Result<u64, ReadError> {
+    let mut conn = pool.get().await?;
+    let mut changed = 0;
+    for chunk in buckets.chunks(256) {
+        let mut pipe = redis::pipe();
+        for (cp, period, start_ms) in chunk {
+            pipe.hget(
+                keys::aggregate_bucket(cp, period.as_str(), start_ms / 1000),
+                SUMMARY_FIELD,
+            );
+        }
+        let summaries: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        let mut fleet_keys: Vec<String> = Vec::new();
+        let mut args: Vec<(usize, &str, String, i64)> = Vec::new();
+        for ((cp, period, start_ms), summary) in chunk.iter().zip(summaries) {
+            let Some(summary) = summary.as_deref().and_then(fleet_value) else {
+                continue;
+            };
+            let key = keys::fleet_bucket(period.as_str(), start_ms / 1000);
+            let index = match fleet_keys.iter().position(|k| *k == key) {
+                Some(i) => i,
+                None => {
+                    fleet_keys.push(key);
+                    fleet_keys.len() - 1
+                }
+            };
+            let keep = match period {
+                Period::Hour => retention.0,
+                Period::Day => retention.1,
+            };
+            args.push((index + 1, cp, summary, period.expires_at(*start_ms, keep)));
+        }
+        if args.is_empty() {
+            continue;
+        }
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(FLEET_SCRIPT)
+            .arg(fleet_keys.len())
+            .arg(&fleet_keys)
+            .arg(args.len());
+        for (index, cp, summary, expire_at) in args {
+            cmd.arg(index).arg(cp).arg(summary).arg(expire_at);
+        }
+        changed += cmd.query_async::<u64>(&mut conn).await?;
+    }
+    Ok(changed)
+}
+
+/// Field of a charge point bucket holding its fleet summary (see `aggregate_merge.lua`).
+pub const SUMMARY_FIELD: &str = "/fleet";
+
+/// What the fleet bucket holds for a charge point bucket's summary
+/// (`samples|e_cp|e_out|has_out|max_power` -> `samples|energy_wh|max_power_w`), as the merge
+/// script's `summary_reply` makes it; `None` if malformed.
+pub fn fleet_value(summary: &str) -> Option<String> {
+    let parts: Vec<&str> = summary.split('|').collect();
+    let [samples, e_cp, e_out, has_out, max_power] = parts[..] else {
+        return None;
+    };
+    samples.parse::<u64>().ok()?;
+    e_cp.parse::<f64>().ok()?;
+    e_out.parse::<f64>().ok()?;
+    let energy = if has_out == "1" { e_out } else { e_cp };
+    Some(format!("{samples}|{energy}|{max_power}"))
+}
+
 /// Every charge point's figures over `[from, to)`, summed (energy, samples) or maximised
 /// (power) over the buckets: whole UTC days from daily buckets, the hours at either end from
 /// hourly ones, so a month reads ~30 hashes rather than 720. `from` and `to` are whole hours
@@ -297,6 +377,14 @@ mod tests {
         );
         assert_eq!(Summary::decode("x|0|"), None);
         assert_eq!(Summary::decode("1"), None);
+    }
+
+    #[test]
+    fn fleet_values_take_the_connectors_energy_when_any_connector_metered() {
+        assert_eq!(fleet_value("12|5|7|1|7400").as_deref(), Some("12|7|7400"));
+        assert_eq!(fleet_value("12|5|0|0|").as_deref(), Some("12|5|"));
+        assert_eq!(fleet_value("12|5|0"), None);
+        assert_eq!(fleet_value("x|5|0|0|"), None);
     }
 
     #[test]
