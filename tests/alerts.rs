@@ -10,7 +10,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use common::reference::Clock;
 use common::*;
 use ocpp_meter::RunningServer;
 use serde_json::{json, Value};
@@ -40,28 +41,6 @@ async fn alerts(server: &RunningServer, cp: &str, state: &str) -> Vec<Value> {
 
 fn of_rule<'a>(alerts: &'a [Value], rule: &str) -> Vec<&'a Value> {
     alerts.iter().filter(|a| a["rule"] == rule).collect()
-}
-
-/// Timestamps a little in the past, one second apart, so readings are never repeats.
-struct Clock {
-    base: DateTime<Utc>,
-    step: i64,
-}
-
-impl Clock {
-    fn new() -> Clock {
-        Clock {
-            base: Utc::now() - chrono::Duration::minutes(10),
-            step: 0,
-        }
-    }
-
-    fn next(&mut self) -> String {
-        self.step += 1;
-        (self.base + chrono::Duration::seconds(self.step))
-            .format("%Y-%m-%dT%H:%M:%SZ")
-            .to_string()
-    }
 }
 
 fn thresholds(power_max_w: f64) -> Value {

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use common::reference::Clock;
 use common::stored::{self, Acked};
 use common::*;
 use ocpp_meter::{Config, RunningServer};
@@ -275,28 +276,6 @@ async fn metric_until(server: &RunningServer, name: &str, check: impl Fn(f64) ->
         "{name} never reached the expected value; last {}",
         metric(server, name).await
     );
-}
-
-/// Timestamps a little in the past, one second apart.
-struct Clock {
-    base: DateTime<Utc>,
-    step: i64,
-}
-
-impl Clock {
-    fn new() -> Clock {
-        Clock {
-            base: Utc::now() - chrono::Duration::minutes(10),
-            step: 0,
-        }
-    }
-
-    fn next(&mut self) -> String {
-        self.step += 1;
-        (self.base + chrono::Duration::seconds(self.step))
-            .format("%Y-%m-%dT%H:%M:%SZ")
-            .to_string()
-    }
 }
 
 #[actix_web::test]

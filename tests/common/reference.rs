@@ -78,3 +78,27 @@ pub fn split_energy(len: i64, readings: &[(i64, f64)], out: &mut BTreeMap<i64, f
         }
     }
 }
+
+/// Timestamps a little in the past, one second apart, so readings are never repeats.
+pub struct Clock {
+    base: DateTime<Utc>,
+    step: i64,
+}
+
+impl Clock {
+    /// Starts ten minutes ago.
+    pub fn new() -> Clock {
+        Clock {
+            base: Utc::now() - chrono::Duration::minutes(10),
+            step: 0,
+        }
+    }
+
+    /// The next second, RFC 3339.
+    pub fn next(&mut self) -> String {
+        self.step += 1;
+        (self.base + chrono::Duration::seconds(self.step))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    }
+}
