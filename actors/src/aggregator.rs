@@ -586,8 +586,7 @@ fn fleet_invocation(
     replies: Vec<redis::Value>,
     retention: (u32, u32),
 ) -> Option<redis::Cmd> {
-    let mut keys: Vec<String> = Vec::new();
-    let mut entries: Vec<(usize, &str, String, i64)> = Vec::new();
+    let mut update = fleet_rollup::FleetUpdate::default();
     for (cp, reply) in ids.iter().zip(replies) {
         // { applied, key, summary, key, summary, ... }; anything else adds nothing.
         let Ok(items) = redis::from_redis_value::<Vec<redis::Value>>(reply) else {
@@ -601,37 +600,12 @@ fn fleet_invocation(
             ) else {
                 continue;
             };
-            let Some((fleet_key, period, start_ms)) = fleet_rollup::fleet_key_of(&key) else {
-                continue;
-            };
-            let keep = match period {
-                Period::Hour => retention.0,
-                Period::Day => retention.1,
-            };
-            let index = match keys.iter().position(|k| *k == fleet_key) {
-                Some(i) => i,
-                None => {
-                    keys.push(fleet_key);
-                    keys.len() - 1
-                }
-            };
-            entries.push((
-                index,
-                cp.as_str(),
-                summary,
-                period.expires_at(start_ms, keep),
-            ));
+            if let Some((period, start_ms)) = fleet_rollup::bucket_of(&key) {
+                update.add(cp.as_str(), period, start_ms, summary, retention);
+            }
         }
     }
-    if entries.is_empty() {
-        return None;
-    }
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(sha).arg(keys.len()).arg(&keys).arg(entries.len());
-    for (index, cp, summary, expire_at) in entries {
-        cmd.arg(index + 1).arg(cp).arg(summary).arg(expire_at);
-    }
-    Some(cmd)
+    update.command(Some(sha))
 }
 
 /// A number as the script reads it back exactly (shortest round-trip form, as `{:?}` writes

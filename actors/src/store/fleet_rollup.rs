@@ -68,16 +68,23 @@ impl Summary {
     }
 }
 
-/// The fleet bucket a charge point bucket key (`ocpp:{cp}:agg:<period>:<start>`, as the merge
-/// script returns it) feeds, with the bucket's period and start (ms); `None` for anything else.
-pub fn fleet_key_of(charge_point_bucket: &str) -> Option<(String, Period, i64)> {
+/// The period and start (ms) of a charge point bucket key (`ocpp:{cp}:agg:<period>:<start>`,
+/// as the merge script returns it); `None` for anything else.
+pub fn bucket_of(charge_point_bucket: &str) -> Option<(Period, i64)> {
     let mut parts = charge_point_bucket.rsplitn(3, ':');
     let start_s: i64 = parts.next()?.parse().ok()?;
     let period = Period::parse(parts.next()?)?;
+    Some((period, start_s.checked_mul(1000)?))
+}
+
+/// The fleet bucket a charge point bucket key feeds, with the bucket's period and start (ms);
+/// `None` for anything else.
+pub fn fleet_key_of(charge_point_bucket: &str) -> Option<(String, Period, i64)> {
+    let (period, start_ms) = bucket_of(charge_point_bucket)?;
     Some((
-        keys::fleet_bucket(period.as_str(), start_s),
+        keys::fleet_bucket(period.as_str(), start_ms / 1000),
         period,
-        start_s.checked_mul(1000)?,
+        start_ms,
     ))
 }
 
@@ -157,6 +164,76 @@ pub async fn energy(
         .collect())
 }
 
+/// One fleet script call being assembled: the fleet bucket keys it names and its entries
+/// (arguments: the header of `fleet_merge.lua`). Shared by the aggregator's flushes and the
+/// start-up [`repair`], so both write the fleet roll-up the same way.
+#[derive(Debug, Default)]
+pub struct FleetUpdate {
+    /// Fleet bucket keys, in first-use order (`KEYS`).
+    keys: Vec<String>,
+    /// `(key index, charge point, fleet value, expire_at)`.
+    entries: Vec<(usize, String, String, i64)>,
+}
+
+impl FleetUpdate {
+    /// Adds the fleet value (`samples|energy_wh|max_power_w`) of `charge_point` for the bucket
+    /// of `period` starting at `start_ms`; `retention` is (hourly, daily) days, for its expiry.
+    pub fn add(
+        &mut self,
+        charge_point: &str,
+        period: Period,
+        start_ms: i64,
+        value: String,
+        retention: (u32, u32),
+    ) {
+        let key = keys::fleet_bucket(period.as_str(), start_ms / 1000);
+        let index = match self.keys.iter().position(|k| *k == key) {
+            Some(i) => i,
+            None => {
+                self.keys.push(key);
+                self.keys.len() - 1
+            }
+        };
+        let keep = match period {
+            Period::Hour => retention.0,
+            Period::Day => retention.1,
+        };
+        self.entries.push((
+            index,
+            charge_point.to_owned(),
+            value,
+            period.expires_at(start_ms, keep),
+        ));
+    }
+
+    /// The script call (`EVALSHA` of `sha`, or `EVAL` of the script when `None`); `None` when
+    /// nothing was added.
+    pub fn command(self, sha: Option<&str>) -> Option<redis::Cmd> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let mut cmd = match sha {
+            Some(sha) => {
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(sha);
+                cmd
+            }
+            None => {
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg(FLEET_SCRIPT);
+                cmd
+            }
+        };
+        cmd.arg(self.keys.len())
+            .arg(&self.keys)
+            .arg(self.entries.len());
+        for (index, cp, value, expire_at) in self.entries {
+            cmd.arg(index + 1).arg(cp).arg(value).arg(expire_at);
+        }
+        Some(cmd)
+    }
+}
+
 /// Copies the summaries of the given charge point buckets (`(charge point, period, start ms)`)
 /// into the fleet roll-up again, from what the buckets hold now.
 ///
@@ -183,37 +260,15 @@ pub async fn repair(
             );
         }
         let summaries: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
-        let mut fleet_keys: Vec<String> = Vec::new();
-        let mut args: Vec<(usize, &str, String, i64)> = Vec::new();
+        let mut update = FleetUpdate::default();
         for ((cp, period, start_ms), summary) in chunk.iter().zip(summaries) {
-            let Some(summary) = summary.as_deref().and_then(fleet_value) else {
-                continue;
-            };
-            let key = keys::fleet_bucket(period.as_str(), start_ms / 1000);
-            let index = match fleet_keys.iter().position(|k| *k == key) {
-                Some(i) => i,
-                None => {
-                    fleet_keys.push(key);
-                    fleet_keys.len() - 1
-                }
-            };
-            let keep = match period {
-                Period::Hour => retention.0,
-                Period::Day => retention.1,
-            };
-            args.push((index + 1, cp, summary, period.expires_at(*start_ms, keep)));
+            if let Some(value) = summary.as_deref().and_then(fleet_value) {
+                update.add(cp, *period, *start_ms, value, retention);
+            }
         }
-        if args.is_empty() {
+        let Some(cmd) = update.command(None) else {
             continue;
-        }
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(FLEET_SCRIPT)
-            .arg(fleet_keys.len())
-            .arg(&fleet_keys)
-            .arg(args.len());
-        for (index, cp, summary, expire_at) in args {
-            cmd.arg(index).arg(cp).arg(summary).arg(expire_at);
-        }
+        };
         changed += cmd.query_async::<u64>(&mut conn).await?;
     }
     Ok(changed)
