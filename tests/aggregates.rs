@@ -81,26 +81,7 @@ async fn rollups_equal_a_brute_force_recomputation_of_the_raw_samples() {
     }
 
     // Arrival: mostly in order; some frames held back and sent late, some sent twice.
-    let mut order: Vec<usize> = Vec::new();
-    let mut held: Vec<(usize, usize)> = Vec::new(); // (frame, release after this many sends)
-    for i in 0..frames.len() {
-        if rng.below(100) < 15 {
-            held.push((i, order.len() + 1 + rng.below(5) as usize));
-        } else {
-            order.push(i);
-            if rng.below(100) < 10 {
-                order.push(i); // exact duplicate
-            }
-        }
-        let due: Vec<usize> = held
-            .iter()
-            .filter(|(_, at)| *at <= order.len())
-            .map(|(f, _)| *f)
-            .collect();
-        held.retain(|(_, at)| *at > order.len());
-        order.extend(due);
-    }
-    order.extend(held.iter().map(|(f, _)| *f));
+    let order = arrival_order(&mut rng, frames.len(), 15, 5, 10);
 
     let mut processed: Vec<(i64, f64)> = Vec::new();
     for (n, &i) in order.iter().enumerate() {

@@ -122,26 +122,7 @@ async fn fleet_energy_and_top_equal_a_brute_force_recomputation_of_the_raw_sampl
             }
         }
         // Arrival: mostly in order, some held back and sent late, some sent twice.
-        let mut order: Vec<usize> = Vec::new();
-        let mut held: Vec<(usize, usize)> = Vec::new();
-        for i in 0..frames.len() {
-            if rng.below(100) < 10 {
-                held.push((i, order.len() + 1 + rng.below(6) as usize));
-            } else {
-                order.push(i);
-                if rng.below(100) < 8 {
-                    order.push(i);
-                }
-            }
-            let due: Vec<usize> = held
-                .iter()
-                .filter(|(_, at)| *at <= order.len())
-                .map(|(f, _)| *f)
-                .collect();
-            held.retain(|(_, at)| *at > order.len());
-            order.extend(due);
-        }
-        order.extend(held.iter().map(|(f, _)| *f));
+        let order = arrival_order(&mut rng, frames.len(), 10, 6, 8);
         for (n, &i) in order.iter().enumerate() {
             let f = &frames[i];
             let payload = meter_values(f.connector, None, &iso(f.t), f.sampled.clone());

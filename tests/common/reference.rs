@@ -102,3 +102,35 @@ impl Clock {
             .to_string()
     }
 }
+
+/// The order in which `n` frames arrive: mostly as sent, `late_pct` % held back and sent
+/// 1 to `late_max` sends later, `twice_pct` % sent twice in a row (a retried MeterValues).
+pub fn arrival_order(
+    rng: &mut Rng,
+    n: usize,
+    late_pct: u64,
+    late_max: u64,
+    twice_pct: u64,
+) -> Vec<usize> {
+    let mut order: Vec<usize> = Vec::new();
+    let mut held: Vec<(usize, usize)> = Vec::new(); // (frame, release after this many sends)
+    for i in 0..n {
+        if rng.below(100) < late_pct {
+            held.push((i, order.len() + 1 + rng.below(late_max) as usize));
+        } else {
+            order.push(i);
+            if rng.below(100) < twice_pct {
+                order.push(i);
+            }
+        }
+        let due: Vec<usize> = held
+            .iter()
+            .filter(|(_, at)| *at <= order.len())
+            .map(|(f, _)| *f)
+            .collect();
+        held.retain(|(_, at)| *at > order.len());
+        order.extend(due);
+    }
+    order.extend(held.iter().map(|(f, _)| *f));
+    order
+}
