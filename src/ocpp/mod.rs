@@ -10,6 +10,7 @@ pub mod error;
 pub mod frame;
 pub mod outgoing;
 pub mod v16;
+pub mod v201;
 
 mod check;
 mod readings;
