@@ -241,6 +241,42 @@ async fn the_api_commands_reach_a_201_station_and_come_back_as_for_16() {
         );
     }
 
+    // A key that reaches no 2.0.1 variable is answered as a 1.6 charge point answers an
+    // unknown key. The session may resolve it without the station; if it sends the call, what
+    // goes out is a harmless read of OCPPCommCtrlr.HeartbeatInterval.
+    for (method, path, body, expected) in [
+        (
+            "PUT",
+            "configuration",
+            Some(json!({"key": "NoSuchKey", "value": "1"})),
+            json!({"status": "NotSupported"}),
+        ),
+        (
+            "GET",
+            "configuration?key=NoSuchKey",
+            None,
+            json!({"configurationKey": [], "unknownKey": ["NoSuchKey"]}),
+        ),
+    ] {
+        let mut request = api(method, path, body);
+        let answered = tokio::select! {
+            done = &mut request => done.unwrap(),
+            call = next_call(&mut cs) => {
+                assert_eq!(call.action, "GetVariables");
+                let item = call.payload["getVariableData"][0].clone();
+                assert_eq!(target(&item), "OCPPCommCtrlr.HeartbeatInterval");
+                answer(
+                    &mut cs,
+                    &call,
+                    json!({"getVariableResult": [result_for(&item, "Accepted", Some("300"))]}),
+                )
+                .await;
+                request.await.unwrap()
+            }
+        };
+        assert_eq!(answered, (200, expected), "{method} {path}");
+    }
+
     // A CALLERROR with a 2.0.1 code is a 502 naming the code.
     let request = api(
         "PUT",

@@ -219,6 +219,6 @@ impl Evse {
 #[cfg(test)]
 mod decode_tests;
 #[cfg(test)]
-mod schema_tests;
-#[cfg(test)]
 mod outgoing_tests;
+#[cfg(test)]
+mod schema_tests;
