@@ -428,3 +428,59 @@ async fn the_boot_metering_profile_reaches_a_201_station_through_its_variables()
     assert!(body["refused"].get("MeterValueSampleInterval").is_none());
     server.shutdown().await;
 }
+
+#[actix_web::test]
+async fn the_same_command_goes_out_in_each_stations_own_version() {
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let mut cs = booted_201(&server, "MIX-201").await;
+    let mut cp = ChargePoint::connect(&server, "MIX-16").await;
+    assert_eq!(cp.boot().await["status"], "Accepted");
+
+    let configuration = |id: &str| {
+        spawn_request(
+            server.http_addr,
+            "PUT",
+            &format!("/api/v1/charge-points/{id}/configuration"),
+            Some(json!({"key": "HeartbeatInterval", "value": "120"})),
+        )
+    };
+    let to_201 = configuration("MIX-201");
+    let to_16 = configuration("MIX-16");
+
+    let call = next_call(&mut cs).await;
+    assert_eq!(call.action, "SetVariables");
+    assert_eq!(
+        target(&call.payload["setVariableData"][0]),
+        "OCPPCommCtrlr.HeartbeatInterval"
+    );
+    let item = call.payload["setVariableData"][0].clone();
+    answer(
+        &mut cs,
+        &call,
+        json!({"setVariableResult": [{
+            "attributeStatus": "RebootRequired",
+            "component": item["component"],
+            "variable": item["variable"],
+        }]}),
+    )
+    .await;
+
+    let frame = cp.recv().await;
+    assert_eq!(frame[0], json!(2), "{frame}");
+    assert_eq!(frame[2], "ChangeConfiguration");
+    assert_eq!(
+        frame[3],
+        json!({"key": "HeartbeatInterval", "value": "120"})
+    );
+    assert_valid("ChangeConfiguration", &frame[3]);
+    cp.send_text(&json!([3, frame[1], {"status": "Accepted"}]).to_string())
+        .await;
+
+    assert_eq!(
+        to_201.await.unwrap(),
+        (200, json!({"status": "RebootRequired"}))
+    );
+    assert_eq!(to_16.await.unwrap(), (200, json!({"status": "Accepted"})));
+    server.shutdown().await;
+}
