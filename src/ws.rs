@@ -302,7 +302,9 @@ async fn upgrade(
             log::warn!("{id}: refused: it offered only unsupported subprotocols ({offers}).");
             return Ok(error_response(
                 actix_web::http::StatusCode::BAD_REQUEST,
-                format!("unsupported WebSocket subprotocol(s) {offers}; this server speaks {speaks}"),
+                format!(
+                    "unsupported WebSocket subprotocol(s) {offers}; this server speaks {speaks}"
+                ),
             ));
         }
     };
@@ -325,7 +327,8 @@ async fn upgrade(
     // inbound bytes go to this module's reader, which decodes one frame at a time. actix-ws is
     // handed an empty payload for the reading side it would otherwise own.
     let unused = web::Payload::extract(&req).await?;
-    let (response, session, _) = actix_ws::handle_with_protocols(&req, unused, &[protocol.subprotocol()])?;
+    let (response, session, _) =
+        actix_ws::handle_with_protocols(&req, unused, &[protocol.subprotocol()])?;
     let reader = MessageReader::new(body, state.settings.max_frame_bytes);
 
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();

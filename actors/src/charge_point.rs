@@ -848,10 +848,7 @@ impl ChargePointActor {
     /// (this session's map, then Redis, else a new one from [`TransactionIds`]), then applies
     /// the event. The mapping lookup is the only Redis round trip, and only at first sight.
     fn station_transaction(&mut self, event: StationTransaction) -> ResponseActFuture<Self, Reply> {
-        if let Some(&id) = self
-            .station_transactions
-            .get(&event.station_transaction_id)
-        {
+        if let Some(&id) = self.station_transactions.get(&event.station_transaction_id) {
             let answer = self.apply_station_event(id, StationIdSource::Known(None), event);
             return match answer {
                 Answer::Now(reply) => Box::pin(actix::fut::ready(reply)),
