@@ -558,11 +558,7 @@ async fn run_session(
                 }
                 Some(Inbound::NotUtf8) => {
                     // OCPP-J uses text frames; UTF-8 sent as binary is accepted, the rest refused.
-                    let reply = protocol.encode_call_error(
-                        "-1",
-                        ErrorCode::FormationViolation,
-                        "binary frame is not UTF-8 JSON",
-                    );
+                    let reply = protocol.encode_unreadable("binary frame is not UTF-8 JSON");
                     answering = Some(Box::pin(std::future::ready(Some(reply))));
                 }
             }

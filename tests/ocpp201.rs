@@ -425,6 +425,13 @@ async fn malformed_2_0_1_frames_get_2_0_1_error_codes() {
         "MessageTypeNotSupported",
     )
     .await;
+    cp.send_message(tokio_tungstenite::tungstenite::Message::binary(vec![
+        0xff, 0xfe, 0x5b,
+    ]))
+    .await;
+    let answer = cp.recv().await;
+    assert_eq!(answer[2], "RpcFrameworkError", "{answer}");
+    assert_eq!(answer[1], "-1", "{answer}");
     expect_error(
         &mut cp,
         r#"[2,"b3","Heartbeat",[]]"#,

@@ -907,8 +907,6 @@ impl ChargePointActor {
             stopped_reason,
             mut readings,
         } = event;
-        self.station_transactions
-            .insert(station_transaction_id.clone(), transaction_id);
         let open = self.open_transactions.get(&transaction_id).cloned();
         let connector_id = connector_id
             .or(open.as_ref().map(|o| o.connector_id))
@@ -970,8 +968,12 @@ impl ChargePointActor {
         let has_readings = !readings.samples.is_empty();
         let durable = match self.ingest(readings, ops) {
             Ok(durable) => durable,
+            // Nothing was taken, the start record included: the station's retry must find the
+            // id unmapped again (an assigned id is simply skipped).
             Err(error) => return Answer::Now(Reply::Failed(error)),
         };
+        self.station_transactions
+            .insert(station_transaction_id.clone(), transaction_id);
         if has_readings {
             self.stats.record_meter_values(Utc::now());
         }

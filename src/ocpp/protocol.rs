@@ -94,6 +94,17 @@ impl Protocol {
         )
     }
 
+    /// The CALLERROR answering a message that cannot be read as text at all (a binary frame
+    /// that is not UTF-8): 1.6 FormationViolation, 2.0.1 RpcFrameworkError (no MessageId can be
+    /// read from it).
+    pub fn encode_unreadable(self, description: &str) -> String {
+        let code = match self {
+            Protocol::Ocpp16 => ErrorCode::FormationViolation.as_str(),
+            Protocol::Ocpp201 => RPC_FRAMEWORK_ERROR,
+        };
+        encode_call_error_text(super::frame::UNKNOWN_UNIQUE_ID, code, description)
+    }
+
     /// A CALLERROR with `code` spelled for this version.
     pub fn encode_call_error(self, unique_id: &str, code: ErrorCode, description: &str) -> String {
         encode_call_error_text(unique_id, self.error_code(code), description)
