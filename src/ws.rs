@@ -43,7 +43,8 @@ use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use actors::charge_point::{
-    CallAnswered, ChargePointActor, Close, CloseReason, Disconnected, Services, SessionCommand,
+    CallAnswered, ChargePointActor, Close, CloseReason, Disconnected, Request, Services,
+    SessionCommand,
 };
 use actors::fleet::Fleet;
 use actors::id::ChargePointId;
@@ -702,21 +703,26 @@ async fn answer(
             action,
             payload,
         }) => match protocol.decode_request(&action, payload) {
-            Ok(request) => match actor.send(request).await {
-                Ok(reply) => {
-                    messages.record_reply(&action, &reply);
-                    Some(protocol.encode_reply(&unique_id, &action, &reply))
+            Ok(mut request) => {
+                if let Request::Boot(boot) = &mut request {
+                    boot.ocpp_version = Some(protocol.subprotocol().to_owned());
                 }
-                Err(e) => {
-                    log::error!("{id}: the charge point actor is gone ({e}).");
-                    messages.record(&action, ErrorCode::InternalError.as_str());
-                    Some(protocol.encode_call_error(
-                        &unique_id,
-                        ErrorCode::InternalError,
-                        "the server could not handle the request",
-                    ))
+                match actor.send(request).await {
+                    Ok(reply) => {
+                        messages.record_reply(&action, &reply);
+                        Some(protocol.encode_reply(&unique_id, &action, &reply))
+                    }
+                    Err(e) => {
+                        log::error!("{id}: the charge point actor is gone ({e}).");
+                        messages.record(&action, ErrorCode::InternalError.as_str());
+                        Some(protocol.encode_call_error(
+                            &unique_id,
+                            ErrorCode::InternalError,
+                            "the server could not handle the request",
+                        ))
+                    }
                 }
-            },
+            }
             Err(error) => {
                 log::warn!("{id}: {action} refused: {error}.");
                 messages.record_refused(&action, protocol.error_code(error.code()), &error);

@@ -321,6 +321,9 @@ async fn a_2_0_1_session_reads_back_like_the_same_session_over_1_6() {
     assert_eq!(doc["firmware_version"], "1.2.3");
     assert_eq!(doc["connectors"][0]["connector_id"], 1);
     assert_eq!(doc["connectors"][0]["status"], "Occupied");
+    assert_eq!(doc["ocpp_version"], V201);
+    let (_, doc16) = get(&server, "/api/v1/charge-points/CP-16").await;
+    assert_eq!(doc16["ocpp_version"], "ocpp1.6");
     server.shutdown().await;
 }
 
