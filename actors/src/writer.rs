@@ -838,6 +838,7 @@ fn add_op(pipe: &mut Pipeline, cp: &str, op: &StoreOp) -> u64 {
                 ("imsi", &boot.imsi),
                 ("meter_type", &boot.meter_type),
                 ("meter_serial_number", &boot.meter_serial_number),
+                ("ocpp_version", &boot.ocpp_version),
             ];
             for (field, value) in optional {
                 if let Some(value) = value {

@@ -132,7 +132,11 @@ impl TransactionEventRequest<'_> {
     /// EVSE as connector (0 when the event names none; the actor then uses the one it knows)
     /// and no transaction id yet.
     pub(crate) fn into_request(self) -> Result<Request, PayloadError> {
-        let stage = match one_of("eventType", &self.event_type, &["Started", "Updated", "Ended"])? {
+        let stage = match one_of(
+            "eventType",
+            &self.event_type,
+            &["Started", "Updated", "Ended"],
+        )? {
             "Started" => TransactionStage::Started,
             "Updated" => TransactionStage::Updated,
             _ => TransactionStage::Ended,
