@@ -783,3 +783,59 @@ async fn a_mixed_fleet_stores_every_answered_reading() {
     }
     server.shutdown().await;
 }
+
+#[actix_web::test]
+async fn every_other_station_message_is_answered_over_the_socket() {
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let at = clock();
+    let mut cp = connect_201(&server, "CP-MSG").await;
+    boot_201(&mut cp).await;
+    let answered = [
+        (
+            "MeterValues",
+            json!({"evseId": 0, "meterValue": [{"timestamp": at(0), "sampledValue": [
+                {"value": 12.5, "measurand": "Energy.Active.Net", "unitOfMeasure": {"unit": "kWh", "multiplier": -1}},
+                {"value": 49.98, "measurand": "Frequency"}]}]}),
+        ),
+        (
+            "NotifyEvent",
+            json!({"generatedAt": at(1), "seqNo": 0, "eventData": [{"eventId": 1, "timestamp": at(1),
+                "trigger": "Alerting", "actualValue": "true", "eventNotificationType": "HardWiredMonitor",
+                "component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Problem"}}]}),
+        ),
+        (
+            "SecurityEventNotification",
+            json!({"type": "FirmwareUpdated", "timestamp": at(2)}),
+        ),
+        (
+            "FirmwareStatusNotification",
+            json!({"status": "Installed", "requestId": 1}),
+        ),
+        ("LogStatusNotification", json!({"status": "Uploading"})),
+    ];
+    for (action, payload) in answered {
+        assert_eq!(
+            call_201(&mut cp, action, payload).await,
+            json!({}),
+            "{action}"
+        );
+    }
+    let data = call_201(
+        &mut cp,
+        "DataTransfer",
+        json!({"vendorId": "com.example", "data": [1, {"a": null}]}),
+    )
+    .await;
+    assert_eq!(data["status"], "UnknownVendorId");
+    // The station's main meter (EVSE 0) is stored as connector 0, multiplier applied.
+    let stored = samples(&server, "CP-MSG", &at(-60), &at(60)).await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    let of = |m: &str| stored.iter().find(|s| s["measurand"] == m).unwrap().clone();
+    let net = of("Energy.Active.Net");
+    assert_eq!(net["connector_id"], 0);
+    assert_eq!(net["value"], 1250.0);
+    assert_eq!(net["unit"], "Wh");
+    assert_eq!(of("Frequency")["unit"], "Hz");
+    server.shutdown().await;
+}

@@ -19,6 +19,7 @@ pub mod authorize;
 pub mod boot_notification;
 pub mod component_variable;
 pub mod data_transfer;
+pub mod evse;
 pub mod firmware_status_notification;
 pub mod get_variables;
 pub mod heartbeat;
@@ -192,27 +193,6 @@ pub fn encode_reply(unique_id: &str, _action: &str, reply: &Reply) -> String {
             ErrorCode::InternalError.as_str(),
             "this reply has no OCPP 2.0.1 form",
         ),
-    }
-}
-
-/// `EVSEType`: an EVSE of the station and optionally one of its connectors.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Evse {
-    /// The EVSE (> 0 in a transaction; 0 stands for the station in MeterValues).
-    pub id: i64,
-    /// The connector (plug) on that EVSE.
-    #[serde(default)]
-    pub connector_id: Option<i64>,
-}
-
-impl Evse {
-    /// The stored connector this EVSE maps onto: the EVSE id (docs/ocpp201.md).
-    pub(crate) fn stored_connector(&self, path: &str) -> Result<u32, PayloadError> {
-        if let Some(connector) = self.connector_id {
-            check::connector_id(&format!("{path}.connectorId"), connector, 0)?;
-        }
-        check::connector_id(&format!("{path}.id"), self.id, 0)
     }
 }
 

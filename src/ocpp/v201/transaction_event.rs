@@ -6,8 +6,8 @@ use actors::charge_point::{Request, StationTransaction, TransactionStage};
 use serde::{Deserialize, Serialize};
 
 use super::authorize::{IdToken, IdTokenInfo};
+use super::evse::Evse;
 use super::meter_values::{self, MeterValue};
-use super::Evse;
 use crate::ocpp::check::{self, date_time, max_len, one_of};
 use crate::ocpp::error::PayloadError;
 use crate::ocpp::text::Text;
