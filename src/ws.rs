@@ -625,6 +625,13 @@ async fn run_session(
                     break Ending::Close(CloseCode::Away, "server shutting down");
                 }
                 Some(SessionCommand::Call { unique_id, call }) => {
+                    if let Some(result) = protocol.answer_without_call(&call) {
+                        // Nothing the charge point's version could be asked (a 1.6 key that
+                        // reaches no 2.0.1 variable): answered here, nothing goes on the wire.
+                        log::debug!("{id}: {} {unique_id} answered without a call.", call.action());
+                        actor.do_send(CallAnswered { unique_id, result });
+                        continue;
+                    }
                     let frame = protocol.encode_server_call(&unique_id, &call);
                     log::debug!("{id}: sending {} as {unique_id}.", call.action());
                     outstanding = Some((unique_id, call));

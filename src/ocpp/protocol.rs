@@ -110,6 +110,16 @@ impl Protocol {
         encode_call_error_text(unique_id, self.error_code(code), description)
     }
 
+    /// The answer to a server-initiated call that this version cannot put to the charge point
+    /// (a 1.6 configuration key with no 2.0.1 variable), given without sending anything; `None`
+    /// for every call that goes on the wire.
+    pub fn answer_without_call(self, call: &ServerCall) -> Option<CallResult> {
+        match self {
+            Protocol::Ocpp16 => None,
+            Protocol::Ocpp201 => super::v201::outgoing::answer_without_call(call),
+        }
+    }
+
     /// The CALL frame of a server-initiated call.
     pub fn encode_server_call(self, unique_id: &str, call: &ServerCall) -> String {
         match self {
