@@ -192,6 +192,8 @@ run_ingest() {
   start_meter
   "$bin/ocpp-loadgen" "${lg_proto[@]}" --url "ws://127.0.0.1:$ws_port/ocpp/" --charge-points "$cps" \
     --samples-per-message "$spm" --duration-secs "$secs" >"$work/meter.json" 2>"$work/loadgen.log"
+  # Why charge points failed, if any did, most frequent first (one line each in the log).
+  sed -E 's/^[A-Z]+[0-9]+: //' "$work/loadgen.log" | sort | uniq -c | sort -rn | head -3 >&2 || true
   stop_meter
   local port null_pid
   port="$(free_port)"
