@@ -370,6 +370,10 @@ pub struct OcppConfig {
     /// Whether a charge point with no password set may connect (Basic auth is always required
     /// from one that has a password).
     pub unknown_charge_points: UnknownChargePoints,
+    /// The WebSocket subprotocols (OCPP versions) charge points may choose, by name
+    /// (`ocpp2.0.1`, `ocpp1.6`); a connection gets the first of its own offers in this list, so
+    /// one fleet can be held to one version.
+    pub protocols: Vec<String>,
 }
 
 impl Default for OcppConfig {
@@ -383,6 +387,7 @@ impl Default for OcppConfig {
             metering: MeteringConfig::default(),
             meter_value_sample_interval: 60,
             unknown_charge_points: UnknownChargePoints::Accept,
+            protocols: vec!["ocpp2.0.1".into(), "ocpp1.6".into()],
         }
     }
 }
@@ -870,6 +875,7 @@ impl Config {
             self.ocpp.meter_value_sample_interval,
         )?;
         positive("ocpp.call_timeout_secs", self.ocpp.call_timeout_secs)?;
+        self.validate_protocols()?;
         self.ocpp.metering.validate()?;
         if self.wal.enabled && self.wal.dir.trim().is_empty() {
             return Err(ConfigError::Invalid {
@@ -924,6 +930,38 @@ impl Config {
         positive("alerts.webhook.max_queue", a.webhook.max_queue as u64)?;
         positive("alerts.webhook.retry_max_secs", a.webhook.retry_max_secs)?;
         Ok(())
+    }
+
+    /// `ocpp.protocols`: at least one, each a version this server speaks, none twice.
+    fn validate_protocols(&self) -> Result<(), ConfigError> {
+        let list = &self.ocpp.protocols;
+        let invalid = |reason: String| ConfigError::Invalid {
+            key: "ocpp.protocols",
+            reason,
+        };
+        if list.is_empty() {
+            return Err(invalid("must name at least one subprotocol".into()));
+        }
+        for (i, name) in list.iter().enumerate() {
+            if crate::ocpp::Protocol::parse(name).is_none() {
+                return Err(invalid(format!(
+                    "{name:?} is not a subprotocol this server speaks (ocpp2.0.1, ocpp1.6)"
+                )));
+            }
+            if list[..i].contains(name) {
+                return Err(invalid(format!("{name:?} is listed twice")));
+            }
+        }
+        Ok(())
+    }
+
+    /// `ocpp.protocols` as versions, in the configured order (validated: every name parses).
+    pub fn protocols(&self) -> Vec<crate::ocpp::Protocol> {
+        self.ocpp
+            .protocols
+            .iter()
+            .filter_map(|name| crate::ocpp::Protocol::parse(name))
+            .collect()
     }
 
     /// The idTag allow-list in the form the actors use (`None`: accept all).
@@ -1243,6 +1281,26 @@ mod tests {
         assert_eq!(config.ocpp.id_tag_allow_list, vec!["A", "B"]);
         assert_eq!(config.alerts.power_max_w, 22000.0);
         assert_eq!(config.alerts.webhook.url, "http://hooks.example/alerts");
+    }
+
+    #[test]
+    fn protocols_are_listed_checked_and_overridable() {
+        use crate::ocpp::Protocol;
+        assert_eq!(
+            Config::default().protocols(),
+            vec![Protocol::Ocpp201, Protocol::Ocpp16]
+        );
+        let env = vec![(
+            "OCPP_METER_OCPP_PROTOCOLS".to_owned(),
+            r#"["ocpp1.6"]"#.to_owned(),
+        )];
+        let config = Config::load(Some(&shipped()), env).unwrap();
+        assert_eq!(config.protocols(), vec![Protocol::Ocpp16]);
+        for bad in [r#"[]"#, r#"["ocpp1.5"]"#, r#"["ocpp1.6", "ocpp1.6"]"#] {
+            let env = vec![("OCPP_METER_OCPP_PROTOCOLS".to_owned(), bad.to_owned())];
+            let err = Config::load(Some(&shipped()), env).unwrap_err();
+            assert!(err.to_string().contains("ocpp.protocols"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -442,6 +442,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             control_frames_per_minute: config.limits.control_frames_per_minute,
             max_inflight_calls: config.limits.max_inflight_calls,
             hostile: metrics.hostile_closed.clone(),
+            protocols: config.protocols(),
         }),
         connects: Arc::new(security::connect_rate::ConnectLimiter::new(
             config.limits.connects_per_address_per_sec,
@@ -669,6 +670,7 @@ async fn replay_into(
                 charge_point: record.charge_point.clone(),
                 samples: Arc::from(record.samples.as_slice()),
                 wal: rollup,
+                recorded_offline: false,
             };
             if aggregator.send(batch).await.is_err() {
                 log::error!("WAL replay: the aggregator is gone; the rest stays in the log.");

@@ -53,14 +53,14 @@ use actors::server_call::{CallError, ServerCall};
 use crate::api::error_response;
 use crate::metrics::hostile::{HostileClosed, Reason};
 use crate::metrics::ocpp::OcppMessages;
-use crate::ocpp::{self, ErrorCode, Frame};
+use crate::ocpp::{self, ErrorCode, Frame, Protocol};
 use crate::security::connect_rate::{Admission, ConnectLimiter};
 
 mod reader;
 
 use reader::{Message, MessageReader, ReadError};
 
-/// The only OCPP version this server speaks.
+/// The OCPP 1.6 subprotocol name, kept for callers (tests, the load generator) that speak 1.6.
 pub const SUBPROTOCOL: &str = "ocpp1.6";
 
 /// The body of a 429 for connecting too fast; fixed, so refusing a flood formats nothing.
@@ -95,6 +95,9 @@ pub struct WsSettings {
     pub max_inflight_calls: usize,
     /// `ocpp_hostile_closed_total`, counted where each bound trips.
     pub hostile: HostileClosed,
+    /// The OCPP versions a charge point may choose (`ocpp.protocols`); the first of its offers
+    /// that is in this list wins.
+    pub protocols: Vec<Protocol>,
 }
 
 /// What the WebSocket handler needs, shared by all workers.
@@ -238,22 +241,25 @@ fn id_from_path(path: &str) -> Result<ChargePointId, String> {
     ChargePointId::parse(&decoded).map_err(|e| e.to_string())
 }
 
-/// Checks the offered subprotocols: `Ok` when `ocpp1.6` is offered or none is (some chargers
-/// omit the header), `Err` with the offers when only unknown ones are.
-fn check_subprotocol(req: &HttpRequest) -> Result<(), String> {
-    let offers: Vec<String> = req
+/// Picks the session's OCPP version from the offered subprotocols ([`Protocol::negotiate`]):
+/// the first offer that `ocpp.protocols` enables, 1.6 when none is offered (some chargers omit
+/// the header); `Err` with the offers when only unsupported ones are.
+fn choose_protocol(req: &HttpRequest, enabled: &[Protocol]) -> Result<Protocol, String> {
+    let offers: Vec<&str> = req
         .headers()
         .get_all("sec-websocket-protocol")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|p| p.trim().to_owned())
+        .map(str::trim)
         .filter(|p| !p.is_empty())
         .collect();
-    if offers.is_empty() || offers.iter().any(|p| p == SUBPROTOCOL) {
-        Ok(())
-    } else {
-        Err(offers.join(", "))
-    }
+    Protocol::negotiate(&offers, enabled).ok_or_else(|| {
+        if offers.is_empty() {
+            "none".to_owned()
+        } else {
+            offers.join(", ")
+        }
+    })
 }
 
 /// The upgrade handler: refuses bad ids (400), a client certificate that is not the charge
@@ -283,15 +289,23 @@ async fn upgrade(
     if let Some(refused) = authenticate(&req, &id, &state, certified).await {
         return Ok(refused);
     }
-    if let Err(offers) = check_subprotocol(&req) {
-        log::warn!("{id}: refused: it offered only unsupported subprotocols ({offers}).");
-        return Ok(error_response(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            format!(
-                "unsupported WebSocket subprotocol(s) {offers}; this server speaks {SUBPROTOCOL}"
-            ),
-        ));
-    }
+    let protocol = match choose_protocol(&req, &state.settings.protocols) {
+        Ok(protocol) => protocol,
+        Err(offers) => {
+            let speaks: Vec<&str> = state
+                .settings
+                .protocols
+                .iter()
+                .map(|p| p.subprotocol())
+                .collect();
+            let speaks = speaks.join(", ");
+            log::warn!("{id}: refused: it offered only unsupported subprotocols ({offers}).");
+            return Ok(error_response(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                format!("unsupported WebSocket subprotocol(s) {offers}; this server speaks {speaks}"),
+            ));
+        }
+    };
     let registry = &state.services.registry;
     if registry.len() >= state.settings.max_connections && registry.get(&id).is_none() {
         log::warn!("{id}: refused: limits.max_connections reached.");
@@ -311,7 +325,7 @@ async fn upgrade(
     // inbound bytes go to this module's reader, which decodes one frame at a time. actix-ws is
     // handed an empty payload for the reading side it would otherwise own.
     let unused = web::Payload::extract(&req).await?;
-    let (response, session, _) = actix_ws::handle_with_protocols(&req, unused, &[SUBPROTOCOL])?;
+    let (response, session, _) = actix_ws::handle_with_protocols(&req, unused, &[protocol.subprotocol()])?;
     let reader = MessageReader::new(body, state.settings.max_frame_bytes);
 
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
@@ -331,11 +345,12 @@ async fn upgrade(
         old.actor.do_send(Close(CloseReason::Replaced));
     }
     log::info!(
-        "{id}: connected from {}.",
+        "{id}: connected from {} speaking {protocol}.",
         req.peer_addr().map(|a| a.to_string()).unwrap_or_default()
     );
     actix_web::rt::spawn(run_session(
         id,
+        protocol,
         actor,
         session,
         reader,
@@ -496,6 +511,7 @@ async fn bounded(
 /// keeps pings, server calls and the idle check going while the actor works on an answer.
 async fn run_session(
     id: ChargePointId,
+    protocol: Protocol,
     actor: Addr<ChargePointActor>,
     mut session: Session,
     mut reader: MessageReader,
@@ -526,11 +542,12 @@ async fn run_session(
             match inbound.pop_front() {
                 None => break,
                 Some(Inbound::Text(text)) if is_answer(&text) => {
-                    route_answer(&id, &actor, &text, &mut outstanding);
+                    route_answer(&id, protocol, &actor, &text, &mut outstanding);
                 }
                 Some(Inbound::Text(text)) => {
                     answering = Some(Box::pin(answer(
                         id.clone(),
+                        protocol,
                         actor.clone(),
                         text,
                         settings.ocpp_messages.clone(),
@@ -538,7 +555,7 @@ async fn run_session(
                 }
                 Some(Inbound::NotUtf8) => {
                     // OCPP-J uses text frames; UTF-8 sent as binary is accepted, the rest refused.
-                    let reply = ocpp::encode_call_error(
+                    let reply = protocol.encode_call_error(
                         "-1",
                         ErrorCode::FormationViolation,
                         "binary frame is not UTF-8 JSON",
@@ -608,7 +625,7 @@ async fn run_session(
                     break Ending::Close(CloseCode::Away, "server shutting down");
                 }
                 Some(SessionCommand::Call { unique_id, call }) => {
-                    let frame = ocpp::outgoing::encode_server_call(&unique_id, &call);
+                    let frame = protocol.encode_server_call(&unique_id, &call);
                     log::debug!("{id}: sending {} as {unique_id}.", call.action());
                     outstanding = Some((unique_id, call));
                     if let Err(ending) = bounded(session.text(frame), write_timeout).await {
@@ -674,6 +691,7 @@ async fn run_session(
 /// session can keep reading while the actor works.
 async fn answer(
     id: ChargePointId,
+    protocol: Protocol,
     actor: Addr<ChargePointActor>,
     text: String,
     messages: OcppMessages,
@@ -684,16 +702,16 @@ async fn answer(
             unique_id,
             action,
             payload,
-        }) => match ocpp::decode_request(&action, payload) {
+        }) => match protocol.decode_request(&action, payload) {
             Ok(request) => match actor.send(request).await {
                 Ok(reply) => {
                     messages.record_reply(&action, &reply);
-                    Some(ocpp::encode_reply(&unique_id, &reply))
+                    Some(protocol.encode_reply(&unique_id, &action, &reply))
                 }
                 Err(e) => {
                     log::error!("{id}: the charge point actor is gone ({e}).");
                     messages.record(&action, ErrorCode::InternalError.as_str());
-                    Some(ocpp::encode_call_error(
+                    Some(protocol.encode_call_error(
                         &unique_id,
                         ErrorCode::InternalError,
                         "the server could not handle the request",
@@ -702,8 +720,8 @@ async fn answer(
             },
             Err(error) => {
                 log::warn!("{id}: {action} refused: {error}.");
-                messages.record_refused(&action, &error);
-                Some(ocpp::encode_payload_error(&unique_id, &error))
+                messages.record_refused(&action, protocol.error_code(error.code()), &error);
+                Some(protocol.encode_payload_error(&unique_id, &error))
             }
         },
         Ok(_) => {
@@ -716,8 +734,8 @@ async fn answer(
         }
         Err(error) => {
             log::warn!("{id}: malformed frame: {error}.");
-            messages.record_malformed(&error);
-            Some(ocpp::encode_frame_error(&error))
+            messages.record_malformed(protocol.frame_error_code(&error));
+            Some(protocol.encode_frame_error(&error))
         }
     }
 }
@@ -727,6 +745,7 @@ async fn answer(
 /// answer fails the outstanding call instead, an answer to another uniqueId is dropped.
 fn route_answer(
     id: &ChargePointId,
+    protocol: Protocol,
     actor: &Addr<ChargePointActor>,
     text: &str,
     outstanding: &mut Option<(String, ServerCall)>,
@@ -734,7 +753,7 @@ fn route_answer(
     let result = match ocpp::decode_frame(text) {
         Ok(frame) => match outstanding
             .as_ref()
-            .and_then(|(uid, call)| ocpp::outgoing::read_answer(&frame, uid, call))
+            .and_then(|(uid, call)| protocol.read_answer(&frame, uid, call))
         {
             Some(result) => result,
             None => {

@@ -101,6 +101,56 @@ pub enum Request {
         /// OCPP `FirmwareStatus`.
         status: String,
     },
+    /// An event of a transaction the charge point names itself (OCPP 2.0.1 TransactionEvent).
+    StationTransaction(StationTransaction),
+    /// Something the charge point reports for the log only (OCPP 2.0.1 NotifyEvent,
+    /// SecurityEventNotification): logged and acknowledged, nothing stored.
+    Notice {
+        /// What kind of report (the action), for the log line.
+        kind: &'static str,
+        /// A one-line summary of what it said.
+        detail: String,
+    },
+}
+
+/// Where in its life a [`StationTransaction`] event finds the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionStage {
+    /// The first event: the transaction begins (a retry names the same id and is idempotent).
+    Started,
+    /// A later event, typically with meter values.
+    Updated,
+    /// The last event: the transaction ends.
+    Ended,
+}
+
+/// One event of a transaction whose id the charge point chose (OCPP 2.0.1: a string of up to
+/// 36 characters). The stored records and the admin API keep server-assigned integer ids, so
+/// the actor maps the station's id onto one at first sight (and keeps the mapping in Redis, so
+/// it survives restarts and takeovers). An `Updated` or `Ended` event for an id never seen
+/// opens the transaction implicitly: it was started while the charge point was offline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StationTransaction {
+    /// The charge point's own transaction id.
+    pub station_transaction_id: String,
+    /// Started, Updated or Ended.
+    pub stage: TransactionStage,
+    /// The stored connector the transaction runs on (2.0.1: the EVSE id); `None` when the event
+    /// does not say (the spec only requires it once), then the one already known applies.
+    pub connector_id: Option<u32>,
+    /// The token presented, if the event carries one (2.0.1 allows transactions without).
+    pub id_tag: Option<String>,
+    /// When the event happened.
+    pub timestamp: DateTime<Utc>,
+    /// Why the charge point sent it (2.0.1 `triggerReason`), for the log.
+    pub trigger: String,
+    /// The charge point's sequence number of the event (retransmissions repeat it).
+    pub seq_no: i64,
+    /// Why the transaction stopped (2.0.1 `stoppedReason`), kept as the stop reason.
+    pub stopped_reason: Option<String>,
+    /// The event's meter values (samples carry no transaction id yet: the actor fills in the
+    /// integer one); `offline` when the event happened while the charge point was offline.
+    pub readings: Readings,
 }
 
 /// Whether an idTag may charge (OCPP `AuthorizationStatus`).
@@ -203,6 +253,14 @@ pub enum Reply {
     DiagnosticsStatus,
     /// FirmwareStatusNotification.conf (empty).
     FirmwareStatus,
+    /// The answer to a [`StationTransaction`] event; `status` is the verdict on its token when
+    /// it carried one.
+    StationTransaction {
+        /// Verdict on the token, if one was sent.
+        status: Option<AuthorizationStatus>,
+    },
+    /// A [`Request::Notice`] was logged (empty answer).
+    Noted,
     /// The server could not handle the request (for example no transaction id could be
     /// allocated because Redis is down); the edge answers with a CALLERROR `InternalError`.
     Failed(String),
@@ -431,6 +489,9 @@ pub struct ChargePointActor {
     metering_running: Arc<std::sync::atomic::AtomicBool>,
     /// Whether another instance took the session over: its owner record is not ours to end.
     handed_over: bool,
+    /// Station-named transactions seen in this session: the charge point's id to the integer
+    /// id it maps onto (looked up in Redis, or assigned, at first sight).
+    station_transactions: HashMap<String, i32>,
 }
 
 impl ChargePointActor {
@@ -463,6 +524,7 @@ impl ChargePointActor {
             calls: CallQueue::default(),
             metering_running: Arc::default(),
             handed_over: false,
+            station_transactions: HashMap::new(),
         }
     }
 
@@ -656,6 +718,7 @@ impl ChargePointActor {
                 charge_point: self.id.clone(),
                 samples: Arc::from(readings.samples.clone()),
                 wal: rollup,
+                recorded_offline: readings.offline,
             });
         }
         if let Some(buffer) = &self.buffer {
@@ -758,11 +821,196 @@ impl ChargePointActor {
                 log::info!("{}: firmware status {status}.", self.id);
                 Reply::FirmwareStatus
             }
+            Request::Notice { kind, detail } => {
+                log::info!("{}: {kind}: {detail}", self.id);
+                Reply::Noted
+            }
             // Handled asynchronously in the Handler.
-            Request::StartTransaction { .. } => Reply::Failed("unexpected".into()),
+            Request::StartTransaction { .. } | Request::StationTransaction(_) => {
+                Reply::Failed("unexpected".into())
+            }
         };
         Answer::Now(reply)
     }
+}
+
+/// Where a station-named transaction's integer id came from.
+enum StationIdSource {
+    /// Known to this session, or found in Redis (a start record exists; its `meter_start`
+    /// when read from Redis).
+    Known(Option<i64>),
+    /// Assigned now: this event opens the transaction's record.
+    Assigned,
+}
+
+impl ChargePointActor {
+    /// Handles a [`StationTransaction`] event: finds the integer id the station's id maps onto
+    /// (this session's map, then Redis, else a new one from [`TransactionIds`]), then applies
+    /// the event. The mapping lookup is the only Redis round trip, and only at first sight.
+    fn station_transaction(&mut self, event: StationTransaction) -> ResponseActFuture<Self, Reply> {
+        if let Some(&id) = self
+            .station_transactions
+            .get(&event.station_transaction_id)
+        {
+            let answer = self.apply_station_event(id, StationIdSource::Known(None), event);
+            return match answer {
+                Answer::Now(reply) => Box::pin(actix::fut::ready(reply)),
+                answer => Box::pin(answer.settle().into_actor(self)),
+            };
+        }
+        let ids = self.services.transaction_ids.clone();
+        let cp = self.id.clone();
+        let station_id = event.station_transaction_id.clone();
+        Box::pin(
+            async move {
+                match ids.station_transaction(&cp, &station_id).await {
+                    Ok(Some((id, meter_start))) => Ok((id, StationIdSource::Known(meter_start))),
+                    Ok(None) => ids
+                        .next()
+                        .await
+                        .map(|id| (id, StationIdSource::Assigned))
+                        .map_err(|e| e.to_string()),
+                    Err(error) => Err(error.to_string()),
+                }
+            }
+            .into_actor(self)
+            .map(move |found, act, _| match found {
+                Ok((id, source)) => act.apply_station_event(id, source, event),
+                Err(error) => {
+                    log::error!(
+                        "{}: transaction {:?} cannot be mapped to an id: {error}.",
+                        act.id,
+                        event.station_transaction_id
+                    );
+                    Answer::Now(Reply::Failed(error))
+                }
+            })
+            .then(|answer, act, _| answer.settle().into_actor(act)),
+        )
+    }
+
+    /// Applies a station transaction event whose integer id is `transaction_id`: opens the
+    /// record when the id was just assigned (meter_start from the event's import register,
+    /// else 0), stores the readings under the id, and on `Ended` closes the record (meter_stop
+    /// from the event's import register, else the last one known, else meter_start).
+    fn apply_station_event(
+        &mut self,
+        transaction_id: i32,
+        source: StationIdSource,
+        event: StationTransaction,
+    ) -> Answer {
+        let StationTransaction {
+            station_transaction_id,
+            stage,
+            connector_id,
+            id_tag,
+            timestamp,
+            trigger,
+            seq_no,
+            stopped_reason,
+            mut readings,
+        } = event;
+        self.station_transactions
+            .insert(station_transaction_id.clone(), transaction_id);
+        let open = self.open_transactions.get(&transaction_id).cloned();
+        let connector_id = connector_id
+            .or(open.as_ref().map(|o| o.connector_id))
+            .unwrap_or(0);
+        for sample in &mut readings.samples {
+            sample.connector_id = connector_id;
+            sample.transaction_id = Some(transaction_id);
+        }
+        let register = import_register(&readings.samples);
+        log::debug!(
+            "{}: transaction {station_transaction_id:?} ({transaction_id}) {stage:?} #{seq_no} ({trigger}).",
+            self.id
+        );
+        let status = id_tag.as_deref().map(|tag| self.authorize(tag));
+        let mut ops = Vec::new();
+        let mut opened = None;
+        let meter_start = match (&source, &open) {
+            (_, Some(open)) => open.meter_start,
+            (StationIdSource::Known(Some(start)), None) => *start,
+            _ => register.unwrap_or(0),
+        };
+        if matches!(source, StationIdSource::Assigned) {
+            ops.push(StoreOp::TransactionStarted {
+                transaction_id,
+                connector_id,
+                id_tag: id_tag.clone().unwrap_or_default(),
+                meter_start,
+                timestamp,
+                station_transaction_id: Some(station_transaction_id.clone()),
+            });
+        }
+        if open.is_none() && stage != TransactionStage::Ended {
+            opened = Some(OpenTransaction {
+                transaction_id,
+                connector_id,
+                id_tag: id_tag.clone().unwrap_or_default(),
+                meter_start,
+                started_at: timestamp,
+            });
+        }
+        let mut stopped = None;
+        if stage == TransactionStage::Ended {
+            let last_known = self
+                .latest
+                .get(&(connector_id, Measurand::EnergyActiveImportRegister, None))
+                .filter(|s| s.transaction_id == Some(transaction_id))
+                .and_then(Sample::number)
+                .map(|wh| wh.round() as i64);
+            let meter_stop = register.or(last_known).unwrap_or(meter_start);
+            ops.push(StoreOp::TransactionStopped {
+                transaction_id,
+                id_tag: id_tag.clone(),
+                meter_stop,
+                timestamp,
+                reason: stopped_reason,
+            });
+            stopped = Some(meter_stop);
+        }
+        let has_readings = !readings.samples.is_empty();
+        let durable = match self.ingest(readings, ops) {
+            Ok(durable) => durable,
+            Err(error) => return Answer::Now(Reply::Failed(error)),
+        };
+        if has_readings {
+            self.stats.record_meter_values(Utc::now());
+        }
+        if let Some(open) = opened {
+            log::info!(
+                "{}: transaction {transaction_id} ({station_transaction_id:?}) started on connector {connector_id}.",
+                self.id
+            );
+            self.notify(SessionEvent::TransactionStarted {
+                transaction_id,
+                connector_id,
+                meter_start: open.meter_start,
+            });
+            self.open_transactions.insert(transaction_id, open);
+        }
+        if let Some(meter_stop) = stopped {
+            self.open_transactions.remove(&transaction_id);
+            self.notify(SessionEvent::TransactionStopped {
+                transaction_id,
+                connector_id: Some(connector_id),
+                meter_stop,
+            });
+        }
+        Answer::after(Reply::StationTransaction { status }, durable)
+    }
+}
+
+/// The newest whole-meter (no phase) Energy.Active.Import.Register reading among `samples`,
+/// in Wh: what opens and closes a station-named transaction's record.
+fn import_register(samples: &[Sample]) -> Option<i64> {
+    samples
+        .iter()
+        .filter(|s| s.measurand == Measurand::EnergyActiveImportRegister && s.phase.is_none())
+        .filter_map(|s| s.number().map(|wh| (s.timestamp, wh)))
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, wh)| wh.round() as i64)
 }
 
 impl Actor for ChargePointActor {
@@ -836,6 +1084,10 @@ impl Handler<Request> for ChargePointActor {
             .counters
             .messages
             .fetch_add(1, Ordering::Relaxed);
+        let request = match request {
+            Request::StationTransaction(event) => return self.station_transaction(event),
+            other => other,
+        };
         let Request::StartTransaction {
             connector_id,
             id_tag,
@@ -862,6 +1114,7 @@ impl Handler<Request> for ChargePointActor {
                             id_tag: id_tag.clone(),
                             meter_start,
                             timestamp,
+                            station_transaction_id: None,
                         };
                         let durable = match act.ingest(Readings::default(), vec![started]) {
                             Ok(durable) => durable,
@@ -879,6 +1132,7 @@ impl Handler<Request> for ChargePointActor {
                             started_at: timestamp,
                         };
                         act.open_transactions.insert(transaction_id, open);
+                        // (1.6 start: the server named it; no station id to map.)
                         act.notify(SessionEvent::TransactionStarted {
                             transaction_id,
                             connector_id,

@@ -71,7 +71,8 @@ macro_rules! ocpp_enum {
 }
 
 ocpp_enum! {
-    /// The quantity a sample measures (OCPP 1.6 section 7.31, all 22 of them).
+    /// The quantity a sample measures: the 22 of OCPP 1.6 (section 7.31) and the five OCPP 2.0.1
+    /// adds (net and apparent energy). 2.0.1 dropped Temperature and RPM, which 1.6 still sends.
     Measurand {
         /// Energy exported by the EV, register reading.
         EnergyActiveExportRegister = (0, "Energy.Active.Export.Register"),
@@ -117,6 +118,16 @@ ocpp_enum! {
         SoC = (20, "SoC"),
         /// Fan speed.
         Rpm = (21, "RPM"),
+        /// Net active energy (import minus export), register reading (OCPP 2.0.1).
+        EnergyActiveNet = (22, "Energy.Active.Net"),
+        /// Net reactive energy, register reading (OCPP 2.0.1).
+        EnergyReactiveNet = (23, "Energy.Reactive.Net"),
+        /// Net apparent energy (OCPP 2.0.1).
+        EnergyApparentNet = (24, "Energy.Apparent.Net"),
+        /// Apparent energy imported (OCPP 2.0.1).
+        EnergyApparentImport = (25, "Energy.Apparent.Import"),
+        /// Apparent energy exported (OCPP 2.0.1).
+        EnergyApparentExport = (26, "Energy.Apparent.Export"),
     }
 }
 
@@ -129,11 +140,14 @@ impl Measurand {
             EnergyActiveExportRegister
             | EnergyActiveImportRegister
             | EnergyActiveExportInterval
-            | EnergyActiveImportInterval => Unit::Wh,
+            | EnergyActiveImportInterval
+            | EnergyActiveNet => Unit::Wh,
             EnergyReactiveExportRegister
             | EnergyReactiveImportRegister
             | EnergyReactiveExportInterval
-            | EnergyReactiveImportInterval => Unit::Varh,
+            | EnergyReactiveImportInterval
+            | EnergyReactiveNet => Unit::Varh,
+            EnergyApparentNet | EnergyApparentImport | EnergyApparentExport => Unit::Vah,
             PowerActiveExport | PowerActiveImport | PowerOffered => Unit::W,
             PowerReactiveExport | PowerReactiveImport => Unit::Var,
             PowerFactor => Unit::Dimensionless,
@@ -147,6 +161,8 @@ impl Measurand {
     }
 
     /// Whether this is a cumulative energy register, whose differences (not values) are energy.
+    /// The 2.0.1 net and apparent energies are not: a net register may run backwards, and
+    /// roll-ups and the register alerts assume one that only grows.
     pub fn is_energy_register(self) -> bool {
         use Measurand::*;
         matches!(
@@ -245,6 +261,8 @@ pub enum Unit {
     Var,
     /// Volt-amperes (from VA and kVA).
     Va,
+    /// Volt-ampere-hours, apparent energy (from VAh and kVAh; OCPP 2.0.1).
+    Vah,
     /// Amperes.
     A,
     /// Volts.
@@ -279,6 +297,7 @@ impl Unit {
             Unit::Hertz => "Hz",
             Unit::Rpm => "rpm",
             Unit::Dimensionless => "",
+            Unit::Vah => "VAh",
             Unit::Other(text) => text,
         }
     }
@@ -298,6 +317,7 @@ impl Unit {
             Unit::Hertz => 9,
             Unit::Rpm => 10,
             Unit::Dimensionless => 11,
+            Unit::Vah => 12,
             Unit::Other(_) => 255,
         }
     }
@@ -317,6 +337,7 @@ impl Unit {
             9 => Unit::Hertz,
             10 => Unit::Rpm,
             11 => Unit::Dimensionless,
+            12 => Unit::Vah,
             _ => return None,
         })
     }
@@ -341,6 +362,8 @@ impl Unit {
             "kvar" => (Unit::Var, value * 1000.0),
             "VA" => (Unit::Va, value),
             "kVA" => (Unit::Va, value * 1000.0),
+            "VAh" => (Unit::Vah, value),
+            "kVAh" => (Unit::Vah, value * 1000.0),
             "A" => (Unit::A, value),
             "V" => (Unit::V, value),
             "Celsius" | "Celcius" => (Unit::Celsius, value),
@@ -453,6 +476,10 @@ pub struct Readings {
     pub rejected: Vec<String>,
     /// How many timestamps came without a UTC offset and were read as UTC.
     pub naive_timestamps: u32,
+    /// Recorded while the charge point was offline and sent once it was back (OCPP 2.0.1
+    /// `offline: true`): stored under their own timestamps like any reading, but kept out of
+    /// the live threshold alerts, which would judge a past condition as a present one.
+    pub offline: bool,
 }
 
 #[cfg(test)]
@@ -532,6 +559,8 @@ mod tests {
                 "kvar",
                 "VA",
                 "kVA",
+                "VAh",
+                "kVAh",
                 "A",
                 "V",
                 "Celsius",
@@ -569,7 +598,19 @@ mod tests {
         for p in Phase::ALL {
             assert_eq!(Phase::from_code(p.code()), Some(*p));
         }
-        assert_eq!(Measurand::ALL.len(), 22);
+        assert_eq!(Measurand::ALL.len(), 27);
+        // The storage codes of the 1.6 measurands never move (stored data outlives builds).
+        assert_eq!(Measurand::Rpm.code(), 21);
+        assert_eq!(Measurand::EnergyActiveNet.code(), 22);
+        assert_eq!(
+            Measurand::parse("Energy.Apparent.Export"),
+            Some(Measurand::EnergyApparentExport)
+        );
+        assert_eq!(Unit::from_code(Unit::Vah.code()), Some(Unit::Vah));
+        assert_eq!(
+            Unit::normalise(Some("kVAh"), Measurand::EnergyApparentImport, 2.0),
+            (Unit::Vah, 2000.0)
+        );
         assert_eq!(Phase::parse(" L1-N "), Some(Phase::L1N));
         assert_eq!(
             ReadingContext::parse("Sample.Periodic\n"),

@@ -30,6 +30,9 @@ pub struct SampleBatch {
     /// The write-ahead log's hold on these samples for the roll-ups: the aggregator keeps it
     /// until its flush is applied, every other subscriber drops it with the batch.
     pub wal: Option<Arc<WalPin>>,
+    /// Recorded while the charge point was offline ([`crate::sample::Readings::offline`]):
+    /// stored and rolled up like any other, but the live alert rules skip them.
+    pub recorded_offline: bool,
 }
 
 /// A [`SessionEvent`] of one charge point, with when the server saw it.

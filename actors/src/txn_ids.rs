@@ -7,6 +7,7 @@ use crate::redis_pool::Pool;
 use deadpool_redis::redis;
 use tokio::sync::Mutex;
 
+use crate::id::ChargePointId;
 use crate::store::keys;
 
 /// How many ids one Redis round trip reserves. Unused ids of a block are skipped after a
@@ -22,7 +23,8 @@ pub struct TransactionIds {
     block: Arc<Mutex<(i64, i64)>>,
 }
 
-/// Why no id could be had: Redis was unreachable and the reserved block was used up.
+/// Why no id could be had: Redis was unreachable and the reserved block was used up (or, for a
+/// charge point's own transaction id, the map could not be read).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot reserve transaction ids in Redis: {0}")]
 pub struct AllocationError(String);
@@ -34,6 +36,37 @@ impl TransactionIds {
             pool,
             block: Arc::new(Mutex::new((0, 0))),
         }
+    }
+
+    /// The integer id a charge point's own transaction id (OCPP 2.0.1) was mapped onto, with
+    /// the record's `meter_start` when it has one; `None` when the charge point never named it
+    /// before. One round trip for the map, one more for the record when mapped.
+    pub async fn station_transaction(
+        &self,
+        charge_point: &ChargePointId,
+        station_id: &str,
+    ) -> Result<Option<(i32, Option<i64>)>, AllocationError> {
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| AllocationError(e.to_string()))?;
+        let mapped: Option<i32> = redis::cmd("HGET")
+            .arg(keys::station_transactions(charge_point.as_str()))
+            .arg(station_id)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| AllocationError(e.to_string()))?;
+        let Some(id) = mapped else {
+            return Ok(None);
+        };
+        let meter_start: Option<i64> = redis::cmd("HGET")
+            .arg(keys::transaction(id))
+            .arg("meter_start")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| AllocationError(e.to_string()))?;
+        Ok(Some((id, meter_start)))
     }
 
     /// The next unique id.

@@ -882,8 +882,10 @@ fn add_op(pipe: &mut Pipeline, cp: &str, op: &StoreOp) -> u64 {
             id_tag,
             meter_start,
             timestamp,
+            station_transaction_id,
         } => {
-            pipe.cmd("HSET")
+            let mut record = redis::cmd("HSET");
+            record
                 .arg(keys::transaction(*transaction_id))
                 .arg("charge_point_id")
                 .arg(cp)
@@ -894,8 +896,20 @@ fn add_op(pipe: &mut Pipeline, cp: &str, op: &StoreOp) -> u64 {
                 .arg("meter_start")
                 .arg(meter_start)
                 .arg("start_time")
-                .arg(timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-                .ignore();
+                .arg(timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            let mut commands = 4;
+            if let Some(station_id) = station_transaction_id {
+                record.arg("station_transaction_id").arg(station_id);
+                // The charge point's id -> integer id map, in its own slot: a retried or late
+                // event on any instance finds the same integer id.
+                pipe.cmd("HSET")
+                    .arg(keys::station_transactions(cp))
+                    .arg(station_id)
+                    .arg(transaction_id)
+                    .ignore();
+                commands += 1;
+            }
+            pipe.add_command(record).ignore();
             pipe.cmd("ZADD")
                 .arg(keys::transactions(cp))
                 .arg(timestamp.timestamp_millis())
@@ -913,7 +927,7 @@ fn add_op(pipe: &mut Pipeline, cp: &str, op: &StoreOp) -> u64 {
                 .arg(timestamp.timestamp_millis())
                 .arg(transaction_id)
                 .ignore();
-            4
+            commands
         }
         StoreOp::TransactionStopped {
             transaction_id,

@@ -201,6 +201,9 @@ pub struct Transaction {
     pub state: String,
     /// `meter_stop - meter_start` once stopped, else null.
     pub energy_wh: Option<i64>,
+    /// The charge point's own id of the transaction (OCPP 2.0.1 `transactionId`); present only
+    /// on transactions a 2.0.1 charge point started.
+    pub station_transaction_id: Option<String>,
 }
 
 /// `GET /api/v1/charge-points/{id}/transactions`.

@@ -143,7 +143,7 @@ pub(super) fn document(id: i32, record: &TransactionRecord) -> Value {
         (Some(start), Some(stop)) => json!(stop - start),
         _ => Value::Null,
     };
-    json!({
+    let mut document = json!({
         "transaction_id": id,
         "charge_point_id": text("charge_point_id"),
         "connector_id": number("connector_id"),
@@ -156,7 +156,13 @@ pub(super) fn document(id: i32, record: &TransactionRecord) -> Value {
         "stop_reason": text("stop_reason"),
         "state": if is_stopped(record) { "stopped" } else { "active" },
         "energy_wh": energy_wh,
-    })
+    });
+    // Only on transactions a charge point named itself (OCPP 2.0.1), so 1.6 documents keep
+    // exactly their fields.
+    if let (Some(station_id), Some(fields)) = (text("station_transaction_id"), document.as_object_mut()) {
+        fields.insert("station_transaction_id".into(), Value::String(station_id));
+    }
+    document
 }
 
 /// Whether StopTransaction has been stored: the one test of `state`, shared by the document

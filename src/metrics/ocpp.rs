@@ -6,7 +6,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
-use crate::ocpp::{ErrorCode, FrameError, PayloadError};
+use crate::ocpp::{ErrorCode, PayloadError};
 
 /// The `result` label of an answered CALL.
 pub const CALL_RESULT: &str = "CALLRESULT";
@@ -51,17 +51,19 @@ impl OcppMessages {
         self.record(action, result);
     }
 
-    /// Counts a CALL refused before it reached the actor (schema, unknown action).
-    pub fn record_refused(&self, action: &str, error: &PayloadError) {
+    /// Counts a CALL refused before it reached the actor (schema, unknown action), answered
+    /// with `code` as the session's OCPP version spells it (a closed set per version, so the
+    /// label set stays bounded).
+    pub fn record_refused(&self, action: &str, code: &str, error: &PayloadError) {
         let action = match error {
             PayloadError::UnknownAction { .. } => UNKNOWN,
             _ => action,
         };
-        self.record(action, error.code().as_str());
+        self.record(action, code);
     }
 
-    /// Counts a message that was not a well-formed OCPP-J frame.
-    pub fn record_malformed(&self, error: &FrameError) {
-        self.record(MALFORMED, error.code().as_str());
+    /// Counts a message that was not a well-formed OCPP-J frame, answered with `code`.
+    pub fn record_malformed(&self, code: &str) {
+        self.record(MALFORMED, code);
     }
 }

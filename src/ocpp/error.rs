@@ -92,7 +92,7 @@ pub enum FrameError {
         detail: String,
     },
     /// Well-formed JSON that is not an OCPP-J frame (not an array, wrong element count or
-    /// types, unknown MessageTypeId).
+    /// types).
     #[error("not an OCPP-J frame: {detail}")]
     NotAFrame {
         /// Recovered uniqueId, or `"-1"`.
@@ -100,15 +100,25 @@ pub enum FrameError {
         /// Which rule the message broke.
         detail: String,
     },
+    /// A frame whose MessageTypeId is an integer but not one of CALL, CALLRESULT, CALLERROR.
+    /// Kept apart from [`FrameError::NotAFrame`] because OCPP-J 2.0.1 answers it with its own
+    /// code (`MessageTypeNotSupported`); 1.6 renders it exactly as before.
+    #[error("not an OCPP-J frame: unknown MessageTypeId {type_id}")]
+    UnknownMessageType {
+        /// Recovered uniqueId, or `"-1"`.
+        unique_id: String,
+        /// The MessageTypeId received.
+        type_id: u8,
+    },
 }
 
 impl FrameError {
     /// The uniqueId to answer with.
     pub fn unique_id(&self) -> &str {
         match self {
-            FrameError::Malformed { unique_id, .. } | FrameError::NotAFrame { unique_id, .. } => {
-                unique_id
-            }
+            FrameError::Malformed { unique_id, .. }
+            | FrameError::NotAFrame { unique_id, .. }
+            | FrameError::UnknownMessageType { unique_id, .. } => unique_id,
         }
     }
 
@@ -116,7 +126,9 @@ impl FrameError {
     pub fn code(&self) -> ErrorCode {
         match self {
             FrameError::Malformed { .. } => ErrorCode::FormationViolation,
-            FrameError::NotAFrame { .. } => ErrorCode::ProtocolError,
+            FrameError::NotAFrame { .. } | FrameError::UnknownMessageType { .. } => {
+                ErrorCode::ProtocolError
+            }
         }
     }
 

@@ -86,7 +86,10 @@ pub fn decode_frame(text: &str) -> Result<Frame<'_>, FrameError> {
         return Err(not_a_frame("MessageTypeId must be 2, 3 or 4".to_owned()));
     };
     if !(CALL..=CALL_ERROR).contains(&type_id) {
-        return Err(not_a_frame(format!("unknown MessageTypeId {type_id}")));
+        return Err(FrameError::UnknownMessageType {
+            unique_id: recovered(),
+            type_id,
+        });
     }
     let Some(id) = unique_id.clone() else {
         return Err(not_a_frame("UniqueId must be a string".to_owned()));
@@ -196,8 +199,14 @@ pub fn encode_call_result(unique_id: &str, payload: &impl Serialize) -> String {
 
 /// `[4, uniqueId, errorCode, errorDescription, {}]`.
 pub fn encode_call_error(unique_id: &str, code: ErrorCode, description: &str) -> String {
+    encode_call_error_text(unique_id, code.as_str(), description)
+}
+
+/// [`encode_call_error`] with the code already spelled for the session's OCPP version (2.0.1
+/// spells some codes differently and has codes 1.6 lacks; see `protocol.rs`).
+pub fn encode_call_error_text(unique_id: &str, code: &str, description: &str) -> String {
     let details = serde_json::Map::new();
-    serde_json::to_string(&(CALL_ERROR, unique_id, code.as_str(), description, details))
+    serde_json::to_string(&(CALL_ERROR, unique_id, code, description, details))
         .unwrap_or_else(|_| format!("[4,\"{UNKNOWN_UNIQUE_ID}\",\"InternalError\",\"\",{{}}]"))
 }
 

@@ -1,15 +1,21 @@
-//! The OCPP-J 1.6 protocol edge: pure functions between WebSocket text and the protocol-agnostic
+//! The OCPP-J protocol edge: pure functions between WebSocket text and the protocol-agnostic
 //! [`Request`] / [`Reply`] of the charge point actor. No I/O happens here.
 //!
-//! The session loop calls [`decode_frame`] on every text message, [`decode_request`] on each
-//! CALL, and [`encode_reply`] (or [`encode_payload_error`] / [`encode_frame_error`]) for the
-//! answer. Real chargers deviate from the schemas in small ways; where a deviation loses no
+//! Two versions share the envelope ([`frame`]) and the meter value conversion (`readings`):
+//! OCPP 1.6 (this module's functions and [`v16`]) and OCPP 2.0.1 ([`v201`]). The session loop
+//! holds the [`Protocol`] negotiated at the upgrade and calls its codec methods:
+//! [`decode_frame`] on every text message, `decode_request` on each CALL, and `encode_reply`
+//! (or `encode_payload_error` / `encode_frame_error`) for the answer. The free functions below
+//! are the 1.6 codec. Real chargers deviate from the schemas in small ways; where a deviation loses no
 //! information it is accepted (see [`decode_request`]), otherwise the CALLERROR names the field.
 
 pub mod error;
 pub mod frame;
 pub mod outgoing;
+pub mod protocol;
+pub mod text;
 pub mod v16;
+pub mod v201;
 
 mod check;
 mod readings;
@@ -19,7 +25,11 @@ use actors::charge_point::{Reply, Request};
 use serde_json::value::RawValue;
 
 pub use error::{ErrorCode, FrameError, PayloadError};
-pub use frame::{decode_frame, encode_call, encode_call_error, encode_call_result, Frame};
+pub use frame::{
+    decode_frame, encode_call, encode_call_error, encode_call_error_text, encode_call_result,
+    Frame,
+};
+pub use protocol::Protocol;
 
 use v16::authorize::{AuthorizeConf, AuthorizeReq};
 use v16::boot_notification::{BootNotificationConf, BootNotificationReq};
@@ -160,6 +170,12 @@ pub fn encode_reply(unique_id: &str, reply: &Reply) -> String {
         }
         Reply::FirmwareStatus => encode_call_result(unique_id, &FirmwareStatusNotificationConf {}),
         Reply::Failed(message) => encode_call_error(unique_id, ErrorCode::InternalError, message),
+        // Answers to requests only the 2.0.1 codec makes; a 1.6 session never receives them.
+        Reply::StationTransaction { .. } | Reply::Noted => encode_call_error(
+            unique_id,
+            ErrorCode::InternalError,
+            "this reply has no OCPP 1.6 form",
+        ),
     }
 }
 

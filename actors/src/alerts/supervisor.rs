@@ -551,6 +551,13 @@ impl Handler<SampleBatch> for AlertSupervisor {
     type Result = ();
 
     fn handle(&mut self, batch: SampleBatch, ctx: &mut Self::Context) {
+        if batch.recorded_offline {
+            // Readings from while the charge point was offline describe the past: judged now,
+            // they would raise (or clear) alerts that are no longer true. Stored and shown,
+            // never checked.
+            self.stream.publish_checked(batch);
+            return;
+        }
         let now = Utc::now();
         let cp = batch.charge_point.clone();
         let (thresholds, _) = self.thresholds.for_charge_point(&cp);

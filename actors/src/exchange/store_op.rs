@@ -32,6 +32,12 @@ pub enum StoreOp {
         meter_start: i64,
         /// Start time.
         timestamp: DateTime<Utc>,
+        /// The charge point's own id of the transaction, when it names its transactions
+        /// (OCPP 2.0.1); stored on the record and in the charge point's id map. Absent from
+        /// older log records, and left out of new ones without it, so the log stays readable
+        /// both ways.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        station_transaction_id: Option<String>,
     },
     /// A transaction stopped.
     TransactionStopped {

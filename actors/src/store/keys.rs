@@ -96,6 +96,16 @@ pub fn transactions(charge_point: &str) -> String {
     format!("ocpp:{{{charge_point}}}:txns")
 }
 
+/// Hash mapping the ids a charge point gives its own transactions (OCPP 2.0.1 `transactionId`,
+/// a string) to the server-assigned integer ids the records use, e.g. `ocpp:{CP42}:station-txns`
+/// `{"a1b2-..." -> "4711"}`. Written with the transaction's start record; read when a
+/// session first meets a station id, so a retried, late or offline event on any instance maps
+/// onto the same record.
+pub fn station_transactions(charge_point: &str) -> String {
+    check_id(charge_point);
+    format!("ocpp:{{{charge_point}}}:station-txns")
+}
+
 /// Sorted set of every transaction id of the fleet scored by start time (unix ms), so that
 /// `GET /api/v1/transactions` pages the whole fleet by start time without visiting every charge
 /// point. One fleet-wide key, like [`ALERTS`]: in Redis Cluster it lives in one slot, which

@@ -569,6 +569,7 @@ mod tests {
             id_tag: "TAG".into(),
             meter_start: 0,
             timestamp: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            station_transaction_id: None,
         }
     }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::text::{Text, ValueText};
 use crate::ocpp::check;
 use crate::ocpp::error::PayloadError;
-use crate::ocpp::readings;
+use crate::ocpp::readings::{self, InputValue, MeterValueInput, SampledInput};
 
 /// MeterValues.req.
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +84,33 @@ pub struct SampledValue<'a> {
     /// Unit of the value; default depends on the measurand.
     #[serde(borrow, default)]
     pub unit: Option<Text<'a>>,
+}
+
+impl MeterValueInput for MeterValue<'_> {
+    fn timestamp(&self) -> &str {
+        self.timestamp.as_str()
+    }
+
+    fn len(&self) -> usize {
+        self.sampled_value.len()
+    }
+
+    fn sampled(&self, j: usize) -> SampledInput<'_> {
+        let sv = &self.sampled_value[j];
+        SampledInput {
+            value: match &sv.value {
+                ValueText::Text(text) => InputValue::Text(text),
+                ValueText::Number(n) => InputValue::Number(*n),
+            },
+            measurand: sv.measurand.as_ref().map(Text::as_str),
+            phase: sv.phase.as_ref().map(Text::as_str),
+            location: sv.location.as_ref().map(Text::as_str),
+            context: sv.context.as_ref().map(Text::as_str),
+            unit: sv.unit.as_ref().map(Text::as_str),
+            multiplier: 0,
+            format: sv.format.as_ref().map(Text::as_str),
+        }
+    }
 }
 
 /// MeterValues.conf: empty.

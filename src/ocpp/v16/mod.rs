@@ -15,5 +15,6 @@ pub mod meter_values;
 pub mod start_transaction;
 pub mod status_notification;
 pub mod stop_transaction;
-pub mod text;
+/// The borrowing string types, shared by both codecs (kept reachable under their 1.6 path).
+pub use super::text;
 pub mod trigger_message;
