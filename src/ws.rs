@@ -43,7 +43,8 @@ use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use actors::charge_point::{
-    CallAnswered, ChargePointActor, Close, CloseReason, Disconnected, Services, SessionCommand,
+    CallAnswered, ChargePointActor, Close, CloseReason, Disconnected, Request, Services,
+    SessionCommand,
 };
 use actors::fleet::Fleet;
 use actors::id::ChargePointId;
@@ -302,7 +303,9 @@ async fn upgrade(
             log::warn!("{id}: refused: it offered only unsupported subprotocols ({offers}).");
             return Ok(error_response(
                 actix_web::http::StatusCode::BAD_REQUEST,
-                format!("unsupported WebSocket subprotocol(s) {offers}; this server speaks {speaks}"),
+                format!(
+                    "unsupported WebSocket subprotocol(s) {offers}; this server speaks {speaks}"
+                ),
             ));
         }
     };
@@ -325,7 +328,8 @@ async fn upgrade(
     // inbound bytes go to this module's reader, which decodes one frame at a time. actix-ws is
     // handed an empty payload for the reading side it would otherwise own.
     let unused = web::Payload::extract(&req).await?;
-    let (response, session, _) = actix_ws::handle_with_protocols(&req, unused, &[protocol.subprotocol()])?;
+    let (response, session, _) =
+        actix_ws::handle_with_protocols(&req, unused, &[protocol.subprotocol()])?;
     let reader = MessageReader::new(body, state.settings.max_frame_bytes);
 
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
@@ -555,11 +559,7 @@ async fn run_session(
                 }
                 Some(Inbound::NotUtf8) => {
                     // OCPP-J uses text frames; UTF-8 sent as binary is accepted, the rest refused.
-                    let reply = protocol.encode_call_error(
-                        "-1",
-                        ErrorCode::FormationViolation,
-                        "binary frame is not UTF-8 JSON",
-                    );
+                    let reply = protocol.encode_unreadable("binary frame is not UTF-8 JSON");
                     answering = Some(Box::pin(std::future::ready(Some(reply))));
                 }
             }
@@ -625,6 +625,13 @@ async fn run_session(
                     break Ending::Close(CloseCode::Away, "server shutting down");
                 }
                 Some(SessionCommand::Call { unique_id, call }) => {
+                    if let Some(result) = protocol.answer_without_call(&call) {
+                        // Nothing the charge point's version could be asked (a 1.6 key that
+                        // reaches no 2.0.1 variable): answered here, nothing goes on the wire.
+                        log::debug!("{id}: {} {unique_id} answered without a call.", call.action());
+                        actor.do_send(CallAnswered { unique_id, result });
+                        continue;
+                    }
                     let frame = protocol.encode_server_call(&unique_id, &call);
                     log::debug!("{id}: sending {} as {unique_id}.", call.action());
                     outstanding = Some((unique_id, call));
@@ -703,21 +710,26 @@ async fn answer(
             action,
             payload,
         }) => match protocol.decode_request(&action, payload) {
-            Ok(request) => match actor.send(request).await {
-                Ok(reply) => {
-                    messages.record_reply(&action, &reply);
-                    Some(protocol.encode_reply(&unique_id, &action, &reply))
+            Ok(mut request) => {
+                if let Request::Boot(boot) = &mut request {
+                    boot.ocpp_version = Some(protocol.subprotocol().to_owned());
                 }
-                Err(e) => {
-                    log::error!("{id}: the charge point actor is gone ({e}).");
-                    messages.record(&action, ErrorCode::InternalError.as_str());
-                    Some(protocol.encode_call_error(
-                        &unique_id,
-                        ErrorCode::InternalError,
-                        "the server could not handle the request",
-                    ))
+                match actor.send(request).await {
+                    Ok(reply) => {
+                        messages.record_reply(&action, &reply);
+                        Some(protocol.encode_reply(&unique_id, &action, &reply))
+                    }
+                    Err(e) => {
+                        log::error!("{id}: the charge point actor is gone ({e}).");
+                        messages.record(&action, ErrorCode::InternalError.as_str());
+                        Some(protocol.encode_call_error(
+                            &unique_id,
+                            ErrorCode::InternalError,
+                            "the server could not handle the request",
+                        ))
+                    }
                 }
-            },
+            }
             Err(error) => {
                 log::warn!("{id}: {action} refused: {error}.");
                 messages.record_refused(&action, protocol.error_code(error.code()), &error);

@@ -321,6 +321,9 @@ async fn a_2_0_1_session_reads_back_like_the_same_session_over_1_6() {
     assert_eq!(doc["firmware_version"], "1.2.3");
     assert_eq!(doc["connectors"][0]["connector_id"], 1);
     assert_eq!(doc["connectors"][0]["status"], "Occupied");
+    assert_eq!(doc["ocpp_version"], V201);
+    let (_, doc16) = get(&server, "/api/v1/charge-points/CP-16").await;
+    assert_eq!(doc16["ocpp_version"], "ocpp1.6");
     server.shutdown().await;
 }
 
@@ -357,7 +360,9 @@ async fn the_first_enabled_offer_is_chosen() {
     config.ocpp.protocols = vec!["ocpp1.6".into()];
     let server = start_server(config).await;
     let url = format!("ws://{}/ocpp/CP-NEG", server.ws_addr);
-    let cp = connect_with(&url, Some("ocpp2.0.1, ocpp1.6")).await.unwrap();
+    let cp = connect_with(&url, Some("ocpp2.0.1, ocpp1.6"))
+        .await
+        .unwrap();
     assert_eq!(cp.protocol.as_deref(), Some("ocpp1.6"));
     assert_eq!(connect_with(&url, Some(V201)).await.err(), Some(400));
     drop(cp);
@@ -367,9 +372,15 @@ async fn the_first_enabled_offer_is_chosen() {
     config.ocpp.protocols = vec![V201.into()];
     let server = start_server(config).await;
     let url = format!("ws://{}/ocpp/CP-NEG", server.ws_addr);
-    assert_eq!(connect_with(&url, None).await.err(), Some(400), "no offer means 1.6");
+    assert_eq!(
+        connect_with(&url, None).await.err(),
+        Some(400),
+        "no offer means 1.6"
+    );
     assert_eq!(connect_with(&url, Some("ocpp1.6")).await.err(), Some(400));
-    let cp = connect_with(&url, Some("ocpp1.6, ocpp2.0.1")).await.unwrap();
+    let cp = connect_with(&url, Some("ocpp1.6, ocpp2.0.1"))
+        .await
+        .unwrap();
     assert_eq!(cp.protocol.as_deref(), Some(V201));
     drop(cp);
     server.shutdown().await;
@@ -395,11 +406,42 @@ async fn malformed_2_0_1_frames_get_2_0_1_error_codes() {
     let redis = RedisServer::start();
     let server = start_server(test_config(&redis)).await;
     let mut cp = connect_201(&server, "CP-BAD").await;
-    expect_error(&mut cp, r#"[2,"b1","Heartbeat",{"#, "b1", "RpcFrameworkError").await;
+    expect_error(
+        &mut cp,
+        r#"[2,"b1","Heartbeat",{"#,
+        "b1",
+        "RpcFrameworkError",
+    )
+    .await;
     expect_error(&mut cp, r#"{"not":"an array"}"#, "-1", "RpcFrameworkError").await;
-    expect_error(&mut cp, r#"[2,17,"Heartbeat",{}]"#, "-1", "RpcFrameworkError").await;
-    expect_error(&mut cp, r#"[7,"b2","Heartbeat",{}]"#, "b2", "MessageTypeNotSupported").await;
-    expect_error(&mut cp, r#"[2,"b3","Heartbeat",[]]"#, "b3", "FormatViolation").await;
+    expect_error(
+        &mut cp,
+        r#"[2,17,"Heartbeat",{}]"#,
+        "-1",
+        "RpcFrameworkError",
+    )
+    .await;
+    expect_error(
+        &mut cp,
+        r#"[7,"b2","Heartbeat",{}]"#,
+        "b2",
+        "MessageTypeNotSupported",
+    )
+    .await;
+    cp.send_message(tokio_tungstenite::tungstenite::Message::binary(vec![
+        0xff, 0xfe, 0x5b,
+    ]))
+    .await;
+    let answer = cp.recv().await;
+    assert_eq!(answer[2], "RpcFrameworkError", "{answer}");
+    assert_eq!(answer[1], "-1", "{answer}");
+    expect_error(
+        &mut cp,
+        r#"[2,"b3","Heartbeat",[]]"#,
+        "b3",
+        "FormatViolation",
+    )
+    .await;
     let description = expect_error(
         &mut cp,
         r#"[2,"b4","StatusNotification",{"timestamp":"2024-05-01T10:00:00Z","connectorStatus":"Available","evseId":1}]"#,
@@ -424,9 +466,21 @@ async fn malformed_2_0_1_frames_get_2_0_1_error_codes() {
     )
     .await;
     assert!(description.starts_with("eventType"), "{description}");
-    expect_error(&mut cp, r#"[2,"b7","NotifyReport",{}]"#, "b7", "NotImplemented").await;
+    expect_error(
+        &mut cp,
+        r#"[2,"b7","NotifyReport",{}]"#,
+        "b7",
+        "NotImplemented",
+    )
+    .await;
     expect_error(&mut cp, r#"[2,"b8","Reset",{}]"#, "b8", "NotSupported").await;
-    expect_error(&mut cp, r#"[2,"b9","StartTransaction",{}]"#, "b9", "NotImplemented").await;
+    expect_error(
+        &mut cp,
+        r#"[2,"b9","StartTransaction",{}]"#,
+        "b9",
+        "NotImplemented",
+    )
+    .await;
     // The refusals are counted under the 2.0.1 spelling.
     let (_, _) = get(&server, "/health").await;
     let metrics = awc::Client::default()
@@ -505,7 +559,10 @@ async fn offline_events_are_stored_but_raise_no_live_alert() {
     .await;
     assert_eq!(stored.len(), 3, "{stored:?}");
     assert_eq!(stored[0]["value"], 70000.0);
-    assert_eq!(stored[0]["timestamp"].as_str().unwrap()[..19], hours_ago[..19]);
+    assert_eq!(
+        stored[0]["timestamp"].as_str().unwrap()[..19],
+        hours_ago[..19]
+    );
     server.shutdown().await;
 }
 
@@ -546,7 +603,11 @@ async fn retried_events_store_nothing_twice_and_the_mapping_survives_a_restart()
         .await
     );
     let list = transactions(&server, "CP-RETRY").await;
-    assert_eq!(list.len(), 1, "a retried Started opens nothing new: {list:?}");
+    assert_eq!(
+        list.len(),
+        1,
+        "a retried Started opens nothing new: {list:?}"
+    );
     let id = list[0]["transaction_id"].clone();
     assert_eq!(list[0]["meter_start"], 500);
     assert_eq!(list[0]["connector_id"], 2);
@@ -603,10 +664,16 @@ async fn retried_events_store_nothing_twice_and_the_mapping_survives_a_restart()
         .await
     );
     let list = transactions(&server, "CP-RETRY").await;
-    let implicit = list.iter().find(|t| t["station_transaction_id"] == "R-2").unwrap();
+    let implicit = list
+        .iter()
+        .find(|t| t["station_transaction_id"] == "R-2")
+        .unwrap();
     assert_eq!(implicit["state"], "active");
     assert_eq!(implicit["meter_start"], 42);
     assert_eq!(implicit["id_tag"], "");
+    // No token, so no idTag index entry (an empty tag would make the key `ocpp:id-tag::txns`).
+    assert_eq!(redis.cli(&["EXISTS", "ocpp:id-tag::txns"]).trim(), "0");
+    assert!(redis.cli(&["ZCARD", "ocpp:txns"]).trim().parse::<u64>().unwrap() >= 2);
     server.shutdown().await;
 }
 
@@ -717,5 +784,61 @@ async fn a_mixed_fleet_stores_every_answered_reading() {
         let expected: Vec<f64> = (0..READINGS).map(|i| (1000 + i) as f64).collect();
         assert_eq!(registers, expected, "{id}");
     }
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn every_other_station_message_is_answered_over_the_socket() {
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let at = clock();
+    let mut cp = connect_201(&server, "CP-MSG").await;
+    boot_201(&mut cp).await;
+    let answered = [
+        (
+            "MeterValues",
+            json!({"evseId": 0, "meterValue": [{"timestamp": at(0), "sampledValue": [
+                {"value": 12.5, "measurand": "Energy.Active.Net", "unitOfMeasure": {"unit": "kWh", "multiplier": -1}},
+                {"value": 49.98, "measurand": "Frequency"}]}]}),
+        ),
+        (
+            "NotifyEvent",
+            json!({"generatedAt": at(1), "seqNo": 0, "eventData": [{"eventId": 1, "timestamp": at(1),
+                "trigger": "Alerting", "actualValue": "true", "eventNotificationType": "HardWiredMonitor",
+                "component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Problem"}}]}),
+        ),
+        (
+            "SecurityEventNotification",
+            json!({"type": "FirmwareUpdated", "timestamp": at(2)}),
+        ),
+        (
+            "FirmwareStatusNotification",
+            json!({"status": "Installed", "requestId": 1}),
+        ),
+        ("LogStatusNotification", json!({"status": "Uploading"})),
+    ];
+    for (action, payload) in answered {
+        assert_eq!(
+            call_201(&mut cp, action, payload).await,
+            json!({}),
+            "{action}"
+        );
+    }
+    let data = call_201(
+        &mut cp,
+        "DataTransfer",
+        json!({"vendorId": "com.example", "data": [1, {"a": null}]}),
+    )
+    .await;
+    assert_eq!(data["status"], "UnknownVendorId");
+    // The station's main meter (EVSE 0) is stored as connector 0, multiplier applied.
+    let stored = samples(&server, "CP-MSG", &at(-60), &at(60)).await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    let of = |m: &str| stored.iter().find(|s| s["measurand"] == m).unwrap().clone();
+    let net = of("Energy.Active.Net");
+    assert_eq!(net["connector_id"], 0);
+    assert_eq!(net["value"], 1250.0);
+    assert_eq!(net["unit"], "Wh");
+    assert_eq!(of("Frequency")["unit"], "Hz");
     server.shutdown().await;
 }

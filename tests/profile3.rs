@@ -421,3 +421,47 @@ async fn the_admin_listener_asks_for_no_certificate_and_passwords_still_count() 
     drop(cp);
     server.shutdown().await;
 }
+
+/// Security profile 3 does not depend on the OCPP version: a 2.0.1 station with its own
+/// certificate is let in and speaks 2.0.1; one presenting another station's is refused with
+/// 403 before the upgrade, exactly as a 1.6 one.
+#[actix_web::test]
+async fn a_2_0_1_station_is_checked_like_a_1_6_one() {
+    let redis = RedisServer::start();
+    let pki = Pki::new();
+    let mut config = pki.config(&redis);
+    config.ocpp.unknown_charge_points = UnknownChargePoints::Reject;
+    let server = start_server(config).await;
+    let offering_201 = |id: &str| {
+        let mut request = upgrade_request(&server, id, None);
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("ocpp2.0.1"),
+        );
+        request
+    };
+
+    let tls = pki.tls(Some(pki.client("CP-201")));
+    let mut cp = connect_request(offering_201("CP-201"), Some(Connector::Rustls(tls)))
+        .await
+        .unwrap_or_else(|r| panic!("upgrade refused with {}", r.status()));
+    assert_eq!(cp.protocol.as_deref(), Some("ocpp2.0.1"));
+    let boot = cp
+        .call_frame(
+            "BootNotification",
+            serde_json::json!({"reason": "PowerUp", "chargingStation": {"vendorName": "V", "model": "M"}}),
+        )
+        .await;
+    assert_eq!(boot[0], 3, "{boot}");
+    assert_eq!(boot[2]["status"], "Accepted", "{boot}");
+    drop(cp);
+
+    let tls = pki.tls(Some(pki.client("CP-OTHER")));
+    let refused = connect_request(offering_201("CP-201"), Some(Connector::Rustls(tls)))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(refused.status().as_u16(), 403);
+    assert_eq!(refusals(&pki, &server, "cn_mismatch").await, 1);
+    server.shutdown().await;
+}

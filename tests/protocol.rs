@@ -449,7 +449,11 @@ async fn the_id_tag_allow_list_is_enforced() {
 #[actix_web::test]
 async fn the_handshake_checks_subprotocol_and_id() {
     let redis = RedisServer::start();
-    let server = start_server(test_config(&redis)).await;
+    // A server held to 1.6 (`ocpp.protocols`): the handshake as it was before 2.0.1; the
+    // negotiation between both versions is tests/ocpp201.rs.
+    let mut config = test_config(&redis);
+    config.ocpp.protocols = vec!["ocpp1.6".into()];
+    let server = start_server(config).await;
     let base = format!("ws://{}", server.ws_addr);
 
     let cp = ChargePoint::connect(&server, "CP-HS").await;

@@ -848,10 +848,7 @@ impl ChargePointActor {
     /// (this session's map, then Redis, else a new one from [`TransactionIds`]), then applies
     /// the event. The mapping lookup is the only Redis round trip, and only at first sight.
     fn station_transaction(&mut self, event: StationTransaction) -> ResponseActFuture<Self, Reply> {
-        if let Some(&id) = self
-            .station_transactions
-            .get(&event.station_transaction_id)
-        {
+        if let Some(&id) = self.station_transactions.get(&event.station_transaction_id) {
             let answer = self.apply_station_event(id, StationIdSource::Known(None), event);
             return match answer {
                 Answer::Now(reply) => Box::pin(actix::fut::ready(reply)),
@@ -910,8 +907,6 @@ impl ChargePointActor {
             stopped_reason,
             mut readings,
         } = event;
-        self.station_transactions
-            .insert(station_transaction_id.clone(), transaction_id);
         let open = self.open_transactions.get(&transaction_id).cloned();
         let connector_id = connector_id
             .or(open.as_ref().map(|o| o.connector_id))
@@ -973,8 +968,12 @@ impl ChargePointActor {
         let has_readings = !readings.samples.is_empty();
         let durable = match self.ingest(readings, ops) {
             Ok(durable) => durable,
+            // Nothing was taken, the start record included: the station's retry must find the
+            // id unmapped again (an assigned id is simply skipped).
             Err(error) => return Answer::Now(Reply::Failed(error)),
         };
+        self.station_transactions
+            .insert(station_transaction_id.clone(), transaction_id);
         if has_readings {
             self.stats.record_meter_values(Utc::now());
         }

@@ -838,6 +838,7 @@ fn add_op(pipe: &mut Pipeline, cp: &str, op: &StoreOp) -> u64 {
                 ("imsi", &boot.imsi),
                 ("meter_type", &boot.meter_type),
                 ("meter_serial_number", &boot.meter_serial_number),
+                ("ocpp_version", &boot.ocpp_version),
             ];
             for (field, value) in optional {
                 if let Some(value) = value {
@@ -922,11 +923,17 @@ fn add_op(pipe: &mut Pipeline, cp: &str, op: &StoreOp) -> u64 {
                 .arg(timestamp.timestamp_millis())
                 .arg(transaction_id)
                 .ignore();
-            pipe.cmd("ZADD")
-                .arg(keys::id_tag_transactions(id_tag))
-                .arg(timestamp.timestamp_millis())
-                .arg(transaction_id)
-                .ignore();
+            // A transaction started without a token (OCPP 2.0.1 allows it) has no idTag to
+            // list it under.
+            if id_tag.is_empty() {
+                commands -= 1;
+            } else {
+                pipe.cmd("ZADD")
+                    .arg(keys::id_tag_transactions(id_tag))
+                    .arg(timestamp.timestamp_millis())
+                    .arg(transaction_id)
+                    .ignore();
+            }
             commands
         }
         StoreOp::TransactionStopped {

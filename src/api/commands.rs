@@ -4,6 +4,11 @@
 //! when it is not connected, 504 when it does not answer in `ocpp.call_timeout_secs`, and 502
 //! when it answers with a CALLERROR (`error_code`) or with something the schema forbids. A
 //! charge point held by another instance is called through that instance (`actors::fleet`).
+//!
+//! The routes speak OCPP 1.6 (TriggerMessage, GetConfiguration, ChangeConfiguration, 1.6
+//! configuration keys) to every charge point; a 2.0.1 station's session sends them as
+//! TriggerMessage, GetVariables and SetVariables and answers in the same 1.6 form
+//! (`ocpp::v201::outgoing`, docs/ocpp201-calls.md).
 
 use std::sync::Arc;
 
@@ -185,7 +190,7 @@ struct TriggerBody {
     connector_id: Option<u32>,
 }
 
-#[utoipa::path(post, path = "/charge-points/{id}/trigger", tag = "commands", params(("id" = String, Path, description = "Charge point id")), request_body = TriggerBody, responses((status = 200, description = "The charge point's TriggerMessage status", body = StatusBody), (status = 400, description = "Bad id or body, named in `error`", body = super::schemas::ErrorBody), (status = 409, description = "The charge point is not connected", body = super::schemas::ErrorBody), (status = 502, description = "The charge point answered with a CALLERROR (`error_code`) or an answer the OCPP 1.6 schema forbids", body = CallErrorBody), (status = 503, description = "Too many calls already wait for this charge point", body = super::schemas::ErrorBody), (status = 504, description = "No answer within `ocpp.call_timeout_secs`", body = super::schemas::ErrorBody)))]
+#[utoipa::path(post, path = "/charge-points/{id}/trigger", tag = "commands", params(("id" = String, Path, description = "Charge point id")), request_body = TriggerBody, responses((status = 200, description = "The charge point's TriggerMessage status", body = StatusBody), (status = 400, description = "Bad id or body, named in `error`", body = super::schemas::ErrorBody), (status = 409, description = "The charge point is not connected", body = super::schemas::ErrorBody), (status = 502, description = "The charge point answered with a CALLERROR (`error_code`) or an answer the schema of its OCPP version (1.6 or 2.0.1) forbids", body = CallErrorBody), (status = 503, description = "Too many calls already wait for this charge point", body = super::schemas::ErrorBody), (status = 504, description = "No answer within `ocpp.call_timeout_secs`", body = super::schemas::ErrorBody)))]
 async fn trigger(
     state: web::Data<ApiState>,
     path: web::Path<String>,
@@ -211,11 +216,12 @@ async fn trigger(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 struct KeysQuery {
-    /// Comma-separated keys; absent: every key.
+    /// Comma-separated keys; absent: every key (on a 2.0.1 station: every variable of the
+    /// mapping table, docs/ocpp201-calls.md).
     key: Option<String>,
 }
 
-#[utoipa::path(get, path = "/charge-points/{id}/configuration", tag = "commands", params(("id" = String, Path, description = "Charge point id"), KeysQuery), responses((status = 200, description = "The charge point's GetConfiguration answer", body = ConfigurationBody), (status = 400, description = "Bad id or body, named in `error`", body = super::schemas::ErrorBody), (status = 409, description = "The charge point is not connected", body = super::schemas::ErrorBody), (status = 502, description = "The charge point answered with a CALLERROR (`error_code`) or an answer the OCPP 1.6 schema forbids", body = CallErrorBody), (status = 503, description = "Too many calls already wait for this charge point", body = super::schemas::ErrorBody), (status = 504, description = "No answer within `ocpp.call_timeout_secs`", body = super::schemas::ErrorBody)))]
+#[utoipa::path(get, path = "/charge-points/{id}/configuration", tag = "commands", params(("id" = String, Path, description = "Charge point id"), KeysQuery), responses((status = 200, description = "The charge point's GetConfiguration answer", body = ConfigurationBody), (status = 400, description = "Bad id or body, named in `error`", body = super::schemas::ErrorBody), (status = 409, description = "The charge point is not connected", body = super::schemas::ErrorBody), (status = 502, description = "The charge point answered with a CALLERROR (`error_code`) or an answer the schema of its OCPP version (1.6 or 2.0.1) forbids", body = CallErrorBody), (status = 503, description = "Too many calls already wait for this charge point", body = super::schemas::ErrorBody), (status = 504, description = "No answer within `ocpp.call_timeout_secs`", body = super::schemas::ErrorBody)))]
 async fn get_configuration(
     state: web::Data<ApiState>,
     path: web::Path<String>,
@@ -249,13 +255,14 @@ async fn get_configuration(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangeBody {
-    /// The configuration key (1 to 50 characters).
+    /// The configuration key (1 to 50 characters); on a 2.0.1 station a 1.6 key of the
+    /// mapping table or `Component.Variable` (docs/ocpp201-calls.md).
     key: String,
     /// Its new value (at most 500 characters).
     value: String,
 }
 
-#[utoipa::path(put, path = "/charge-points/{id}/configuration", tag = "commands", params(("id" = String, Path, description = "Charge point id")), request_body = ChangeBody, responses((status = 200, description = "The charge point's ChangeConfiguration status", body = StatusBody), (status = 400, description = "Bad id or body, named in `error`", body = super::schemas::ErrorBody), (status = 409, description = "The charge point is not connected", body = super::schemas::ErrorBody), (status = 502, description = "The charge point answered with a CALLERROR (`error_code`) or an answer the OCPP 1.6 schema forbids", body = CallErrorBody), (status = 503, description = "Too many calls already wait for this charge point", body = super::schemas::ErrorBody), (status = 504, description = "No answer within `ocpp.call_timeout_secs`", body = super::schemas::ErrorBody)))]
+#[utoipa::path(put, path = "/charge-points/{id}/configuration", tag = "commands", params(("id" = String, Path, description = "Charge point id")), request_body = ChangeBody, responses((status = 200, description = "The charge point's ChangeConfiguration status", body = StatusBody), (status = 400, description = "Bad id or body, named in `error`", body = super::schemas::ErrorBody), (status = 409, description = "The charge point is not connected", body = super::schemas::ErrorBody), (status = 502, description = "The charge point answered with a CALLERROR (`error_code`) or an answer the schema of its OCPP version (1.6 or 2.0.1) forbids", body = CallErrorBody), (status = 503, description = "Too many calls already wait for this charge point", body = super::schemas::ErrorBody), (status = 504, description = "No answer within `ocpp.call_timeout_secs`", body = super::schemas::ErrorBody)))]
 async fn change_configuration(
     state: web::Data<ApiState>,
     path: web::Path<String>,

@@ -129,6 +129,7 @@ pub fn charge_point(
     let mut model = info("model");
     let mut firmware = info("firmware_version");
     let mut serial = info("serial_number");
+    let mut ocpp_version = info("ocpp_version");
     let mut last_seen = info("last_seen");
     if let Some(live) = live {
         if let Some(boot) = &live.boot {
@@ -136,6 +137,7 @@ pub fn charge_point(
             model = Some(boot.model.clone());
             firmware = boot.firmware_version.clone();
             serial = boot.serial_number.clone();
+            ocpp_version = boot.ocpp_version.clone();
         }
         last_seen = Some(time(live.last_seen));
         for status in &live.connectors {
@@ -158,6 +160,7 @@ pub fn charge_point(
         "model": model,
         "firmware_version": firmware,
         "serial_number": serial,
+        "ocpp_version": ocpp_version,
         "last_seen": last_seen,
         "connectors": connectors,
     })

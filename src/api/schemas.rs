@@ -72,6 +72,9 @@ pub struct ChargePoint {
     pub firmware_version: Option<String>,
     /// From BootNotification.
     pub serial_number: Option<String>,
+    /// The OCPP version of its last BootNotification (`ocpp1.6`, `ocpp2.0.1`); null before the
+    /// first boot (and for charge points last booted before versions were recorded).
+    pub ocpp_version: Option<String>,
     /// Last message or connection change (RFC 3339).
     pub last_seen: Option<String>,
     /// Connector states, by id.

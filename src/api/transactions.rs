@@ -159,7 +159,9 @@ pub(super) fn document(id: i32, record: &TransactionRecord) -> Value {
     });
     // Only on transactions a charge point named itself (OCPP 2.0.1), so 1.6 documents keep
     // exactly their fields.
-    if let (Some(station_id), Some(fields)) = (text("station_transaction_id"), document.as_object_mut()) {
+    if let (Some(station_id), Some(fields)) =
+        (text("station_transaction_id"), document.as_object_mut())
+    {
         fields.insert("station_transaction_id".into(), Value::String(station_id));
     }
     document

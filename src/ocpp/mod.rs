@@ -26,8 +26,7 @@ use serde_json::value::RawValue;
 
 pub use error::{ErrorCode, FrameError, PayloadError};
 pub use frame::{
-    decode_frame, encode_call, encode_call_error, encode_call_error_text, encode_call_result,
-    Frame,
+    decode_frame, encode_call, encode_call_error, encode_call_error_text, encode_call_result, Frame,
 };
 pub use protocol::Protocol;
 

@@ -52,7 +52,9 @@ impl Protocol {
     /// predate 2.0.1). `None` when nothing offered is enabled: the upgrade is refused.
     pub fn negotiate(offers: &[&str], enabled: &[Protocol]) -> Option<Protocol> {
         if offers.is_empty() {
-            return enabled.contains(&Protocol::Ocpp16).then_some(Protocol::Ocpp16);
+            return enabled
+                .contains(&Protocol::Ocpp16)
+                .then_some(Protocol::Ocpp16);
         }
         offers
             .iter()
@@ -92,9 +94,30 @@ impl Protocol {
         )
     }
 
+    /// The CALLERROR answering a message that cannot be read as text at all (a binary frame
+    /// that is not UTF-8): 1.6 FormationViolation, 2.0.1 RpcFrameworkError (no MessageId can be
+    /// read from it).
+    pub fn encode_unreadable(self, description: &str) -> String {
+        let code = match self {
+            Protocol::Ocpp16 => ErrorCode::FormationViolation.as_str(),
+            Protocol::Ocpp201 => RPC_FRAMEWORK_ERROR,
+        };
+        encode_call_error_text(super::frame::UNKNOWN_UNIQUE_ID, code, description)
+    }
+
     /// A CALLERROR with `code` spelled for this version.
     pub fn encode_call_error(self, unique_id: &str, code: ErrorCode, description: &str) -> String {
         encode_call_error_text(unique_id, self.error_code(code), description)
+    }
+
+    /// The answer to a server-initiated call that this version cannot put to the charge point
+    /// (a 1.6 configuration key with no 2.0.1 variable), given without sending anything; `None`
+    /// for every call that goes on the wire.
+    pub fn answer_without_call(self, call: &ServerCall) -> Option<CallResult> {
+        match self {
+            Protocol::Ocpp16 => None,
+            Protocol::Ocpp201 => super::v201::outgoing::answer_without_call(call),
+        }
     }
 
     /// The CALL frame of a server-initiated call.
@@ -140,7 +163,9 @@ impl Protocol {
     pub fn frame_error_code(self, err: &FrameError) -> &'static str {
         match (self, err) {
             (Protocol::Ocpp16, err) => err.code().as_str(),
-            (Protocol::Ocpp201, FrameError::UnknownMessageType { .. }) => MESSAGE_TYPE_NOT_SUPPORTED,
+            (Protocol::Ocpp201, FrameError::UnknownMessageType { .. }) => {
+                MESSAGE_TYPE_NOT_SUPPORTED
+            }
             (Protocol::Ocpp201, _) => RPC_FRAMEWORK_ERROR,
         }
     }
@@ -182,7 +207,10 @@ mod tests {
         assert_eq!(n(&["ocpp1.6", "ocpp2.0.1"], &both), Some(Protocol::Ocpp16));
         assert_eq!(n(&["ocpp2.0.1", "ocpp1.6"], &both), Some(Protocol::Ocpp201));
         assert_eq!(n(&["ocpp2.0", "ocpp2.0.1"], &both), Some(Protocol::Ocpp201));
-        assert_eq!(n(&["ocpp2.0.1", "ocpp1.6"], &only16), Some(Protocol::Ocpp16));
+        assert_eq!(
+            n(&["ocpp2.0.1", "ocpp1.6"], &only16),
+            Some(Protocol::Ocpp16)
+        );
         assert_eq!(n(&["ocpp2.0.1"], &only16), None);
         assert_eq!(n(&["ocpp1.5"], &both), None);
         assert_eq!(n(&[], &both), Some(Protocol::Ocpp16));
@@ -193,8 +221,14 @@ mod tests {
     fn codes_are_spelled_per_version() {
         let v16 = Protocol::Ocpp16;
         let v201 = Protocol::Ocpp201;
-        assert_eq!(v16.error_code(ErrorCode::FormationViolation), "FormationViolation");
-        assert_eq!(v201.error_code(ErrorCode::FormationViolation), "FormatViolation");
+        assert_eq!(
+            v16.error_code(ErrorCode::FormationViolation),
+            "FormationViolation"
+        );
+        assert_eq!(
+            v201.error_code(ErrorCode::FormationViolation),
+            "FormatViolation"
+        );
         assert_eq!(
             v16.error_code(ErrorCode::OccurenceConstraintViolation),
             "OccurenceConstraintViolation"
@@ -206,13 +240,19 @@ mod tests {
         assert_eq!(v201.error_code(ErrorCode::NotImplemented), "NotImplemented");
         let unknown_type = super::super::decode_frame(r#"[7,"u1","Heartbeat",{}]"#).unwrap_err();
         assert_eq!(v16.frame_error_code(&unknown_type), "ProtocolError");
-        assert_eq!(v201.frame_error_code(&unknown_type), "MessageTypeNotSupported");
+        assert_eq!(
+            v201.frame_error_code(&unknown_type),
+            "MessageTypeNotSupported"
+        );
         let broken = super::super::decode_frame(r#"[2,"u2","Heartbeat",{"#).unwrap_err();
         assert_eq!(v16.frame_error_code(&broken), "FormationViolation");
         assert_eq!(v201.frame_error_code(&broken), "RpcFrameworkError");
         let no_id = super::super::decode_frame(r#"[2,17,"Heartbeat",{}]"#).unwrap_err();
         assert_eq!(v201.frame_error_code(&no_id), "RpcFrameworkError");
         let text = v201.encode_frame_error(&unknown_type);
-        assert!(text.starts_with(r#"[4,"u1","MessageTypeNotSupported","#), "{text}");
+        assert!(
+            text.starts_with(r#"[4,"u1","MessageTypeNotSupported","#),
+            "{text}"
+        );
     }
 }

@@ -26,6 +26,10 @@ pub struct BootInfo {
     pub meter_type: Option<String>,
     /// `meterSerialNumber` of the main meter.
     pub meter_serial_number: Option<String>,
+    /// The OCPP version the charge point booted with (`ocpp1.6`, `ocpp2.0.1`), set by the
+    /// session that carried the boot, so the API can say which protocol a station speaks.
+    #[serde(default)]
+    pub ocpp_version: Option<String>,
 }
 
 /// A connector's state as last reported by StatusNotification.

@@ -96,7 +96,11 @@ async fn backfill(pool: &Pool) -> Result<usize, ReadError> {
             fleet.arg(keys::FLEET_TRANSACTIONS);
             for ((id, score), record) in batch.iter().zip(&records) {
                 fleet.arg(*score as i64).arg(*id);
-                if let Some(tag) = record.as_ref().and_then(|r| r.get("id_tag")) {
+                if let Some(tag) = record
+                    .as_ref()
+                    .and_then(|r| r.get("id_tag"))
+                    .filter(|tag| !tag.is_empty())
+                {
                     pipe.cmd("ZADD")
                         .arg(keys::id_tag_transactions(tag))
                         .arg(*score as i64)

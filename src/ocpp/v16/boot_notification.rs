@@ -69,6 +69,7 @@ impl BootNotificationReq {
             imsi: self.imsi,
             meter_type: self.meter_type,
             meter_serial_number: self.meter_serial_number,
+            ocpp_version: None,
         }))
     }
 }

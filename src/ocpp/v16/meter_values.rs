@@ -86,15 +86,20 @@ pub struct SampledValue<'a> {
     pub unit: Option<Text<'a>>,
 }
 
+// `#[inline]`: called per sampled value from the generic `readings::convert`, which may land in
+// another codegen unit (the hot path of every MeterValues).
 impl MeterValueInput for MeterValue<'_> {
+    #[inline]
     fn timestamp(&self) -> &str {
         self.timestamp.as_str()
     }
 
+    #[inline]
     fn len(&self) -> usize {
         self.sampled_value.len()
     }
 
+    #[inline]
     fn sampled(&self, j: usize) -> SampledInput<'_> {
         let sv = &self.sampled_value[j];
         SampledInput {

@@ -94,6 +94,7 @@ impl BootNotificationRequest {
             imsi: modem.imsi,
             meter_type: None,
             meter_serial_number: None,
+            ocpp_version: None,
         }))
     }
 }

@@ -4,9 +4,7 @@
 
 use actors::charge_point::{Request, StationTransaction, TransactionStage};
 use actors::exchange::{BootInfo, StatusReport};
-use actors::sample::{
-    Location, Measurand, Phase, ReadingContext, Readings, SampleValue, Unit,
-};
+use actors::sample::{Location, Measurand, Phase, ReadingContext, Readings, SampleValue, Unit};
 use chrono::{TimeZone, Utc};
 use serde_json::value::RawValue;
 
@@ -164,18 +162,29 @@ fn transaction_events_name_the_station_transaction() {
     let begin = &started.readings.samples[0];
     assert_eq!(begin.value, SampleValue::Number(1200.0));
     assert_eq!(begin.connector_id, 1);
-    assert_eq!(begin.transaction_id, None, "the actor fills in the integer id");
+    assert_eq!(
+        begin.transaction_id, None,
+        "the actor fills in the integer id"
+    );
     assert_eq!(begin.context, ReadingContext::TransactionBegin);
 
     let updated = station_transaction(fixture("TransactionEvent", 1));
     assert_eq!(updated.stage, TransactionStage::Updated);
-    assert_eq!(updated.connector_id, None, "no evse: the actor uses the known one");
+    assert_eq!(
+        updated.connector_id, None,
+        "no evse: the actor uses the known one"
+    );
     assert!(updated.readings.offline);
     let [voltage, power, register] = updated.readings.samples.as_slice() else {
         panic!("{:?}", updated.readings)
     };
     assert_eq!(
-        (voltage.measurand, voltage.phase, voltage.location, voltage.context),
+        (
+            voltage.measurand,
+            voltage.phase,
+            voltage.location,
+            voltage.context
+        ),
         (
             Measurand::Voltage,
             Some(Phase::L2N),
@@ -194,7 +203,10 @@ fn transaction_events_name_the_station_transaction() {
     let ended = station_transaction(fixture("TransactionEvent", 2));
     assert_eq!(ended.stage, TransactionStage::Ended);
     assert_eq!(ended.stopped_reason.as_deref(), Some("EVDisconnected"));
-    assert_eq!(ended.readings.samples[0].value, SampleValue::Number(20500.0));
+    assert_eq!(
+        ended.readings.samples[0].value,
+        SampleValue::Number(20500.0)
+    );
 }
 
 #[test]
@@ -348,13 +360,17 @@ fn malformed_payloads_get_2_0_1_codes_and_paths() {
     );
     assert_error(
         "TransactionEvent",
-        &tx(r#""transactionInfo":{"transactionId":"T"},"meterValue":[{"timestamp":"yesterday","sampledValue":[{"value":1}]}]"#),
+        &tx(
+            r#""transactionInfo":{"transactionId":"T"},"meterValue":[{"timestamp":"yesterday","sampledValue":[{"value":1}]}]"#,
+        ),
         "PropertyConstraintViolation",
         "meterValue[0].timestamp",
     );
     assert_error(
         "TransactionEvent",
-        &tx(r#""transactionInfo":{"transactionId":"T"},"meterValue":[{"timestamp":"2024-05-01T10:00:00Z","sampledValue":[{"value":1,"unitOfMeasure":{"multiplier":1.5}}]}]"#),
+        &tx(
+            r#""transactionInfo":{"transactionId":"T"},"meterValue":[{"timestamp":"2024-05-01T10:00:00Z","sampledValue":[{"value":1,"unitOfMeasure":{"multiplier":1.5}}]}]"#,
+        ),
         "TypeConstraintViolation",
         "meterValue[0].sampledValue[0].unitOfMeasure.multiplier",
     );

@@ -115,15 +115,20 @@ pub struct UnitOfMeasure<'a> {
     pub multiplier: Option<i32>,
 }
 
+// `#[inline]`: called per sampled value from the generic `readings::convert`, which may land in
+// another codegen unit (the hot path of every MeterValues).
 impl MeterValueInput for MeterValue<'_> {
+    #[inline]
     fn timestamp(&self) -> &str {
         self.timestamp.as_str()
     }
 
+    #[inline]
     fn len(&self) -> usize {
         self.sampled_value.len()
     }
 
+    #[inline]
     fn sampled(&self, j: usize) -> SampledInput<'_> {
         let sv = &self.sampled_value[j];
         let unit = sv.unit_of_measure.as_ref();

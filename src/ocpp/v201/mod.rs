@@ -11,19 +11,29 @@
 //! station's main meter, as 1.6 connector 0); the connector within an EVSE names the plug and
 //! is not a series of its own. Transactions are named by the station (`transactionId`, a
 //! string); the actor maps each onto a server-assigned integer id.
+//!
+//! The calls the central system makes ([`outgoing`]) put the actors' 1.6-shaped server calls in
+//! 2.0.1 terms (TriggerMessage, GetVariables, SetVariables; docs/ocpp201-calls.md).
 
 pub mod authorize;
 pub mod boot_notification;
+pub mod component_variable;
 pub mod data_transfer;
+pub mod evse;
 pub mod firmware_status_notification;
+pub mod get_variables;
 pub mod heartbeat;
 pub mod log_status_notification;
 pub mod meter_values;
 pub mod notify_event;
 pub mod outgoing;
 pub mod security_event_notification;
+pub mod set_variables;
+pub mod status_info;
 pub mod status_notification;
 pub mod transaction_event;
+pub mod trigger_message;
+pub mod variables;
 
 use actors::charge_point::{Reply, Request};
 use serde::Serialize;
@@ -186,28 +196,9 @@ pub fn encode_reply(unique_id: &str, _action: &str, reply: &Reply) -> String {
     }
 }
 
-/// `EVSEType`: an EVSE of the station and optionally one of its connectors.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Evse {
-    /// The EVSE (> 0 in a transaction; 0 stands for the station in MeterValues).
-    pub id: i64,
-    /// The connector (plug) on that EVSE.
-    #[serde(default)]
-    pub connector_id: Option<i64>,
-}
-
-impl Evse {
-    /// The stored connector this EVSE maps onto: the EVSE id (docs/ocpp201.md).
-    pub(crate) fn stored_connector(&self, path: &str) -> Result<u32, PayloadError> {
-        if let Some(connector) = self.connector_id {
-            check::connector_id(&format!("{path}.connectorId"), connector, 0)?;
-        }
-        check::connector_id(&format!("{path}.id"), self.id, 0)
-    }
-}
-
 #[cfg(test)]
 mod decode_tests;
+#[cfg(test)]
+mod outgoing_tests;
 #[cfg(test)]
 mod schema_tests;

@@ -108,7 +108,11 @@ impl NotifyEventRequest {
                     event.component.name,
                     event.variable.name,
                     event.actual_value,
-                    if event.cleared == Some(true) { " (cleared)" } else { "" }
+                    if event.cleared == Some(true) {
+                        " (cleared)"
+                    } else {
+                        ""
+                    }
                 ));
             }
         }

@@ -191,7 +191,10 @@ pub(super) const FIXTURES: &[(&str, &str)] = &[
         "FirmwareStatusNotification",
         r#"{"status":"Installed","requestId":4}"#,
     ),
-    ("LogStatusNotification", r#"{"status":"Uploaded","requestId":5}"#),
+    (
+        "LogStatusNotification",
+        r#"{"status":"Uploaded","requestId":5}"#,
+    ),
     (
         "DataTransfer",
         r#"{"vendorId":"com.example","messageId":"m","data":{"a":[1,2]}}"#,

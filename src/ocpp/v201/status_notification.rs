@@ -9,7 +9,13 @@ use crate::ocpp::error::PayloadError;
 use crate::ocpp::text::Text;
 
 /// `ConnectorStatusEnumType`.
-const CONNECTOR_STATUSES: &[&str] = &["Available", "Occupied", "Reserved", "Unavailable", "Faulted"];
+const CONNECTOR_STATUSES: &[&str] = &[
+    "Available",
+    "Occupied",
+    "Reserved",
+    "Unavailable",
+    "Faulted",
+];
 
 /// StatusNotificationRequest.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,7 +37,11 @@ impl StatusNotificationRequest<'_> {
     /// in StatusNotification (faults come as NotifyEvent), so the report's is `NoError`.
     pub(crate) fn into_request(self) -> Result<Request, PayloadError> {
         let (timestamp, _) = date_time("timestamp", self.timestamp.as_str())?;
-        let status = one_of("connectorStatus", &self.connector_status, CONNECTOR_STATUSES)?;
+        let status = one_of(
+            "connectorStatus",
+            &self.connector_status,
+            CONNECTOR_STATUSES,
+        )?;
         let evse = connector_id("evseId", self.evse_id, 0)?;
         let plug = connector_id("connectorId", self.connector_id, 0)?;
         Ok(Request::StatusNotification(StatusReport {

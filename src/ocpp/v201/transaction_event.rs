@@ -6,8 +6,8 @@ use actors::charge_point::{Request, StationTransaction, TransactionStage};
 use serde::{Deserialize, Serialize};
 
 use super::authorize::{IdToken, IdTokenInfo};
+use super::evse::Evse;
 use super::meter_values::{self, MeterValue};
-use super::Evse;
 use crate::ocpp::check::{self, date_time, max_len, one_of};
 use crate::ocpp::error::PayloadError;
 use crate::ocpp::text::Text;
@@ -132,7 +132,11 @@ impl TransactionEventRequest<'_> {
     /// EVSE as connector (0 when the event names none; the actor then uses the one it knows)
     /// and no transaction id yet.
     pub(crate) fn into_request(self) -> Result<Request, PayloadError> {
-        let stage = match one_of("eventType", &self.event_type, &["Started", "Updated", "Ended"])? {
+        let stage = match one_of(
+            "eventType",
+            &self.event_type,
+            &["Started", "Updated", "Ended"],
+        )? {
             "Started" => TransactionStage::Started,
             "Updated" => TransactionStage::Updated,
             _ => TransactionStage::Ended,
