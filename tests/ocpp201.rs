@@ -673,7 +673,14 @@ async fn retried_events_store_nothing_twice_and_the_mapping_survives_a_restart()
     assert_eq!(implicit["id_tag"], "");
     // No token, so no idTag index entry (an empty tag would make the key `ocpp:id-tag::txns`).
     assert_eq!(redis.cli(&["EXISTS", "ocpp:id-tag::txns"]).trim(), "0");
-    assert!(redis.cli(&["ZCARD", "ocpp:txns"]).trim().parse::<u64>().unwrap() >= 2);
+    assert!(
+        redis
+            .cli(&["ZCARD", "ocpp:txns"])
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+            >= 2
+    );
     server.shutdown().await;
 }
 
