@@ -16,16 +16,27 @@
 #           MeterValues); then, with the fleet running, measures p99 of the 24 h meter-values
 #           read of one series and of the 30-day hourly aggregates read. Targets 5 and 6.
 #   all     the three, in that order.
+#   protocols
+#           the ingest scenario twice on the same build, OCPP 1.6 then OCPP 2.0.1 (each against
+#           ocpp-meter and against ocpp-null-server in the same protocol), and one table of the
+#           two side by side: samples/s acked and stored, ratio to the null server, server CPU
+#           us/sample, Redis commands and bytes per sample, lost. --protocol does not apply.
 #   cluster the ingest and fleet scenarios on one Redis (standalone, for the side-by-side), then ingest and
 #           fleet against two instances on a local six-node Redis Cluster (scripts/cluster-up.sh;
 #           three masters, three replicas, redis.wait_replicas = $WAIT_REPLICAS, default 1),
 #           each instance taking half the charge points; commands and memory per sample summed
 #           over the masters. Targets 2, 3, 6 on the cluster.
 #
+# --protocol ocpp1.6|ocpp2.0.1 (default ocpp1.6): the OCPP version every generated charge point
+# speaks in any scenario (2.0.1: TransactionEvent Updated events with the same sampled values as
+# the 1.6 MeterValues, see src/bin/ocpp-loadgen/). Tables of a 2.0.1 run say so in their heading.
+#
 #   scripts/bench.sh                                   # 1 ingest run of 10 s (~1 min)
 #   scripts/bench.sh --runs 3 --secs 10                # medians of 3 runs and the spread
 #   scripts/bench.sh --scenario fleet --runs 3         # ~2.5 min per run
 #   scripts/bench.sh --scenario all --runs 3
+#   scripts/bench.sh --scenario ingest --protocol ocpp2.0.1   # the ingest scenario in OCPP 2.0.1
+#   scripts/bench.sh --scenario protocols --runs 3 --secs 10  # 1.6 and 2.0.1 side by side
 #   scripts/bench.sh --bin-dir /tmp/old-build        # binaries copied from another build (A/B)
 #   scripts/bench.sh --bin-dir /tmp/old-build --config /tmp/old-config.toml
 #                    # a build from before a config key existed needs its own config.toml
@@ -45,6 +56,7 @@ read_secs=20
 build=1
 bin_dir=""
 config="config.toml"
+protocol=ocpp1.6
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -58,14 +70,28 @@ while [ $# -gt 0 ]; do
     --no-build) build=0; shift ;;
     --bin-dir) bin_dir="$2"; build=0; shift 2 ;;
     --config) config="$2"; shift 2 ;;
-    *) echo "usage: $0 [--scenario ingest|fleet|reads|all|cluster] [--runs N] [--secs S] [--charge-points N]" \
+    --protocol) protocol="$2"; shift 2 ;;
+    *) echo "usage: $0 [--scenario ingest|fleet|reads|all|cluster|protocols] [--protocol ocpp1.6|ocpp2.0.1] [--runs N] [--secs S] [--charge-points N]" \
          "[--samples-per-message N] [--fleet-size N] [--fleet-secs S] [--read-secs S] [--no-build] [--bin-dir DIR] [--config FILE]" >&2; exit 2 ;;
   esac
 done
 case "$scenario" in
-  ingest|fleet|reads|all|cluster) ;;
+  ingest|fleet|reads|all|cluster|protocols) ;;
   *) echo "unknown scenario $scenario" >&2; exit 2 ;;
 esac
+case "$protocol" in
+  ocpp1.6|ocpp2.0.1) ;;
+  *) echo "unknown protocol $protocol (ocpp1.6 or ocpp2.0.1)" >&2; exit 2 ;;
+esac
+# The generator's protocol flag, only for 2.0.1: a build from before the flag (--bin-dir) still
+# runs the 1.6 scenarios.
+lg_proto=()
+set_protocol() {
+  protocol="$1"
+  lg_proto=()
+  if [ "$protocol" != ocpp1.6 ]; then lg_proto=(--protocol "$protocol"); fi
+}
+set_protocol "$protocol"
 
 work="$(mktemp -d /tmp/ocpp-meter-bench.XXXXXX)"
 pids=()
@@ -157,15 +183,17 @@ stop_meter() {
 
 results="$work/results"
 : >"$results"
-# One JSON object per run: {"scenario":..., metric: value, ...}.
-emit() { python3 -c 'import json,sys; print(json.dumps(dict(zip(sys.argv[1::2], sys.argv[2::2]))))' "$@" >>"$results"; }
+# One JSON object per run: {"scenario":..., metric: value, ..., "protocol": ...}.
+emit() { python3 -c 'import json,sys; print(json.dumps(dict(zip(sys.argv[1::2], sys.argv[2::2]))))' "$@" protocol "$protocol" >>"$results"; }
 
 run_ingest() {
   local load
   load="$(loadavg)"
   start_meter
-  "$bin/ocpp-loadgen" --url "ws://127.0.0.1:$ws_port/ocpp/" --charge-points "$cps" \
+  "$bin/ocpp-loadgen" "${lg_proto[@]}" --url "ws://127.0.0.1:$ws_port/ocpp/" --charge-points "$cps" \
     --samples-per-message "$spm" --duration-secs "$secs" >"$work/meter.json" 2>"$work/loadgen.log"
+  # Why charge points failed, if any did, most frequent first (one line each in the log).
+  sed -E 's/^[A-Z]+[0-9]+: //' "$work/loadgen.log" | sort | uniq -c | sort -rn | head -3 >&2 || true
   stop_meter
   local port null_pid
   port="$(free_port)"
@@ -173,7 +201,7 @@ run_ingest() {
   null_pid=$!
   pids+=("$null_pid")
   sleep 0.3
-  "$bin/ocpp-loadgen" --url "ws://127.0.0.1:$port/ocpp/" --charge-points "$cps" \
+  "$bin/ocpp-loadgen" "${lg_proto[@]}" --url "ws://127.0.0.1:$port/ocpp/" --charge-points "$cps" \
     --samples-per-message "$spm" --duration-secs "$secs" >"$work/null.json" 2>/dev/null
   kill -TERM "$null_pid"
   wait "$null_pid" 2>/dev/null || true
@@ -185,7 +213,7 @@ run_ingest() {
 # (fleet_size / 2000 per second) plus one interval, so p99 is the steady state.
 start_fleet() {
   local warmup=$((fleet_size / 2000 + 12))
-  "$bin/ocpp-loadgen" --url "ws://127.0.0.1:$ws_port/ocpp/" --charge-points "$fleet_size" \
+  "$bin/ocpp-loadgen" "${lg_proto[@]}" --url "ws://127.0.0.1:$ws_port/ocpp/" --charge-points "$fleet_size" \
     --samples-per-message "$spm" --interval-ms 10000 --connect-rate 2000 --source-addrs 2 \
     --id-prefix FL --warmup-secs "$warmup" --duration-secs "$2" --idle-secs "$3" \
     --reply-timeout-secs 60 >"$1" 2>"$work/fleet.log" &
@@ -220,11 +248,11 @@ run_reads() {
   start_meter OCPP_METER_RETENTION_RAW_DAYS=31
   t0="$(date -u +%s)"
   # Seeding through the real ingest path: backfilled MeterValues, one message at a time.
-  "$bin/ocpp-loadgen" --url "ws://127.0.0.1:$ws_port/ocpp/" --charge-points 1 --id-prefix RD \
+  "$bin/ocpp-loadgen" "${lg_proto[@]}" --url "ws://127.0.0.1:$ws_port/ocpp/" --charge-points 1 --id-prefix RD \
     --samples-per-message "$spm" --backfill-secs-ago 86400 --backfill-step-ms 10000 \
     --messages 8640 --duration-secs 300 >"$work/seed24.json" 2>>"$work/seed.log" &
   local seed1=$!
-  "$bin/ocpp-loadgen" --url "ws://127.0.0.1:$ws_port/ocpp/" --charge-points 1 --id-prefix AG \
+  "$bin/ocpp-loadgen" "${lg_proto[@]}" --url "ws://127.0.0.1:$ws_port/ocpp/" --charge-points 1 --id-prefix AG \
     --samples-per-message "$spm" --backfill-secs-ago $((30 * 86400 - 3600)) \
     --backfill-step-ms 600000 --duration-secs 300 >"$work/seed30.json" 2>>"$work/seed.log" &
   local seed2=$!
@@ -338,10 +366,10 @@ run_cluster() {
   fi
   load="$(loadavg)"
   start_cluster
-  "$bin/ocpp-loadgen" --url "ws://127.0.0.1:${cl_ws[0]}/ocpp/" --charge-points "$half" --id-prefix CA \
+  "$bin/ocpp-loadgen" "${lg_proto[@]}" --url "ws://127.0.0.1:${cl_ws[0]}/ocpp/" --charge-points "$half" --id-prefix CA \
     --samples-per-message "$spm" --duration-secs "$secs" >"$work/c1.json" 2>"$work/c1.log" &
   local g1=$!
-  "$bin/ocpp-loadgen" --url "ws://127.0.0.1:${cl_ws[1]}/ocpp/" --charge-points "$half" --id-prefix CB \
+  "$bin/ocpp-loadgen" "${lg_proto[@]}" --url "ws://127.0.0.1:${cl_ws[1]}/ocpp/" --charge-points "$half" --id-prefix CB \
     --samples-per-message "$spm" --duration-secs "$secs" >"$work/c2.json" 2>"$work/c2.log" &
   local g2=$!
   wait "$g1" "$g2"
@@ -353,7 +381,7 @@ run_cluster() {
   start_cluster
   local fhalf=$((fleet_size / 2)) warmup=$((fleet_size / 4000 + 12))
   for i in 0 1; do
-    "$bin/ocpp-loadgen" --url "ws://127.0.0.1:${cl_ws[$i]}/ocpp/" --charge-points "$fhalf" \
+    "$bin/ocpp-loadgen" "${lg_proto[@]}" --url "ws://127.0.0.1:${cl_ws[$i]}/ocpp/" --charge-points "$fhalf" \
       --samples-per-message "$spm" --interval-ms 10000 --connect-rate 1000 --source-addrs 2 \
       --id-prefix "F$i" --warmup-secs "$warmup" --duration-secs "$fleet_secs" --idle-secs 0 \
       --reply-timeout-secs 60 >"$work/f$i.json" 2>"$work/f$i.log" &
@@ -369,9 +397,18 @@ run_cluster() {
     unreplicated "$unreplicated" load "$load"
 }
 
+# The ingest scenario in 1.6, then in 2.0.1, on the same build.
+run_protocols() {
+  for p in ocpp1.6 ocpp2.0.1; do
+    set_protocol "$p"
+    echo "  ingest in $p (load average $(loadavg))" >&2
+    run_ingest
+  done
+}
+
 for run in $(seq 1 "$runs"); do
-  for s in ingest fleet reads cluster; do
-    if [ "$scenario" = "$s" ] || { [ "$scenario" = all ] && [ "$s" != cluster ]; }; then
+  for s in ingest fleet reads cluster protocols; do
+    if [ "$scenario" = "$s" ] || { [ "$scenario" = all ] && [ "$s" != cluster ] && [ "$s" != protocols ]; }; then
       echo "run $run/$runs: $s (load average $(loadavg))" >&2
       "run_$s"
     fi
@@ -492,40 +529,83 @@ def cluster_fleet(r):
     }
 
 fmt = lambda v: f"{v:,.3f}" if abs(v) < 10 else (f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}")
-medians = {}
-for name, f in (("ingest", ingest), ("fleet", fleet), ("reads", reads),
-                ("cluster-ingest", cluster_ingest), ("cluster-fleet", cluster_fleet)):
-    rows = [f(r) for r in runs if r["scenario"] == name]
-    if not rows:
-        continue
-    print(f"\n### {name}\n")
-    print("| metric | " + " | ".join(f"run {i+1}" for i in range(len(rows))) + " | median | spread |")
-    print("| --- |" + " --- |" * (len(rows) + 2))
-    for k in rows[0]:
-        vals = [row[k] for row in rows]
-        medians[(name, k)] = statistics.median(vals)
-        print(f"| {k} | " + " | ".join(fmt(v) for v in vals)
-              + f" | {fmt(statistics.median(vals))} | {fmt(max(vals) - min(vals))} |")
+# Runs of each protocol (a run from before --protocol existed is 1.6), 1.6 first.
+protocols = sorted({r.get("protocol", "ocpp1.6") for r in runs}, key=lambda p: p != "ocpp1.6")
+# Headings name the protocol unless every run was 1.6 (the output of a 1.6 run is unchanged).
+label = lambda p: "" if protocols == ["ocpp1.6"] else f" ({p})"
+by_protocol = {}
+for proto in protocols:
+    proto_runs = [r for r in runs if r.get("protocol", "ocpp1.6") == proto]
+    by_protocol[proto] = proto_runs
+    medians = {}
+    for name, f in (("ingest", ingest), ("fleet", fleet), ("reads", reads),
+                    ("cluster-ingest", cluster_ingest), ("cluster-fleet", cluster_fleet)):
+        rows = [f(r) for r in proto_runs if r["scenario"] == name]
+        if not rows:
+            continue
+        print(f"\n### {name}{label(proto)}\n")
+        print("| metric | " + " | ".join(f"run {i+1}" for i in range(len(rows))) + " | median | spread |")
+        print("| --- |" + " --- |" * (len(rows) + 2))
+        for k in rows[0]:
+            vals = [row[k] for row in rows]
+            medians[(name, k)] = statistics.median(vals)
+            print(f"| {k} | " + " | ".join(fmt(v) for v in vals)
+                  + f" | {fmt(statistics.median(vals))} | {fmt(max(vals) - min(vals))} |")
 
-def target(n, text, key, ok):
-    if key not in medians:
-        return f"| {n} | {text} | not run | |"
-    v = medians[key]
-    return f"| {n} | {text} | {fmt(v)} | {'met' if ok(v) else 'NOT met'} |"
+    def target(n, text, key, ok):
+        if key not in medians:
+            return f"| {n} | {text} | not run | |"
+        v = medians[key]
+        return f"| {n} | {text} | {fmt(v)} | {'met' if ok(v) else 'NOT met'} |"
 
-print("\n### targets (medians)\n")
-print("| # | target | measured | verdict |")
-print("| --- | --- | --- | --- |")
-print(target("1a", ">= 280,000 samples/s acked and stored", ("ingest", "samples/s acked"), lambda v: v >= 280000))
-print(target("1b", ">= 60 % of the do-nothing server", ("ingest", "ratio to null %"), lambda v: v >= 60))
-print(target("2", "<= 0.02 Redis commands per stored sample (ingest)", ("ingest", "redis cmds/sample"), lambda v: v <= 0.02))
-print(target("3", "<= 8 B Redis memory per stored sample", ("ingest", "redis bytes/sample"), lambda v: v <= 8))
-print(target("4a", f"fleet ({fleet_size:,} CPs, 10 s) ack p99 <= 10 ms", ("fleet", "p99 ack ms"), lambda v: v <= 10))
-print(target("4b", "<= 16 KiB server RSS per idle CP", ("fleet", "idle RSS KiB per CP"), lambda v: v <= 16))
-print(target("5a", "24 h of one series (8,640) p99 <= 10 ms, fleet running", ("reads", "24 h read p99 ms"), lambda v: v <= 10))
-print(target("5b", "30 days hourly roll-ups p99 <= 10 ms, fleet running", ("reads", "30 d hourly read p99 ms"), lambda v: v <= 10))
-print(target("c2", "cluster: <= 0.02 Redis commands per stored sample (ingest, masters)", ("cluster-ingest", "redis cmds/sample (masters)"), lambda v: v <= 0.02))
-print(target("c3", "cluster: <= 8 B Redis memory per stored sample (masters)", ("cluster-ingest", "redis bytes/sample (masters)"), lambda v: v <= 8))
-for s in ("ingest", "fleet", "reads", "cluster-ingest", "cluster-fleet"):
-    print(target("6", f"acked == stored ({s}; lost)", (s, "lost"), lambda v: v == 0))
+    print(f"\n### targets (medians){label(proto)}\n")
+    print("| # | target | measured | verdict |")
+    print("| --- | --- | --- | --- |")
+    print(target("1a", ">= 280,000 samples/s acked and stored", ("ingest", "samples/s acked"), lambda v: v >= 280000))
+    print(target("1b", ">= 60 % of the do-nothing server", ("ingest", "ratio to null %"), lambda v: v >= 60))
+    print(target("2", "<= 0.02 Redis commands per stored sample (ingest)", ("ingest", "redis cmds/sample"), lambda v: v <= 0.02))
+    print(target("3", "<= 8 B Redis memory per stored sample", ("ingest", "redis bytes/sample"), lambda v: v <= 8))
+    print(target("4a", f"fleet ({fleet_size:,} CPs, 10 s) ack p99 <= 10 ms", ("fleet", "p99 ack ms"), lambda v: v <= 10))
+    print(target("4b", "<= 16 KiB server RSS per idle CP", ("fleet", "idle RSS KiB per CP"), lambda v: v <= 16))
+    print(target("5a", "24 h of one series (8,640) p99 <= 10 ms, fleet running", ("reads", "24 h read p99 ms"), lambda v: v <= 10))
+    print(target("5b", "30 days hourly roll-ups p99 <= 10 ms, fleet running", ("reads", "30 d hourly read p99 ms"), lambda v: v <= 10))
+    print(target("c2", "cluster: <= 0.02 Redis commands per stored sample (ingest, masters)", ("cluster-ingest", "redis cmds/sample (masters)"), lambda v: v <= 0.02))
+    print(target("c3", "cluster: <= 8 B Redis memory per stored sample (masters)", ("cluster-ingest", "redis bytes/sample (masters)"), lambda v: v <= 8))
+    for s in ("ingest", "fleet", "reads", "cluster-ingest", "cluster-fleet"):
+        print(target("6", f"acked == stored ({s}; lost)", (s, "lost"), lambda v: v == 0))
+
+# The ingest scenario of both protocols side by side (--scenario protocols, or results of both).
+def side(r):
+    row = ingest(r)
+    m = json.loads(r["meter"])
+    return {
+        "samples/s acked": row["samples/s acked"],
+        # Stored over the generator's run (the drain after it included, so acked == stored
+        # gives the same rate).
+        "samples/s stored": row["stored"] / max(m["duration_secs"], 0.001),
+        "null samples/s": row["null samples/s"],
+        "ratio to null %": row["ratio to null %"],
+        "p99 ack ms": row["p99 ack ms"],
+        "server CPU us/sample": row["server CPU us/sample"],
+        "redis cmds/sample": row["redis cmds/sample"],
+        "redis bytes/sample": row["redis bytes/sample"],
+        "acked": row["acked"],
+        "stored": row["stored"],
+        "lost": row["lost"],
+        "failures": row["failures"],
+        "server peak RSS MiB": row["server peak RSS MiB"],
+        "load average": row["load average"],
+    }
+
+ingest_rows = {p: [side(r) for r in by_protocol[p] if r["scenario"] == "ingest"] for p in protocols}
+shown = [p for p in protocols if ingest_rows[p]]
+if len(shown) > 1:
+    print("\n### ingest, protocols side by side (medians of " + ", ".join(
+        f"{len(ingest_rows[p])} {p} run{'s' if len(ingest_rows[p]) > 1 else ''}" for p in shown) + ")\n")
+    print("| metric | " + " | ".join(shown) + " | " + " | ".join(f"{p} / {shown[0]} %" for p in shown[1:]) + " |")
+    print("| --- |" + " --- |" * (2 * len(shown) - 1))
+    for k in ingest_rows[shown[0]][0]:
+        meds = [statistics.median(row[k] for row in ingest_rows[p]) for p in shown]
+        ratios = [fmt(100 * v / meds[0]) if meds[0] else "-" for v in meds[1:]]
+        print(f"| {k} | " + " | ".join(fmt(v) for v in meds) + " | " + " | ".join(ratios) + " |")
 EOF

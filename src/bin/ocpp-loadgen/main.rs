@@ -1,15 +1,22 @@
-//! `ocpp-loadgen`: N simulated OCPP 1.6J charge points over real WebSockets, for benchmarks.
+//! `ocpp-loadgen`: N simulated OCPP 1.6J or 2.0.1 charge points over real WebSockets, for
+//! benchmarks.
 //!
-//! Each charge point connects (subprotocol `ocpp1.6`, optionally from one of several loopback
-//! source addresses so more than ~28,000 connections fit), sends BootNotification and
-//! StartTransaction, then MeterValues either closed-loop (the next as soon as the CALLRESULT
-//! arrives) or at a fixed interval. It stops by itself after `--duration-secs` or once
-//! `--messages` MeterValues were acknowledged, and prints ONE JSON line of results so
-//! `scripts/bench.sh` can parse it. Targets are restricted to loopback: this is a benchmark tool,
-//! not a way to load someone else's server.
+//! Each charge point connects (subprotocol `ocpp1.6`, or `ocpp2.0.1` with `--protocol
+//! ocpp2.0.1`; optionally from one of several loopback source addresses so more than ~28,000
+//! connections fit), sends BootNotification and StartTransaction, then MeterValues either
+//! closed-loop (the next as soon as the CALLRESULT arrives) or at a fixed interval. In 2.0.1 the
+//! same flow is BootNotification, StatusNotification, TransactionEvent `Started`, then
+//! TransactionEvent `Updated` events carrying the same sampled values a 1.6 MeterValues carries
+//! (so samples per second compare one to one), and `Ended` before the charge point disconnects.
+//! It stops by itself after `--duration-secs` or once `--messages` of those readings messages
+//! were acknowledged, and prints ONE JSON line of results, the same fields for both protocols,
+//! so `scripts/bench.sh` can parse it. Targets are restricted to loopback: this is a benchmark
+//! tool, not a way to load someone else's server.
 //!
 //! A tokio multi-thread runtime is used instead of actix: the generator has no actors, and
 //! tokio-tungstenite lets every connection be a plain `Send` task spread over all cores.
+
+mod payloads;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
@@ -26,17 +33,47 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
+use payloads::Transaction201;
+
+/// The OCPP version the simulated charge points speak (and offer as the WebSocket subprotocol).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// OCPP 1.6J: MeterValues inside a StartTransaction.
+    #[value(name = "ocpp1.6")]
+    V16,
+    /// OCPP 2.0.1: TransactionEvent `Updated` events carrying meterValue.
+    #[value(name = "ocpp2.0.1")]
+    V201,
+}
+
+impl Protocol {
+    /// The subprotocol name offered in `Sec-WebSocket-Protocol`.
+    fn subprotocol(self) -> &'static str {
+        match self {
+            Protocol::V16 => "ocpp1.6",
+            Protocol::V201 => "ocpp2.0.1",
+        }
+    }
+}
+
 /// Command line: every knob of a scenario, defaults = the ingest scenario.
 #[derive(Parser, Debug, Clone)]
-#[command(version, about = "OCPP 1.6J load generator (loopback targets only)")]
+#[command(
+    version,
+    about = "OCPP 1.6J / 2.0.1 load generator (loopback targets only)"
+)]
 struct Args {
+    /// OCPP version of every simulated charge point: the 1.6 flow (MeterValues) or the 2.0.1
+    /// one (TransactionEvent `Updated` with the same sampled values).
+    #[arg(long, value_enum, default_value = "ocpp1.6")]
+    protocol: Protocol,
     /// Base URL; the charge point id is appended (`ws://127.0.0.1:8080/ocpp/`).
     #[arg(long, default_value = "ws://127.0.0.1:8080/ocpp/")]
     url: String,
     /// Number of simulated charge points.
     #[arg(long, default_value_t = 200)]
     charge_points: u32,
-    /// Sampled values per MeterValues message.
+    /// Sampled values per MeterValues message (per TransactionEvent `Updated` in 2.0.1).
     #[arg(long, default_value_t = 10)]
     samples_per_message: u32,
     /// 0: closed loop (next MeterValues when the CALLRESULT arrives); otherwise one MeterValues
@@ -85,22 +122,6 @@ struct Args {
     backfill_step_ms: u64,
 }
 
-/// Measurand and phase of the n-th sampled value; cycled when more are asked for.
-const SERIES: &[(&str, Option<&str>, &str)] = &[
-    ("Energy.Active.Import.Register", None, "Wh"),
-    ("Power.Active.Import", None, "W"),
-    ("Voltage", Some("L1-N"), "V"),
-    ("Voltage", Some("L2-N"), "V"),
-    ("Voltage", Some("L3-N"), "V"),
-    ("Current.Import", Some("L1"), "A"),
-    ("Current.Import", Some("L2"), "A"),
-    ("Current.Import", Some("L3"), "A"),
-    ("Temperature", None, "Celsius"),
-    ("SoC", None, "Percent"),
-    ("Frequency", None, "Hz"),
-    ("Power.Offered", None, "W"),
-];
-
 /// Counters shared by every charge point task.
 #[derive(Default)]
 struct Totals {
@@ -108,11 +129,11 @@ struct Totals {
     connected: AtomicU64,
     /// Charge points that failed to connect or broke off before the end.
     failures: AtomicU64,
-    /// MeterValues answered with a CALLRESULT.
+    /// MeterValues (2.0.1: TransactionEvent `Updated`) answered with a CALLRESULT.
     acks: AtomicU64,
     /// Sampled values in those MeterValues.
     samples_acked: AtomicU64,
-    /// MeterValues answered with a CALLERROR.
+    /// MeterValues (2.0.1: TransactionEvent `Updated`) answered with a CALLERROR.
     call_errors: AtomicU64,
 }
 
@@ -272,9 +293,10 @@ async fn charge_point(
     let mut request = format!("{}{}", args.url, id)
         .into_client_request()
         .context("request")?;
+    // tungstenite fails the handshake unless the server agrees to the offered subprotocol.
     request.headers_mut().insert(
         "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("ocpp1.6"),
+        HeaderValue::from_static(args.protocol.subprotocol()),
     );
     let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
         .await
@@ -287,28 +309,53 @@ async fn charge_point(
     } = phases;
     let mut seq: u64 = 0;
 
-    let boot = json!({"chargePointVendor": "ocpp-loadgen", "chargePointModel": "sim"});
+    let backfill = args.backfill_secs_ago > 0;
+    let backfill_start = chrono::Utc::now()
+        - chrono::Duration::seconds(i64::try_from(args.backfill_secs_ago).unwrap_or(i64::MAX));
+    let backfill_step =
+        chrono::Duration::milliseconds(i64::try_from(args.backfill_step_ms).unwrap_or(i64::MAX));
+
+    let boot = match args.protocol {
+        Protocol::V16 => payloads::boot_v16(),
+        Protocol::V201 => payloads::boot_v201(),
+    };
     let reply = call(&mut ws, &mut seq, "BootNotification", boot, timeout).await?;
     if reply.get("status").and_then(Value::as_str) != Some("Accepted") {
         bail!("BootNotification not accepted: {reply}");
     }
-    let start = json!({"connectorId": 1, "idTag": "LOADGEN", "meterStart": 0,
-        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)});
-    let reply = call(&mut ws, &mut seq, "StartTransaction", start, timeout).await?;
-    let tx = reply
-        .get("transactionId")
-        .and_then(Value::as_i64)
-        .context("StartTransaction without transactionId")?;
+    let mut tx = match args.protocol {
+        Protocol::V16 => {
+            let start = payloads::start_transaction_v16(chrono::Utc::now());
+            let reply = call(&mut ws, &mut seq, "StartTransaction", start, timeout).await?;
+            let tx = reply
+                .get("transactionId")
+                .and_then(Value::as_i64)
+                .context("StartTransaction without transactionId")?;
+            Transaction::V16(tx)
+        }
+        Protocol::V201 => {
+            let now = chrono::Utc::now();
+            let status = payloads::status_notification_v201(now);
+            call(&mut ws, &mut seq, "StatusNotification", status, timeout).await?;
+            let mut tx = Transaction201::new(id, now.timestamp_millis());
+            // A backfilled transaction starts just before its first (historic) reading and,
+            // like every event of it, is reported as sent after the fact (`offline`).
+            let begun = if backfill {
+                backfill_start - chrono::Duration::seconds(1)
+            } else {
+                now
+            };
+            let started = tx.started(begun, backfill);
+            call(&mut ws, &mut seq, "TransactionEvent", started, timeout).await?;
+            Transaction::V201(tx)
+        }
+    };
     totals.connected.fetch_add(1, Ordering::Relaxed);
 
     let mut ticker = (args.interval_ms > 0)
         .then(|| tokio::time::interval(Duration::from_millis(args.interval_ms)));
     let mut energy: u64 = 0;
     let mut last_ts = chrono::Utc::now() - chrono::Duration::seconds(1);
-    let backfill_start = chrono::Utc::now()
-        - chrono::Duration::seconds(i64::try_from(args.backfill_secs_ago).unwrap_or(i64::MAX));
-    let backfill_step =
-        chrono::Duration::milliseconds(i64::try_from(args.backfill_step_ms).unwrap_or(i64::MAX));
     let mut sent: u64 = 0;
     while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
         if let Some(ticker) = ticker.as_mut() {
@@ -317,7 +364,7 @@ async fn charge_point(
                 _ = tokio::time::sleep_until(deadline.into()) => break,
             }
         }
-        let now = if args.backfill_secs_ago > 0 {
+        let now = if backfill {
             let at = backfill_start + backfill_step * i32::try_from(sent).unwrap_or(i32::MAX);
             if at > chrono::Utc::now() {
                 break; // the backfill reached the present
@@ -332,9 +379,19 @@ async fn charge_point(
         sent += 1;
         energy += 10;
         let breach = args.breach_every > 0 && sent.is_multiple_of(args.breach_every);
-        let payload = meter_values(args.samples_per_message, tx, now, energy, breach);
+        let n = args.samples_per_message;
+        let (action, payload) = match &mut tx {
+            Transaction::V16(tx) => (
+                "MeterValues",
+                payloads::meter_values_v16(n, *tx, now, energy, breach),
+            ),
+            Transaction::V201(tx) => (
+                "TransactionEvent",
+                tx.updated(n, now, energy, breach, backfill),
+            ),
+        };
         let begun = Instant::now();
-        match call(&mut ws, &mut seq, "MeterValues", payload, timeout).await {
+        match call(&mut ws, &mut seq, action, payload, timeout).await {
             Ok(_) => {
                 if begun >= measure_from {
                     let _ = hist.record(begun.elapsed().as_micros().max(1) as u64);
@@ -374,53 +431,29 @@ async fn charge_point(
             }
         }
     }
+    // 2.0.1 ends its transaction before going away (after the idle phase, so an idle 2.0.1
+    // charge point holds an open transaction like a 1.6 one). Its answer is not counted.
+    if let Transaction::V201(tx) = &mut tx {
+        let ended_at = if backfill {
+            last_ts + chrono::Duration::milliseconds(1)
+        } else {
+            chrono::Utc::now().max(last_ts + chrono::Duration::milliseconds(1))
+        };
+        let ended = tx.ended(ended_at, backfill);
+        call(&mut ws, &mut seq, "TransactionEvent", ended, timeout).await?;
+    }
     // A clean close, so the server ends the session as a normal disconnect.
     let _ = ws.close(None).await;
     while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(2), ws.next()).await {}
     Ok(())
 }
 
-/// One MeterValues payload with `n` sampled values of a single instant.
-fn meter_values(
-    n: u32,
-    tx: i64,
-    at: chrono::DateTime<chrono::Utc>,
-    energy: u64,
-    breach: bool,
-) -> Value {
-    let sampled: Vec<Value> = (0..n as usize)
-        .map(|i| {
-            let (measurand, phase, unit) = SERIES[i % SERIES.len()];
-            let value = match measurand {
-                "Energy.Active.Import.Register" => energy as f64,
-                "Power.Active.Import" if breach => 60000.0,
-                "Power.Active.Import" => 7400.0,
-                "Voltage" => 230.0,
-                "Current.Import" => 10.7,
-                "Temperature" => 31.5,
-                "SoC" => 42.0,
-                "Frequency" => 50.0,
-                _ => 11000.0,
-            };
-            let mut v = json!({"value": format!("{value}"), "measurand": measurand,
-                "unit": unit, "context": "Sample.Periodic"});
-            if let (Some(phase), Some(obj)) = (phase, v.as_object_mut()) {
-                obj.insert("phase".into(), Value::from(phase));
-            }
-            // Past the series list the same measurands repeat on other locations, so every
-            // sampled value of one message is a distinct series.
-            if i >= SERIES.len() {
-                if let Some(obj) = v.as_object_mut() {
-                    let location = ["Inlet", "Outlet", "Body", "EV"][(i / SERIES.len() - 1) % 4];
-                    obj.insert("location".into(), Value::from(location));
-                }
-            }
-            v
-        })
-        .collect();
-    json!({"connectorId": 1, "transactionId": tx, "meterValue": [{
-        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "sampledValue": sampled}]})
+/// The open transaction of a charge point, as its protocol names it.
+enum Transaction {
+    /// 1.6: the integer id the server assigned in the StartTransaction answer.
+    V16(i64),
+    /// 2.0.1: the charge point's own string id and event sequence.
+    V201(Transaction201),
 }
 
 /// The server answered a CALL with a CALLERROR: counted, not fatal.
@@ -431,7 +464,8 @@ struct CallError(String);
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 /// Sends one CALL and waits for its reply, answering any server-initiated CALL in between
-/// with a CALLERROR `NotSupported` (the generator simulates a minimal charge point).
+/// with a CALLERROR `NotSupported` (the generator simulates a minimal charge point; the code
+/// is the same in 1.6 and 2.0.1).
 async fn call(
     ws: &mut Ws,
     seq: &mut u64,
