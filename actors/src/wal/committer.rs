@@ -206,6 +206,9 @@ impl Committer {
                 }
             }
         }
+        // Published before the answers go out: whoever an answer reaches (a test reading
+        // `/metrics` right after its CALLRESULT) must see the bytes it was answered for.
+        self.publish_disk();
         for (waiter, result) in answers {
             let _ = waiter.send(result);
         }
@@ -216,8 +219,8 @@ impl Committer {
                     self.path.display()
                 );
             }
+            self.publish_disk();
         }
-        self.publish_disk();
     }
 
     /// Writes `spare[from..to]` to the segment and syncs it as the policy says. On failure the
