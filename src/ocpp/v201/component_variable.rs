@@ -4,23 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::evse::Evse;
 use crate::ocpp::check;
 use crate::ocpp::error::PayloadError;
 
 /// Longest `name` and `instance` of a component or variable (schema `maxLength`).
 pub const NAME_MAX_CHARS: usize = 50;
-
-/// `EVSEType`: the EVSE (and optionally its connector) a component belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Evse {
-    /// "EVSE Identifier. This contains a number (> 0) designating an EVSE of the Charging
-    /// Station."
-    pub id: i64,
-    /// "An id to designate a specific connector (on an EVSE) by connector index number."
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connector_id: Option<i64>,
-}
 
 /// `ComponentType`: "A physical or logical component".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,19 +1,22 @@
 //! `EVSEType` (2.0.1): an EVSE of the station and optionally one of its connectors, and the
 //! rule that maps it onto the stored connector (docs/ocpp201.md).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ocpp::check;
 use crate::ocpp::error::PayloadError;
 
-/// `EVSEType`: an EVSE of the station and optionally one of its connectors.
-#[derive(Debug, Clone, Deserialize)]
+/// `EVSEType`: an EVSE of the station and optionally one of its connectors. Read from the
+/// station's messages and written into the server's calls (TriggerMessage, a device model
+/// component's EVSE), so one type serves both directions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Evse {
-    /// The EVSE (> 0 in a transaction; 0 stands for the station in MeterValues).
+    /// "EVSE Identifier. This contains a number (> 0) designating an EVSE of the Charging
+    /// Station." (0 stands for the station as a whole in MeterValues.)
     pub id: i64,
-    /// The connector (plug) on that EVSE.
-    #[serde(default)]
+    /// "An id to designate a specific connector (on an EVSE) by connector index number."
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connector_id: Option<i64>,
 }
 

@@ -5,7 +5,7 @@
 use actors::server_call::{CallReply, TriggerKind};
 use serde::{Deserialize, Serialize};
 
-use super::component_variable::Evse;
+use super::evse::Evse;
 use super::status_info::StatusInfo;
 use crate::ocpp::check;
 use crate::ocpp::error::PayloadError;

@@ -15,7 +15,8 @@
 //! The way back ([`key_of`]) prefers the 1.6 name of the table, so a 2.0.1 station's
 //! configuration reads as a 1.6 one where the two agree.
 
-use super::component_variable::{Component, ComponentVariable, Evse, Variable, NAME_MAX_CHARS};
+use super::component_variable::{Component, ComponentVariable, Variable, NAME_MAX_CHARS};
+use super::evse::Evse;
 
 /// One row of the mapping table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
