@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
@@ -19,25 +18,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 const V201: &str = "ocpp2.0.1";
-
-/// Panics unless `payload` validates against the official OCPP 2.0.1 schema `<name>.json`
-/// (draft-06), copied into tests/ocpp-schemas/v201.
-fn assert_valid_201(name: &str, payload: &Value) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/ocpp-schemas/v201")
-        .join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    let schema: Value = serde_json::from_str(&text).unwrap();
-    let validator = jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft6)
-        .build(&schema)
-        .unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(payload)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{name}: {payload} -> {errors:?}");
-}
 
 /// Connects as `id` offering only ocpp2.0.1, and checks the server chose it.
 async fn connect_201(server: &RunningServer, id: &str) -> ChargePoint {

@@ -8,34 +8,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
 use ocpp_meter::Config;
 use serde_json::{json, Value};
-
-/// Panics unless `payload` validates against `<name>.json` of the official OCPP 2.0.1 schemas
-/// (draft-06) vendored in tests/ocpp-schemas/v201.
-fn assert_valid_201(name: &str, payload: &Value) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/ocpp-schemas/v201")
-        .join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
-    let validator = jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft6)
-        .build(&schema)
-        .expect("schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(payload)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{name} payload {payload} violates the OCPP 2.0.1 schema: {errors:?}"
-    );
-}
 
 /// A CALL the server made: uniqueId, action, payload (already checked against the schema).
 struct Call {

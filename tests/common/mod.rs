@@ -1,6 +1,6 @@
 //! Shared test harness: a private `redis-server` per test on a unix socket in a temporary
 //! directory (never the machine's Redis on 6379), the real server on ephemeral ports, an OCPP-J
-//! WebSocket client and an HTTP client, and validation against the official OCPP 1.6 schemas.
+//! WebSocket client and an HTTP client, and validation against the official OCPP 1.6 and 2.0.1 schemas.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed set-up should stop the test loudly
@@ -391,6 +391,28 @@ pub fn assert_valid(name: &str, payload: &Value) {
     assert!(
         errors.is_empty(),
         "{name} payload {payload} violates the schema: {errors:?}"
+    );
+}
+
+/// Panics unless `payload` validates against `<name>.json` of the official OCPP 2.0.1 schemas
+/// (draft-06, `XRequest` / `XResponse`), vendored in tests/ocpp-schemas/v201.
+pub fn assert_valid_201(name: &str, payload: &Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/ocpp-schemas/v201")
+        .join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft6)
+        .build(&schema)
+        .expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(payload)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{name} payload {payload} violates the OCPP 2.0.1 schema: {errors:?}"
     );
 }
 
