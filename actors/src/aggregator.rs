@@ -333,9 +333,21 @@ impl Aggregator {
         let calls = flight.partials.len() as u64;
         self.in_flight = Some(flight);
         let retention = (self.settings.hourly_days, self.settings.daily_days);
+        // Nothing of a record reaches Redis before the record is on disk (`wal::Committed`).
+        let committed = self.in_flight.as_ref().and_then(|flight| {
+            flight
+                .partials
+                .iter()
+                .filter_map(|(_, p)| p.wal.as_ref().map(|pin| (pin, p.wal_last.max(pin.lsn()))))
+                .max_by_key(|(_, lsn)| *lsn)
+                .map(|(pin, lsn)| (pin.committed(), lsn))
+        });
         // Expiry flags were computed now; forget them again if this flush fails.
         let conn = self.take_connection();
         let work = async move {
+            if let Some((committed, lsn)) = committed {
+                committed.reached(lsn).await;
+            }
             let mut conn = conn.await.map_err(|e| (e.to_string(), false))?;
             let noscript = |e: &redis::RedisError| {
                 (

@@ -373,7 +373,11 @@ impl RedisWriter {
         let pool = self.pool.clone();
         let held = self.conn.take();
         let started = Instant::now();
+        let committed = committed_before(self.queue.iter().take(count));
         let work = async move {
+            if let Some((committed, lsn)) = committed {
+                committed.reached(lsn).await;
+            }
             let mut conn = match held {
                 Some(conn) => conn,
                 None => pool.get().await.map_err(|e| e.to_string())?,
@@ -443,7 +447,11 @@ impl RedisWriter {
         let pool = self.pool.clone();
         let held = self.conn.take();
         let started = Instant::now();
+        let committed = committed_before(self.queue.iter().take(count));
         let work = async move {
+            if let Some((committed, lsn)) = committed {
+                committed.reached(lsn).await;
+            }
             let mut conn = match held {
                 Some(conn) => conn,
                 None => match pool.get().await {
@@ -779,6 +787,23 @@ pub fn build_pipeline(
         }
     }
     (pipe, commands)
+}
+
+/// The log's commit watch and the newest record among `batches`, which must be on disk before
+/// any of them is written ([`crate::wal::Committed`]); `None` when no batch comes from the log.
+fn committed_before<'a>(
+    batches: impl Iterator<Item = &'a WriteBatch>,
+) -> Option<(crate::wal::Committed, u64)> {
+    let mut newest: Option<(&WalPin, u64)> = None;
+    for batch in batches {
+        if let Some(pin) = &batch.wal {
+            let lsn = batch.wal_last.max(pin.lsn());
+            if newest.is_none_or(|(_, n)| lsn > n) {
+                newest = Some((pin, lsn));
+            }
+        }
+    }
+    newest.map(|(pin, lsn)| (pin.committed(), lsn))
 }
 
 /// Appends one `HSET <marks> cp lsn ...` with the highest logged sequence number per charge

@@ -206,6 +206,14 @@ impl Committer {
                 }
             }
         }
+        if failure.is_none() {
+            // Records up to here may now go on to Redis (`Committed`).
+            self.shared.committed.send_if_modified(|on_disk| {
+                let moved = last_lsn > *on_disk;
+                *on_disk = (*on_disk).max(last_lsn);
+                moved
+            });
+        }
         // Published before the answers go out: whoever an answer reaches (a test reading
         // `/metrics` right after its CALLRESULT) must see the bytes it was answered for.
         self.publish_disk();
