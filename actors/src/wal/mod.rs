@@ -477,7 +477,8 @@ impl Wal {
 
     /// Appends what one request of `charge_point` adds to the store. The samples and changes
     /// go on to the buffer, stream and writer at once (alerts stay instant); the CALLRESULT
-    /// waits for [`Appended::durable`]. Fails at once when the log is full.
+    /// waits for [`Appended::durable`], and the writes to Redis for the same commit
+    /// ([`Committed`]). Fails at once when the log is full.
     pub fn append(
         &self,
         charge_point: &ChargePointId,
