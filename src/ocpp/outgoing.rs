@@ -55,11 +55,24 @@ pub fn decode_call_result(call: &ServerCall, payload: &RawValue) -> CallResult {
 /// The answer a frame of type 3 or 4 gives to the outstanding call `(unique_id, call)`: `None`
 /// when it answers some other uniqueId.
 pub fn read_answer(frame: &Frame<'_>, unique_id: &str, call: &ServerCall) -> Option<CallResult> {
+    answer_with(frame, unique_id, |payload| {
+        decode_call_result(call, payload)
+    })
+}
+
+/// [`read_answer`] with the CALLRESULT payload read by `decode`: the envelope rules (same
+/// uniqueId, a CALLERROR is `Refused` with the code as sent) are the same in every OCPP-J
+/// version, only the payload's schema differs.
+pub(crate) fn answer_with(
+    frame: &Frame<'_>,
+    unique_id: &str,
+    decode: impl FnOnce(&RawValue) -> CallResult,
+) -> Option<CallResult> {
     if frame.unique_id() != unique_id {
         return None;
     }
     match frame {
-        Frame::CallResult { payload, .. } => Some(decode_call_result(call, payload)),
+        Frame::CallResult { payload, .. } => Some(decode(payload)),
         Frame::CallError {
             code, description, ..
         } => Some(Err(CallError::Refused {

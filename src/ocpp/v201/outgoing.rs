@@ -159,17 +159,7 @@ pub fn decode_call_result(call: &ServerCall, payload: &RawValue) -> CallResult {
 /// when it answers some other uniqueId. A CALLERROR is [`CallError::Refused`] with the
 /// station's code as sent.
 pub fn read_answer(frame: &Frame<'_>, unique_id: &str, call: &ServerCall) -> Option<CallResult> {
-    if frame.unique_id() != unique_id {
-        return None;
-    }
-    match frame {
-        Frame::CallResult { payload, .. } => Some(decode_call_result(call, payload)),
-        Frame::CallError {
-            code, description, ..
-        } => Some(Err(CallError::Refused {
-            code: code.to_string(),
-            description: description.to_string(),
-        })),
-        Frame::Call { .. } => None,
-    }
+    crate::ocpp::outgoing::answer_with(frame, unique_id, |payload| {
+        decode_call_result(call, payload)
+    })
 }
