@@ -3,6 +3,9 @@
 # charge point right after N charge points connected, after ACTIVE seconds of MeterValues (10
 # values every 10 s) and after 40 and 80 s of silence.
 #   N=10000 scripts/fleet-rss.sh
+# HEAPTRACK=1 also attaches heaptrack to the server and kills it (SIGKILL) at the end of the idle
+# phase, so heaptrack's "leaked" is what was live then (issue 13's breakdown):
+#   N=3000 HEAPTRACK=1 scripts/fleet-rss.sh; heaptrack_print -f $W/heap.*.zst -l ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${BIN:-target/release}; N=${N:-10000}; W=${W:-$(mktemp -d /tmp/ocpp-meter-rss.XXXXXX)}; ACTIVE=${ACTIVE:-60}
@@ -12,6 +15,11 @@ mkdir -p "$W"
 rss() { awk '$1=="VmRSS:" {print $2}' /proc/$sp/status; }
 connected() { curl -fsS "http://127.0.0.1:$hp/metrics" | awk '$1=="ocpp_connected_charge_points" {print $2}'; }
 start_redis_and_server
+if [ -n "${HEAPTRACK:-}" ]; then
+  heaptrack -o "$W/heap" -p $sp > "$W/heaptrack.log" 2>&1 &
+  hp_pid=$!
+  sleep 5
+fi
 r0=$(rss)
 $bin/ocpp-loadgen --url ws://127.0.0.1:$ws/ocpp/ --charge-points $N --samples-per-message 10 --interval-ms 10000 --connect-rate 2000 --source-addrs 2 --id-prefix FL --duration-secs $ACTIVE --idle-secs 100 --reply-timeout-secs 60 > $W/fleet.json 2> $W/fleet.log &
 lp=$!
@@ -26,4 +34,9 @@ n=$c4
 print(f'{n} of $N charge points connected at the end')
 for name,v in (('base',$r0),('connected',$r1),('active end',$r2),('idle 40s',$r3),('idle 80s',$r4)):
     print(f'{name:12s} {v/1024:8.1f} MiB  {(v-$r0)/n:6.1f} KiB/CP over base')"
-kill $lp 2>/dev/null; kill -TERM $sp; wait $sp || true; kill $rp
+if [ -n "${HEAPTRACK:-}" ]; then
+  kill -KILL $sp; wait $hp_pid || true; echo "heaptrack data: $(ls "$W"/heap.*)"
+else
+  kill -TERM $sp
+fi
+kill $lp 2>/dev/null; wait $sp || true; kill $rp
