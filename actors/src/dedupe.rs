@@ -17,9 +17,10 @@ use crate::FastHashSet;
 /// An identity is remembered as one `u64` when it packs losslessly (see [`pack`]; every
 /// reading of a charge point with connectors below 128 and a timestamp between 1970 and 2109),
 /// and as the full [`SampleIdentity`] otherwise. Packing is a bijection, not a hash: two
-/// different readings never share a key, so a new reading is never dropped as a repeat. This
-/// halves what a station's last `max_age` of identities costs (issue 13: 4.1 KiB per charge
-/// point after a minute of readings, ~1.9 KiB packed).
+/// different readings never share a key, so a new reading is never dropped as a repeat. With
+/// the hash set left out of small tables ([`SCAN_UP_TO`]) this cuts what a station's last
+/// `max_age` of identities costs (issue 13: 4.2 KiB per charge point after a minute of
+/// readings; 1.9 KiB packed, 0.7 KiB packed and scanned).
 #[derive(Debug)]
 pub struct RecentSamples {
     /// How many identities of each kind (packed, full) are remembered; 0 disables
@@ -34,13 +35,21 @@ pub struct RecentSamples {
     full: Recent<SampleIdentity>,
 }
 
-/// One kind of remembered identity: a set for the membership test, and the arrival order to
-/// forget the oldest first.
+/// Up to this many identities a table has no hash set: the membership test scans `order`
+/// (64 comparisons of 8 bytes, cheaper than hashing), which saves a quiet charge point's set
+/// (128 buckets, 1.2 KiB for the fleet's minute of readings). Past it the set is built, and it
+/// is dropped again once expiry leaves half of this.
+const SCAN_UP_TO: usize = 64;
+
+/// One kind of remembered identity: the arrival order to forget the oldest first, and beyond
+/// [`SCAN_UP_TO`] identities a set for the membership test. `order` holds exactly the
+/// identities remembered (a forgotten one leaves it), so the set can be built from it.
 #[derive(Debug)]
 struct Recent<K> {
-    /// Membership test.
+    /// Membership test, when more than [`SCAN_UP_TO`] identities are remembered; empty
+    /// otherwise.
     seen: FastHashSet<K>,
-    /// Arrival order, oldest first.
+    /// Arrival order, oldest first: every identity remembered, once.
     order: VecDeque<K>,
     /// When the identities in `order` arrived, as runs (arrival time, how many) in the same
     /// order: a MeterValues brings its readings at one instant, so one run per message instead
@@ -63,7 +72,15 @@ impl<K: Copy + Eq + Hash> Recent<K> {
     /// Remembers `key` (arrived at `now`) unless it is remembered already; `false` for a
     /// repeat.
     fn first_sighting(&mut self, key: K, now: Instant, window: usize) -> bool {
-        if !self.seen.insert(key) {
+        if self.seen.is_empty() {
+            if self.order.contains(&key) {
+                return false;
+            }
+            if self.order.len() >= SCAN_UP_TO {
+                self.seen.extend(self.order.iter().copied());
+                self.seen.insert(key);
+            }
+        } else if !self.seen.insert(key) {
             return false;
         }
         self.order.push_back(key);
@@ -102,6 +119,9 @@ impl<K: Copy + Eq + Hash> Recent<K> {
             }
             self.arrivals.pop_front();
         }
+        if self.order.len() <= SCAN_UP_TO / 2 && !self.seen.is_empty() {
+            self.seen = FastHashSet::default();
+        }
         if self.order.len() < before && self.order.len() * 4 < self.order.capacity() {
             // A burst (a backfill) is over, or the station went quiet: give the memory back.
             self.order.shrink_to_fit();
@@ -110,8 +130,28 @@ impl<K: Copy + Eq + Hash> Recent<K> {
         }
     }
 
+    /// Forgets `key` altogether (the write-ahead log refused its reading). Linear in the
+    /// identities remembered, which only the refusal path pays; the key is usually among the
+    /// newest, where the search starts.
     fn forget(&mut self, key: &K) {
+        let Some(position) = self.order.iter().rposition(|k| k == key) else {
+            return;
+        };
+        self.order.remove(position);
         self.seen.remove(key);
+        // The run that held it is one shorter.
+        let mut start = 0;
+        for index in 0..self.arrivals.len() {
+            let count = self.arrivals[index].1 as usize;
+            if position < start + count {
+                self.arrivals[index].1 -= 1;
+                if self.arrivals[index].1 == 0 {
+                    self.arrivals.remove(index);
+                }
+                return;
+            }
+            start += count;
+        }
     }
 
     /// Bytes of heap the tables hold (their capacity, not their length).
@@ -455,6 +495,77 @@ mod tests {
             "{} bytes packed, {before} before",
             recent.heap_bytes(),
         );
+        assert!(
+            recent.heap_bytes() <= 1024,
+            "{} bytes: no hash set below SCAN_UP_TO",
+            recent.heap_bytes()
+        );
+    }
+
+    #[test]
+    fn a_small_table_scans_and_a_large_one_hashes_both_catch_retries() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut recent = RecentSamples::new(4096, secs(300));
+        // Six MeterValues of 10 readings, the fleet's minute: no hash set.
+        for message in 0..6 {
+            let mut readings: Vec<Sample> = (0..10).map(|i| sample(10 * message + i)).collect();
+            recent.retain_new_at(&mut readings, t0 + secs(message as u64));
+        }
+        assert_eq!(recent.len(), 60);
+        assert_eq!(
+            recent.packed.seen.capacity(),
+            0,
+            "60 identities are scanned"
+        );
+        let mut retry: Vec<Sample> = (50..60).chain([1000]).map(sample).collect();
+        assert_eq!(recent.retain_new_at(&mut retry, t0 + secs(7)), 10);
+        assert_eq!(retry, vec![sample(1000)], "the new reading is kept");
+        // Past SCAN_UP_TO the set is built from every identity remembered.
+        let mut more: Vec<Sample> = (100..110).map(sample).collect();
+        recent.retain_new_at(&mut more, t0 + secs(100));
+        assert_eq!(recent.len(), 71);
+        assert_eq!(recent.packed.seen.len(), 71);
+        let mut retry: Vec<Sample> = [0, 59, 105, 1000, 2000].into_iter().map(sample).collect();
+        assert_eq!(recent.retain_new_at(&mut retry, t0 + secs(101)), 4);
+        assert_eq!(retry, vec![sample(2000)]);
+        // Expiry down to half of SCAN_UP_TO drops the set; retries are still caught.
+        recent.forget_older_than(t0 + secs(300 + 8));
+        assert_eq!(recent.len(), 11, "the two newest messages are left");
+        assert_eq!(recent.packed.seen.capacity(), 0, "the set is dropped");
+        let mut retry: Vec<Sample> = [105, 2000, 0].into_iter().map(sample).collect();
+        assert_eq!(recent.retain_new_at(&mut retry, t0 + secs(302)), 2);
+        assert_eq!(
+            retry,
+            vec![sample(0)],
+            "sample 0 expired; 105 and 2000 did not"
+        );
+    }
+
+    #[test]
+    fn a_forgotten_reading_is_new_again_in_either_table_and_expiry_still_empties_it() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        for size in [10, 200] {
+            let mut recent = RecentSamples::new(4096, secs(300));
+            let mut first: Vec<Sample> = (0..size).map(sample).collect();
+            recent.retain_new_at(&mut first, t0);
+            // The write-ahead log refuses the next message: its readings are forgotten.
+            let refused: Vec<Sample> = (size..size + 10).map(sample).collect();
+            recent.retain_new_at(&mut refused.clone(), t0 + secs(1));
+            recent.forget(&refused);
+            assert_eq!(recent.len(), size as usize, "size {size}");
+            let mut resend = refused.clone();
+            assert_eq!(
+                recent.retain_new_at(&mut resend, t0 + secs(2)),
+                0,
+                "size {size}: the resend is new"
+            );
+            let mut retry = refused.clone();
+            assert_eq!(recent.retain_new_at(&mut retry, t0 + secs(3)), 10);
+            recent.forget_older_than(t0 + secs(303));
+            assert_eq!((recent.len(), recent.heap_bytes()), (0, 0), "size {size}");
+        }
     }
 
     #[test]
