@@ -5,7 +5,7 @@
 #   N=10000 scripts/fleet-rss.sh
 # HEAPTRACK=1 also attaches heaptrack to the server and kills it (SIGKILL) at the end of the idle
 # phase, so heaptrack's "leaked" is what was live then (issue 13's breakdown):
-#   N=3000 HEAPTRACK=1 scripts/fleet-rss.sh; heaptrack_print -f $W/heap.*.zst -l ...
+#   N=3000 HEAPTRACK=1 scripts/fleet-rss.sh; heaptrack_print -f $W/heap.zst -l 1 ...
 # INUSE=1 also reads glibc's heap in use (malloc_stats through gdb, a pause of well under a
 # second) before the fleet and at the end: steadier than RSS, which keeps what glibc has not
 # given back.
