@@ -164,8 +164,9 @@ async fn the_read_cache_stays_within_its_byte_bound() {
     let stats = server.read_cache_stats.clone();
     let now = Utc::now().timestamp_millis();
     let first_hour = (now - D).div_euclid(H) * H;
-    // Four charge points, five hours of 1,000 readings each: 20,000 decoded samples, more than
-    // 1 MiB once decoded (at 64 bytes or more each), each hour well under a quarter of it.
+    // Four charge points, ten hours of 500 readings each: 20,000 decoded samples, more than
+    // 1 MiB once decoded (at 64 bytes or more each, ~200 more rendered), each hour well under a
+    // quarter of it (an hour over a quarter is not cached at all).
     let ids = ["CP-BIG-1", "CP-BIG-2", "CP-BIG-3", "CP-BIG-4"];
     let sends = ids
         .iter()
@@ -173,7 +174,7 @@ async fn the_read_cache_stays_within_its_byte_bound() {
             let payloads = (0..5 * 10)
                 .map(|batch| {
                     let times: Vec<i64> = (0..100)
-                        .map(|i| first_hour + (batch * 100 + i) * 3_600)
+                        .map(|i| first_hour + (batch * 100 + i) * 7_200)
                         .collect();
                     voltages(&times, 230.0)
                 })
@@ -212,4 +213,146 @@ async fn the_read_cache_stays_within_its_byte_bound() {
         "{text}"
     );
     server.shutdown().await;
+}
+
+/// GET on the admin API: the body's bytes as sent, and its `Content-Length`.
+async fn raw_body(server: &RunningServer, path: &str) -> (Vec<u8>, Option<usize>) {
+    let url = format!("http://{}{}", server.http_addr, path);
+    let mut response = awc::Client::default().get(&url).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200, "{url}");
+    let length = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let body = response.body().limit(64 << 20).await.unwrap();
+    (body.to_vec(), length)
+}
+
+/// MeterValues of several series per time: Voltage L1-N and L2-N and Power, values `base` + i.
+fn readings(times: &[&str], base: f64) -> Value {
+    json!({
+        "connectorId": 1,
+        "meterValue": times.iter().enumerate().map(|(i, t)| json!({
+            "timestamp": t,
+            "sampledValue": [
+                {"value": (base + i as f64).to_string(), "measurand": "Voltage", "phase": "L1-N", "unit": "V"},
+                {"value": (base + 0.5 + i as f64).to_string(), "measurand": "Voltage", "phase": "L2-N", "unit": "V"},
+                {"value": (7400.0 + base + i as f64).to_string(), "measurand": "Power.Active.Import", "unit": "W"},
+            ],
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[actix_web::test]
+async fn a_body_spliced_from_cached_hours_is_the_uncached_body_byte_for_byte() {
+    let redis = RedisServer::start();
+    let cached = start_server(test_config(&redis)).await;
+    let wal = tempfile::tempdir().unwrap();
+    let mut config = test_config(&redis);
+    config.reads.cache_bytes = 0;
+    config.server.instance_id = "uncached".into();
+    config.wal.dir = wal.path().display().to_string();
+    let uncached = start_server(config).await;
+    let stats = cached.read_cache_stats.clone();
+    let now = Utc::now().timestamp_millis();
+    let h0 = (now - 2 * D).div_euclid(H) * H;
+    let t = |ms: i64| iso(h0 + ms);
+    // Three hours, out of order, a repeated reading with other values (the first stored is
+    // shown), times below the millisecond (two of one millisecond: one reading).
+    let sub_ms = |ms: i64, micros: &str| {
+        let base = iso(h0 + ms);
+        format!("{}{micros}Z", base.trim_end_matches('Z'))
+    };
+    store_through_another_instance(
+        &redis,
+        "CP-SPLICE",
+        vec![
+            readings(&[&t(60_000), &t(0), &t(30_000)], 230.0),
+            readings(&[&t(30_000), &t(H + 5_000)], 250.0),
+            readings(
+                &[
+                    &t(2 * H + 1_000),
+                    &sub_ms(2 * H + 2_000, "250"),
+                    &sub_ms(2 * H + 2_000, "750"),
+                ],
+                240.0,
+            ),
+        ],
+    )
+    .await;
+    let from = iso(h0 - H);
+    let to = iso(now + 60_000);
+    let queries = [
+        format!("measurand=Voltage&phase=L1-N&from={from}&to={to}&limit=10000"),
+        format!("from={from}&to={to}&limit=10000"),
+        format!(
+            "connector=1&from={}&to={}&limit=10000",
+            t(30_000),
+            t(2 * H + 1_000)
+        ),
+        format!("measurand=Voltage&from={from}&to={to}&limit=3"),
+        format!("from={from}&to={to}&limit=7"),
+    ];
+    let compare = |round: &'static str| {
+        let (cached, uncached, queries) = (&cached, &uncached, &queries);
+        async move {
+            for query in queries {
+                let path = format!("/api/v1/charge-points/CP-SPLICE/meter-values?{query}");
+                let (expected, _) = raw_body(uncached, &path).await;
+                // Twice: filling the cache, then from it.
+                for _ in 0..2 {
+                    let (body, length) = raw_body(cached, &path).await;
+                    assert_eq!(
+                        String::from_utf8_lossy(&body),
+                        String::from_utf8_lossy(&expected),
+                        "{round}: {query}"
+                    );
+                    assert_eq!(length, Some(body.len()), "{round}: {query}");
+                }
+            }
+        }
+    };
+    compare("first").await;
+    let hits = stats.hits.load(Ordering::Relaxed);
+    assert!(hits > 0, "the second reads came from the cache");
+
+    // Late readings into the cached hours: before, between and after the held ones, a repeat
+    // of a held reading with another value, a new hour.
+    store_through_another_instance(
+        &redis,
+        "CP-SPLICE",
+        vec![
+            readings(&[&t(15_000), &t(0), &t(90_000)], 300.0),
+            readings(
+                &[&t(H + 1_000), &sub_ms(2 * H + 2_000, "500"), &t(3 * H)],
+                310.0,
+            ),
+        ],
+    )
+    .await;
+    compare("after late readings").await;
+    assert!(stats.hits.load(Ordering::Relaxed) > hits);
+    let (body, _) = raw_body(
+        &cached,
+        &format!(
+            "/api/v1/charge-points/CP-SPLICE/meter-values?{}",
+            queries[0]
+        ),
+    )
+    .await;
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let values: Vec<f64> = body["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["value"].as_f64().unwrap())
+        .collect();
+    // Hour 0: 0 s (231 first stored, not 301), 15 s (300), 30 s (232, not 250), 60 s (230),
+    // 90 s (302); hour 1: 1 s (310), 5 s (251); hour 2: 1 s (240), 2 s (241); hour 3 (312).
+    assert_eq!(
+        values,
+        [231.0, 300.0, 232.0, 230.0, 302.0, 310.0, 251.0, 240.0, 241.0, 312.0]
+    );
+    cached.shutdown().await;
+    uncached.shutdown().await;
 }

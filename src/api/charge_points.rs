@@ -3,11 +3,11 @@
 use std::collections::HashSet;
 
 use actix_web::{web, HttpResponse};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{json, latest, params, ApiError, ApiState};
+use super::{json, latest, meter_values_body, params, ApiError, ApiState};
 use actors::charge_point::{BufferedSamples, ChargePointState, Latest, Snapshot};
 use actors::id::ChargePointId;
 use actors::sample::Sample;
@@ -137,6 +137,11 @@ pub(super) async fn unwritten(state: &ApiState, id: &ChargePointId) -> Vec<Sampl
     samples
 }
 
+/// Whether `t` has nothing below the millisecond (what the API's times carry).
+fn whole_ms(t: DateTime<Utc>) -> bool {
+    t.timestamp_subsec_nanos().is_multiple_of(1_000_000)
+}
+
 /// Sorts oldest first and drops repeats of the same reading.
 fn sort_and_dedupe(samples: &mut Vec<Sample>) {
     samples.sort_by_key(Sample::identity);
@@ -184,18 +189,51 @@ async fn meter_values(
         from: Some(from),
         to: Some(to),
     };
-    let mut samples = unwritten(&state, &id).await;
-    samples.extend(
-        reads::samples_matching_cached(&state.pool, &state.read_cache, id.as_str(), &filter, limit)
-            .await?,
-    );
-    samples.retain(|s| {
+    let wanted = |s: &Sample| {
         s.timestamp >= from
             && s.timestamp < to
             && measurand.is_none_or(|m| s.measurand == m)
             && query.connector.is_none_or(|c| s.connector_id == c)
             && phase.is_none_or(|p| s.phase == Some(p))
-    });
+    };
+    let mut samples = unwritten(&state, &id).await;
+    // Through the cache, the body is spliced from rendered hours. Only for a range in whole
+    // milliseconds: hours are kept with each reading once, which equals dropping repeats after
+    // the range filter only if repeats (same millisecond) are all in range or all out.
+    if state.read_cache.enabled() && whole_ms(from) && whole_ms(to) {
+        samples.retain(wanted);
+        // The chunks and the session's holder are independent reads: one wait, not two.
+        let (hours, (instance, buffered_elsewhere_secs)) = futures_util::future::join(
+            reads::hours_matching_cached(
+                &state.pool,
+                &state.read_cache,
+                id.as_str(),
+                &filter,
+                Some(&json::render_sample),
+            ),
+            super::holder(&state, &id, state.lag.raw_secs),
+        )
+        .await;
+        let parts = meter_values_body::samples_parts(&hours?, samples, from, to, limit);
+        let head = meter_values_body::Head {
+            buffered_elsewhere_secs,
+            charge_point_id: id.as_str(),
+            from: json::time(from),
+            instance,
+        };
+        return match meter_values_body::body(&head, parts, to) {
+            Ok(parts) => Ok(meter_values_body::response(parts)),
+            Err(e) => {
+                log::error!("{id}: cannot render a meter-values response: {e}");
+                Ok(HttpResponse::InternalServerError().finish())
+            }
+        };
+    }
+    samples.extend(
+        reads::samples_matching_cached(&state.pool, &state.read_cache, id.as_str(), &filter, limit)
+            .await?,
+    );
+    samples.retain(wanted);
     sort_and_dedupe(&mut samples);
     samples.truncate(limit);
     let (instance, buffered_elsewhere_secs) = super::holder(&state, &id, state.lag.raw_secs).await;

@@ -75,6 +75,13 @@ impl Serialize for SampleJson<'_> {
     }
 }
 
+/// [`SampleJson`] appended to `out`: the renderer the read cache keeps hours of samples with
+/// (`actors::store::hour_samples`), so a warm read splices them instead of serialising again.
+pub fn render_sample(sample: &Sample, out: &mut Vec<u8>) {
+    // Writing plain strings and numbers into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(out, &SampleJson(sample));
+}
+
 /// A list of samples serialised one by one, for [`SampleJson`].
 pub struct SamplesJson<'a>(pub &'a [Sample]);
 

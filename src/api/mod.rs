@@ -15,6 +15,7 @@ mod health;
 mod id_tags;
 pub(crate) mod json;
 mod latest;
+mod meter_values_body;
 pub mod metrics;
 pub mod openapi;
 mod params;

@@ -41,6 +41,7 @@ pub mod chunk;
 pub mod credentials;
 pub mod fleet_rollup;
 pub mod groups;
+pub mod hour_samples;
 pub mod keys;
 pub mod metering;
 pub mod read_cache;

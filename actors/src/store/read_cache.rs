@@ -31,8 +31,9 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::sample::{Measurand, Phase, Sample};
+use crate::sample::{Measurand, Phase};
 use crate::store::aggregates::{BucketRetention, Period, StoredBucket};
+use crate::store::hour_samples::HourSamples;
 use crate::FastHashMap;
 
 /// How far apart "closed" is put from the bucket's end, on both sides: the merge script moves
@@ -62,14 +63,15 @@ enum Key {
     Bucket(Arc<str>, Period, i64),
 }
 
-/// The decoded samples of one hour chunk for one selection, and the chunk's length in bytes
-/// when they were decoded (the validation: the chunk only grows).
+/// The decoded (and, for meter-values reads, rendered) samples of one hour chunk for one
+/// selection, and the chunk's length in bytes when they were decoded (the validation: the chunk
+/// only grows).
 #[derive(Debug, Clone)]
 pub struct RawEntry {
-    /// Bytes of the chunk that `samples` were decoded from.
+    /// Bytes of the chunk that `hour` was decoded from.
     pub len: usize,
-    /// The samples of the selection, every time of the hour, in storage order.
-    pub samples: Arc<Vec<Sample>>,
+    /// The samples of the selection, every time of the hour, sorted (see [`HourSamples`]).
+    pub hour: Arc<HourSamples>,
 }
 
 /// One roll-up bucket hash as decoded and rendered, valid while the charge point's roll-up
@@ -194,7 +196,7 @@ impl ReadCache {
         }
     }
 
-    /// Caches the decode of a chunk of `len` bytes.
+    /// Caches the decode of a chunk of `len` bytes (its rendering counts against the bound).
     pub fn put_raw(
         &self,
         charge_point: &str,
@@ -202,7 +204,7 @@ impl ReadCache {
         selection: SeriesSelection,
         entry: RawEntry,
     ) {
-        let bytes = 96 + entry.samples.len() * sample_bytes();
+        let bytes = 96 + entry.hour.heap_bytes();
         let key = Key::Raw(charge_point.into(), hour, selection);
         self.insert(key, Value::Raw(entry), bytes);
     }
@@ -327,15 +329,15 @@ impl ReadCache {
     }
 }
 
-/// Estimated bytes of one cached sample: the struct (a verbatim unit or signed value adds its
-/// text, rare enough to leave out of the estimate).
-fn sample_bytes() -> usize {
-    std::mem::size_of::<Sample>()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sample::Sample;
+
+    /// Bytes of one cached sample, unrendered.
+    fn sample_bytes() -> usize {
+        std::mem::size_of::<Sample>()
+    }
 
     fn selection() -> SeriesSelection {
         SeriesSelection {
@@ -348,7 +350,10 @@ mod tests {
     fn entry(samples: usize) -> RawEntry {
         RawEntry {
             len: samples,
-            samples: Arc::new(vec![test_sample(); samples]),
+            hour: Arc::new(HourSamples {
+                samples: vec![test_sample(); samples],
+                rendered: None,
+            }),
         }
     }
 
@@ -386,6 +391,34 @@ mod tests {
         cache.invalidate_raw("CP", 0, selection());
         assert!(cache.raw("CP", 0, selection()).is_none());
         assert_eq!(stats.entries.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn the_rendering_counts_against_the_bound() {
+        let render = |_: &Sample, out: &mut Vec<u8>| out.extend_from_slice(&[b'x'; 1000]);
+        let hour = HourSamples::from_stored(vec![test_sample(); 10], Some(&render));
+        let rendered = 96 + hour.heap_bytes();
+        assert!(rendered >= 96 + 10 * sample_bytes() + 1001, "{rendered}");
+        let cache = ReadCache::new(4 * rendered, BucketRetention::default());
+        let put = |h: i64, hour: &Arc<HourSamples>| {
+            cache.put_raw(
+                "CP",
+                h,
+                selection(),
+                RawEntry {
+                    len: 1,
+                    hour: hour.clone(),
+                },
+            )
+        };
+        let hour = Arc::new(hour);
+        for h in 0..4 {
+            put(h, &hour);
+        }
+        let stats = cache.stats();
+        assert_eq!(stats.bytes.load(Ordering::Relaxed) as usize, 4 * rendered);
+        put(4, &hour);
+        assert_eq!(stats.evicted.load(Ordering::Relaxed), 1);
     }
 
     #[test]

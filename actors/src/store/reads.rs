@@ -9,6 +9,7 @@ use deadpool_redis::redis::{self, AsyncCommands};
 
 use crate::sample::Sample;
 use crate::store::chunk::{self, SampleFilter};
+use crate::store::hour_samples::{HourSamples, RenderSample};
 use crate::store::keys;
 use crate::store::read_cache::{RawEntry, ReadCache, SeriesSelection};
 
@@ -64,11 +65,9 @@ pub async fn samples_matching(
     samples_matching_cached(pool, &ReadCache::disabled(), charge_point, filter, limit).await
 }
 
-/// [`samples_matching`] through `cache`: an hour decoded before is checked against its chunk's
-/// length (`STRLEN`) and only what was appended since is fetched (`GETRANGE`) and decoded; an
-/// hour not in the cache is fetched whole (`GET`), decoded for the asked series over the whole
-/// hour, and cached. One pipeline for every hour (all in the charge point's slot), plus one for
-/// the rare chunk that shrank (expired) since it was cached.
+/// [`samples_matching`] through `cache`: the samples of the hours [`hours_matching_cached`]
+/// reads, within the range, oldest hour first, sorted by identity within each hour (repeats
+/// kept). Stops after the hour in which at least `limit` distinct readings are in hand.
 pub async fn samples_matching_cached(
     pool: &Pool,
     cache: &ReadCache,
@@ -76,6 +75,45 @@ pub async fn samples_matching_cached(
     filter: &SampleFilter,
     limit: usize,
 ) -> Result<Vec<Sample>, ReadError> {
+    let (Some(from), Some(to)) = (filter.from, filter.to) else {
+        return Ok(Vec::new());
+    };
+    let hours = hours_matching_cached(pool, cache, charge_point, filter, None).await?;
+    let mut samples = Vec::new();
+    for hour in hours {
+        samples.extend(
+            hour.samples
+                .iter()
+                .filter(|s| s.timestamp >= from && s.timestamp < to)
+                .cloned(),
+        );
+        if samples.len() >= limit {
+            // Repeats (replays) may hide among them: count distinct readings before stopping.
+            let mut identities: Vec<_> = samples.iter().map(Sample::identity).collect();
+            identities.sort_unstable();
+            identities.dedup();
+            if identities.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(samples)
+}
+
+/// The samples of `filter`'s series (its `from` and `to` are required) in every hour chunk of the
+/// range, whole hours, one entry per hour, oldest first (an empty one for a missing chunk), each
+/// rendered too if `render` is given, through `cache`: an hour decoded before is checked against
+/// its chunk's length (`STRLEN`) and only what was appended since is fetched (`GETRANGE`),
+/// decoded and rendered; an hour not in the cache is fetched whole (`GET`), decoded for the
+/// asked series over the whole hour, and cached. One pipeline for every hour (all in the
+/// charge point's slot), plus one for the rare chunk that shrank (expired) since it was cached.
+pub async fn hours_matching_cached(
+    pool: &Pool,
+    cache: &ReadCache,
+    charge_point: &str,
+    filter: &SampleFilter,
+    render: Option<&RenderSample>,
+) -> Result<Vec<Arc<HourSamples>>, ReadError> {
     let (Some(from), Some(to)) = (filter.from, filter.to) else {
         return Ok(Vec::new());
     };
@@ -116,11 +154,17 @@ pub async fn samples_matching_cached(
     let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
     let mut replies = replies.into_iter();
 
-    // Per hour: the decoded samples of the selection, or the hour to fetch again in full.
-    let mut decoded: Vec<Option<Arc<Vec<Sample>>>> = Vec::with_capacity(hours.len());
+    let hour_read = HourRead {
+        cache,
+        charge_point,
+        selection,
+        filter: &hour_filter,
+        render,
+    };
+    // Per hour: the samples of the selection, or the hour to fetch again in full.
+    let mut decoded: Vec<Option<Arc<HourSamples>>> = Vec::with_capacity(hours.len());
     let mut refetch = Vec::new();
     for (i, (hour, entry)) in hours.iter().zip(cached).enumerate() {
-        let key = || keys::raw_chunk(charge_point, *hour);
         match entry {
             Some(entry) => {
                 let length = int(replies.next());
@@ -134,44 +178,12 @@ pub async fn samples_matching_cached(
                     continue;
                 }
                 cache.hit();
-                if tail.is_empty() {
-                    decoded.push(Some(entry.samples));
-                    continue;
-                }
-                let mut samples = Vec::clone(&entry.samples);
-                let error = chunk::decode_chunk_matching(&tail, &hour_filter, &mut samples);
-                let samples = Arc::new(samples);
-                match error {
-                    None => cache.put_raw(
-                        charge_point,
-                        *hour,
-                        selection,
-                        RawEntry {
-                            len: entry.len + tail.len(),
-                            samples: samples.clone(),
-                        },
-                    ),
-                    Some(error) => {
-                        log::error!(
-                            "{charge_point}: chunk {} is partly unreadable: {error}",
-                            key()
-                        );
-                        cache.invalidate_raw(charge_point, *hour, selection);
-                    }
-                }
-                decoded.push(Some(samples));
+                decoded.push(Some(hour_read.grown(*hour, entry, &tail)));
             }
             None => {
                 cache.miss();
                 let bytes = bytes(replies.next());
-                decoded.push(decode_hour(
-                    cache,
-                    charge_point,
-                    *hour,
-                    selection,
-                    &hour_filter,
-                    bytes,
-                ));
+                decoded.push(Some(hour_read.whole(*hour, bytes)));
             }
         }
     }
@@ -182,69 +194,83 @@ pub async fn samples_matching_cached(
         }
         let chunks: Vec<Option<Vec<u8>>> = pipe.query_async(&mut conn).await?;
         for (&i, bytes) in refetch.iter().zip(chunks) {
-            decoded[i] = decode_hour(
-                cache,
-                charge_point,
-                hours[i],
-                selection,
-                &hour_filter,
-                bytes,
-            );
+            decoded[i] = Some(hour_read.whole(hours[i], bytes));
         }
     }
     drop(conn);
-
-    let mut samples = Vec::new();
-    for hour in decoded.into_iter().flatten() {
-        samples.extend(
-            hour.iter()
-                .filter(|s| s.timestamp >= from && s.timestamp < to)
-                .cloned(),
-        );
-        if samples.len() >= limit {
-            // Repeats (replays) may hide among them: count distinct readings before stopping.
-            let mut identities: Vec<_> = samples.iter().map(Sample::identity).collect();
-            identities.sort_unstable();
-            identities.dedup();
-            if identities.len() >= limit {
-                break;
-            }
-        }
-    }
-    Ok(samples)
+    Ok(decoded.into_iter().flatten().collect())
 }
 
-/// Decodes one whole chunk for `selection` and caches it when it read cleanly (a chunk with a
-/// damaged block is decoded afresh every time, so a tail is never appended after a framing
-/// error that a full decode would stop at).
-fn decode_hour(
-    cache: &ReadCache,
-    charge_point: &str,
-    hour: i64,
+/// One read's way of turning chunk bytes into cached hours.
+struct HourRead<'a> {
+    cache: &'a ReadCache,
+    charge_point: &'a str,
     selection: SeriesSelection,
-    hour_filter: &SampleFilter,
-    bytes: Option<Vec<u8>>,
-) -> Option<Arc<Vec<Sample>>> {
-    let bytes = bytes?;
-    let mut samples = Vec::new();
-    let error = chunk::decode_chunk_matching(&bytes, hour_filter, &mut samples);
-    let samples = Arc::new(samples);
-    match error {
-        None => cache.put_raw(
-            charge_point,
-            hour,
-            selection,
-            RawEntry {
-                len: bytes.len(),
-                samples: samples.clone(),
-            },
-        ),
-        Some(error) => log::error!(
-            "{charge_point}: chunk {} is partly unreadable: {error}",
-            keys::raw_chunk(charge_point, hour)
-        ),
+    filter: &'a SampleFilter,
+    render: Option<&'a RenderSample>,
+}
+
+impl HourRead<'_> {
+    /// A cached hour with `tail` appended to its chunk since (empty: nothing new), rendered if
+    /// the read renders and the entry is not yet.
+    fn grown(&self, hour: i64, entry: RawEntry, tail: &[u8]) -> Arc<HourSamples> {
+        if tail.is_empty() {
+            return match self.render {
+                Some(render) if entry.hour.rendered.is_none() => {
+                    let rendered = Arc::new(entry.hour.with_rendering(render));
+                    self.put(hour, entry.len, rendered.clone());
+                    rendered
+                }
+                _ => entry.hour,
+            };
+        }
+        let mut samples = Vec::new();
+        let error = chunk::decode_chunk_matching(tail, self.filter, &mut samples);
+        let grown = Arc::new(entry.hour.with_tail(samples, self.render));
+        match error {
+            None => self.put(hour, entry.len + tail.len(), grown.clone()),
+            Some(error) => {
+                log::error!(
+                    "{}: chunk {} is partly unreadable: {error}",
+                    self.charge_point,
+                    keys::raw_chunk(self.charge_point, hour)
+                );
+                self.cache
+                    .invalidate_raw(self.charge_point, hour, self.selection);
+            }
+        }
+        grown
     }
-    Some(samples)
+
+    /// Decodes one whole chunk (missing: an empty hour) and caches it when it read cleanly (a
+    /// chunk with a damaged block is decoded afresh every time, so a tail is never appended
+    /// after a framing error that a full decode would stop at).
+    fn whole(&self, hour: i64, bytes: Option<Vec<u8>>) -> Arc<HourSamples> {
+        let Some(bytes) = bytes else {
+            return Arc::new(HourSamples::default());
+        };
+        let mut samples = Vec::new();
+        let error = chunk::decode_chunk_matching(&bytes, self.filter, &mut samples);
+        let decoded = Arc::new(HourSamples::from_stored(samples, self.render));
+        match error {
+            None => self.put(hour, bytes.len(), decoded.clone()),
+            Some(error) => log::error!(
+                "{}: chunk {} is partly unreadable: {error}",
+                self.charge_point,
+                keys::raw_chunk(self.charge_point, hour)
+            ),
+        }
+        decoded
+    }
+
+    fn put(&self, hour: i64, len: usize, samples: Arc<HourSamples>) {
+        self.cache.put_raw(
+            self.charge_point,
+            hour,
+            self.selection,
+            RawEntry { len, hour: samples },
+        );
+    }
 }
 
 /// An integer reply (`STRLEN`); anything else as 0, which no cached length is below.
