@@ -78,21 +78,16 @@ async fn aggregates_of(
     // script call per charge point of the fleet.
     let flush = state.aggregator.send(FlushChargePoint(id.clone()));
     let _ = tokio::time::timeout(FLUSH_WAIT, flush).await;
-    // The buckets and the session's holder are independent reads: one wait, not two.
-    let (entries, (instance, buffered_elsewhere_secs)) = futures_util::future::join(
-        aggregates::read_buckets_cached(
-            &state.pool,
-            &state.cache,
-            id.as_str(),
-            period,
-            from,
-            to,
-            &render_bucket,
-        ),
-        super::holder(&api, &id, api.lag.rollup_secs),
+    let entries = aggregates::read_buckets_cached(
+        &state.pool,
+        &state.cache,
+        id.as_str(),
+        period,
+        from,
+        to,
+        &render_bucket,
     )
-    .await;
-    let entries = entries?;
+    .await?;
     let keep = |b: &StoredBucket| {
         measurand.is_none_or(|m| b.series.measurand == m)
             && query.connector.is_none_or(|c| b.series.connector_id == c)
@@ -103,6 +98,7 @@ async fn aggregates_of(
         .flat_map(|entry| entry.series.iter())
         .filter(|(bucket, _)| keep(bucket))
         .map(|(_, json)| &**json);
+    let (instance, buffered_elsewhere_secs) = super::holder(&api, &id, api.lag.rollup_secs).await;
     let size_hint = 256
         + entries
             .iter()
