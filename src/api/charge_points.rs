@@ -202,19 +202,17 @@ async fn meter_values(
     // the range filter only if repeats (same millisecond) are all in range or all out.
     if state.read_cache.enabled() && whole_ms(from) && whole_ms(to) {
         samples.retain(wanted);
-        // The chunks and the session's holder are independent reads: one wait, not two.
-        let (hours, (instance, buffered_elsewhere_secs)) = futures_util::future::join(
-            reads::hours_matching_cached(
-                &state.pool,
-                &state.read_cache,
-                id.as_str(),
-                &filter,
-                Some(&json::render_sample),
-            ),
-            super::holder(&state, &id, state.lag.raw_secs),
+        let hours = reads::hours_matching_cached(
+            &state.pool,
+            &state.read_cache,
+            id.as_str(),
+            &filter,
+            Some(&json::render_sample),
         )
-        .await;
-        let parts = meter_values_body::samples_parts(&hours?, samples, from, to, limit);
+        .await?;
+        let parts = meter_values_body::samples_parts(&hours, samples, from, to, limit);
+        let (instance, buffered_elsewhere_secs) =
+            super::holder(&state, &id, state.lag.raw_secs).await;
         let head = meter_values_body::Head {
             buffered_elsewhere_secs,
             charge_point_id: id.as_str(),
