@@ -37,6 +37,9 @@ const KNOWN: &[Spelling] = &[
     ("kvar", Unit::Var, |v| v * 1000.0),
     ("VA", Unit::Va, |v| v),
     ("kVA", Unit::Va, |v| v * 1000.0),
+    // OCPP 2.0.1's apparent energy (issue 15).
+    ("VAh", Unit::Vah, |v| v),
+    ("kVAh", Unit::Vah, |v| v * 1000.0),
     ("A", Unit::A, |v| v),
     ("V", Unit::V, |v| v),
     ("Celsius", Unit::Celsius, |v| v),
