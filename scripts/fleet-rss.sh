@@ -6,9 +6,9 @@
 # HEAPTRACK=1 also attaches heaptrack to the server and kills it (SIGKILL) at the end of the idle
 # phase, so heaptrack's "leaked" is what was live then (issue 13's breakdown):
 #   N=3000 HEAPTRACK=1 scripts/fleet-rss.sh; heaptrack_print -f $W/heap.zst -l 1 ...
-# INUSE=1 also reads glibc's heap in use (malloc_stats through gdb, a pause of well under a
-# second) before the fleet and at the end: steadier than RSS, which keeps what glibc has not
-# given back.
+# INUSE=1 also reads the heap in use before the fleet and at the end: jemalloc's allocated
+# bytes from /metrics, or on a glibc build malloc_stats through gdb (a pause of well under a
+# second); steadier than RSS, which keeps what the allocator has not given back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${BIN:-target/release}; N=${N:-10000}; W=${W:-$(mktemp -d /tmp/ocpp-meter-rss.XXXXXX)}; ACTIVE=${ACTIVE:-60}
@@ -18,8 +18,12 @@ mkdir -p "$W"
 rss() { awk '$1=="VmRSS:" {print $2}' /proc/$sp/status; }
 # KiB of heap in use: malloc_stats writes to the server's stderr (server.log); its last
 # "in use bytes" line is the total over all arenas.
+# A build on jemalloc (the default) reports its allocated bytes on /metrics instead.
 inuse() {
   [ -n "${INUSE:-}" ] || { echo 0; return; }
+  local allocated
+  allocated=$(curl -fsS "http://127.0.0.1:$hp/metrics" | awk '$1=="ocpp_memory_allocated_bytes" {print int($2 / 1024)}')
+  if [ -n "$allocated" ]; then echo "$allocated"; return; fi
   gdb -p $sp -batch -ex 'call (void) malloc_stats()' > /dev/null 2>&1
   { grep "in use bytes" "$W/server.log" || echo "in use bytes = 0"; } | tail -1 | awk '{print int($NF / 1024)}'
 }

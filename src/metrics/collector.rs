@@ -271,6 +271,20 @@ impl Collector for StatsCollector {
             "Entries held by the read cache",
             load(&cache.entries),
         )?;
+        if let Some((allocated, resident)) = crate::memory::allocator_bytes() {
+            gauge(
+                &mut e,
+                "ocpp_memory_allocated_bytes",
+                "Bytes in live heap allocations (jemalloc's stats.allocated)",
+                allocated,
+            )?;
+            gauge(
+                &mut e,
+                "ocpp_memory_resident_bytes",
+                "Bytes of physical memory the allocator holds (jemalloc's stats.resident): its part of the RSS",
+                resident,
+            )?;
+        }
         if let Some(webhook) = &s.webhook {
             counter(
                 &mut e,
