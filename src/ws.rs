@@ -39,7 +39,7 @@ use actix_web::middleware::Next;
 use actix_web::FromRequest;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, Closed, Session};
-use tokio::sync::mpsc;
+use futures_util::StreamExt;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use actors::charge_point::{
@@ -332,7 +332,7 @@ async fn upgrade(
         actix_ws::handle_with_protocols(&req, unused, &[protocol.subprotocol()])?;
     let reader = MessageReader::new(body, state.settings.max_frame_bytes);
 
-    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let (commands_tx, commands_rx) = futures_channel::mpsc::unbounded();
     let actor = ChargePointActor::new(
         id.clone(),
         session_number,
@@ -519,7 +519,7 @@ async fn run_session(
     actor: Addr<ChargePointActor>,
     mut session: Session,
     mut reader: MessageReader,
-    mut commands: mpsc::UnboundedReceiver<Box<SessionCommand>>,
+    mut commands: futures_channel::mpsc::UnboundedReceiver<Box<SessionCommand>>,
     settings: Arc<WsSettings>,
 ) {
     let mut ping = interval_at(
@@ -617,7 +617,7 @@ async fn run_session(
                     }
                 }
             }
-            command = commands.recv() => match command.map(|command| *command) {
+            command = commands.next() => match command.map(|command| *command) {
                 Some(SessionCommand::Close(CloseReason::Replaced)) => {
                     break Ending::Close(CloseCode::Policy, "replaced by a new connection");
                 }

@@ -1,10 +1,17 @@
-//! `BufferActor`: one per connected station. It collects the station's samples and hands them to
-//! the writer in batches, so Redis sees one pipeline per `max_samples` samples instead of one
+//! A station's buffer: the samples its `ChargePointActor` has accepted and not yet handed to
+//! the writer, in batches, so Redis sees one pipeline per `max_samples` samples instead of one
 //! write per sample.
 //!
 //! Batch rules (after vector's batcher): the age timer starts at the first sample of a batch; a
-//! batch is closed when full, when its oldest sample reaches `max_age`, on `Flush`, and when the
-//! actor stops (disconnect or shutdown), so nothing it accepted is left behind.
+//! batch is closed when full, when its oldest sample reaches `max_age`, on a flush (handover),
+//! and when the station's actor stops (disconnect or shutdown), so nothing it accepted is left
+//! behind.
+//!
+//! The buffer is state of the station's actor, not an actor of its own: a second actor per
+//! session cost its task, its mailbox and its own copies of the station id and the writer's
+//! address, ~1.3 KiB per connected charge point (issue 13, docs/performance.md), and every
+//! read of the unwritten samples took a round trip through both mailboxes. The owner passes
+//! what a flush needs ([`Outlet`]) and its own context, whose timer closes an aged batch.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,32 +38,30 @@ pub struct BufferSettings {
     pub dedupe_max_age: Duration,
 }
 
-/// Add samples to the buffer, with the write-ahead log's hold on them (see [`crate::wal`]).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Push(pub Vec<Sample>, pub Option<Arc<WalPin>>);
+/// Where a closed batch goes, borrowed from the owner at each call so the buffer keeps no copy
+/// of what the station's actor already holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Outlet<'a> {
+    /// Station the buffer belongs to.
+    pub charge_point: &'a ChargePointId,
+    /// Limits.
+    pub settings: &'a BufferSettings,
+    /// Where full batches go.
+    pub writer: &'a Recipient<WriteBatch>,
+    /// Shared gauges: open buffers and buffered samples.
+    pub counters: &'a IngestCounters,
+}
 
-/// Hand everything buffered to the writer now.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Flush;
-
-/// Flush and stop: the station is gone, so its memory is freed.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Stop;
-
-/// Copy out the buffered samples, for reads that must see what is not yet in Redis.
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<Sample>")]
-pub struct Buffered;
+/// The owner's way back to its buffer, for the age timer's callback.
+pub trait BufferOwner: Actor<Context = Context<Self>> {
+    /// Closes the open batch because its oldest sample reached `max_age`; the owner calls
+    /// [`StationBuffer::aged`] with its outlet.
+    fn batch_aged(&mut self, ctx: &mut Context<Self>);
+}
 
 /// See the module documentation.
-pub struct BufferActor {
-    /// Station the buffer belongs to.
-    charge_point: ChargePointId,
-    /// Limits.
-    settings: BufferSettings,
+#[derive(Debug, Default)]
+pub struct StationBuffer {
     /// The open batch.
     samples: Vec<Sample>,
     /// The log's hold on the open batch: the pin of its first (oldest) record, which covers
@@ -66,81 +71,25 @@ pub struct BufferActor {
     wal_last: u64,
     /// Fires when the oldest sample of the open batch reaches `max_age`.
     age_timer: Option<SpawnHandle>,
-    /// Where full batches go.
-    writer: Recipient<WriteBatch>,
-    /// Shared gauges: open buffers and buffered samples.
-    counters: Arc<IngestCounters>,
 }
 
-impl BufferActor {
-    /// A buffer for one station writing to `writer`.
-    pub fn new(
-        charge_point: ChargePointId,
-        settings: BufferSettings,
-        writer: Recipient<WriteBatch>,
-        counters: Arc<IngestCounters>,
-    ) -> Self {
-        BufferActor {
-            charge_point,
-            // Grown on demand, not reserved for `max_samples`: a charge point reporting 10
-            // values every 10 s never holds more than ~30, and an idle one holds none (a
-            // reserved batch was ~8 KiB per connected charge point, issue 5).
-            samples: Vec::new(),
-            wal: None,
-            wal_last: 0,
-            settings,
-            age_timer: None,
-            writer,
-            counters,
-        }
+impl StationBuffer {
+    /// A buffer counted in the open-buffer gauge until [`StationBuffer::close`]: shutdown waits
+    /// for that gauge to reach zero, every buffer flushed.
+    pub fn open(counters: &IngestCounters) -> Self {
+        counters.open_buffers.fetch_add(1, Ordering::SeqCst);
+        StationBuffer::default()
     }
 
-    /// Sends the open batch to the writer and resets the timer.
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        if let Some(timer) = self.age_timer.take() {
-            ctx.cancel_future(timer);
-        }
-        if self.samples.is_empty() {
-            return;
-        }
-        self.counters
-            .buffered_samples
-            .fetch_sub(self.samples.len(), Ordering::Relaxed);
-        let samples = std::mem::take(&mut self.samples);
-        self.writer.do_send(WriteBatch {
-            charge_point: self.charge_point.clone(),
-            samples,
-            ops: Vec::new(),
-            wal: self.wal.take(),
-            wal_last: std::mem::take(&mut self.wal_last),
-        });
-    }
-}
-
-impl Actor for BufferActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, _: &mut Self::Context) {
-        self.counters.open_buffers.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn stopped(&mut self, _: &mut Self::Context) {
-        // After `stopping` flushed: shutdown may now drain the writer.
-        self.counters.open_buffers.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
-        // Disconnect or shutdown: whatever was accepted goes to the writer before the memory is
-        // freed.
-        self.flush(ctx);
-        Running::Stop
-    }
-}
-
-impl Handler<Push> for BufferActor {
-    type Result = ();
-
-    fn handle(&mut self, Push(samples, wal): Push, ctx: &mut Self::Context) {
+    /// Adds samples with the write-ahead log's hold on them (see [`crate::wal`]), closing
+    /// batches as they fill.
+    pub fn push<A: BufferOwner>(
+        &mut self,
+        samples: Vec<Sample>,
+        wal: Option<Arc<WalPin>>,
+        out: Outlet<'_>,
+        ctx: &mut Context<A>,
+    ) {
         for sample in samples {
             // A batch closed mid-push took the pin with it; the rest of this push needs one.
             if self.wal.is_none() {
@@ -150,43 +99,61 @@ impl Handler<Push> for BufferActor {
                 self.wal_last = self.wal_last.max(pin.lsn());
             }
             if self.samples.is_empty() && self.age_timer.is_none() {
-                self.age_timer = Some(ctx.run_later(self.settings.max_age, |act, ctx| {
-                    act.age_timer = None;
-                    act.flush(ctx);
-                }));
+                self.age_timer = Some(ctx.run_later(out.settings.max_age, A::batch_aged));
             }
             self.samples.push(sample);
-            self.counters
+            out.counters
                 .buffered_samples
                 .fetch_add(1, Ordering::Relaxed);
-            if self.samples.len() >= self.settings.max_samples {
-                self.flush(ctx);
+            if self.samples.len() >= out.settings.max_samples {
+                self.flush(out, ctx);
             }
         }
     }
-}
 
-impl Handler<Flush> for BufferActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Flush, ctx: &mut Self::Context) {
-        self.flush(ctx);
+    /// The age timer fired: the open batch goes to the writer.
+    pub fn aged<A: BufferOwner>(&mut self, out: Outlet<'_>, ctx: &mut Context<A>) {
+        self.age_timer = None;
+        self.flush(out, ctx);
     }
-}
 
-impl Handler<Stop> for BufferActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
-        ctx.stop();
+    /// Sends the open batch to the writer and resets the timer.
+    pub fn flush<A: BufferOwner>(&mut self, out: Outlet<'_>, ctx: &mut Context<A>) {
+        if let Some(timer) = self.age_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.send_batch(out);
     }
-}
 
-impl Handler<Buffered> for BufferActor {
-    type Result = MessageResult<Buffered>;
+    /// Flushes and leaves the open-buffer gauge: the station is gone (disconnect or shutdown),
+    /// so whatever was accepted goes to the writer before the memory is freed. Called from the
+    /// owner's `stopped`, where no timer runs any more.
+    pub fn close(&mut self, out: Outlet<'_>) {
+        self.age_timer = None;
+        self.send_batch(out);
+        out.counters.open_buffers.fetch_sub(1, Ordering::SeqCst);
+    }
 
-    fn handle(&mut self, _: Buffered, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.samples.clone())
+    /// Hands the open batch, if any, with its log pin to the writer.
+    fn send_batch(&mut self, out: Outlet<'_>) {
+        if self.samples.is_empty() {
+            return;
+        }
+        out.counters
+            .buffered_samples
+            .fetch_sub(self.samples.len(), Ordering::Relaxed);
+        out.writer.do_send(WriteBatch {
+            charge_point: out.charge_point.clone(),
+            samples: std::mem::take(&mut self.samples),
+            ops: Vec::new(),
+            wal: self.wal.take(),
+            wal_last: std::mem::take(&mut self.wal_last),
+        });
+    }
+
+    /// A copy of the buffered samples, for reads that must see what is not yet in Redis.
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
     }
 }
 
@@ -210,6 +177,81 @@ mod tests {
         }
     }
 
+    /// A station's actor reduced to its buffer, as `ChargePointActor` holds it.
+    struct Station {
+        parts: Parts,
+        buffer: StationBuffer,
+    }
+
+    /// What the station lends its buffer.
+    struct Parts {
+        id: ChargePointId,
+        settings: BufferSettings,
+        writer: Recipient<WriteBatch>,
+        counters: Arc<IngestCounters>,
+    }
+
+    impl Parts {
+        fn outlet(&self) -> Outlet<'_> {
+            Outlet {
+                charge_point: &self.id,
+                settings: &self.settings,
+                writer: &self.writer,
+                counters: &self.counters,
+            }
+        }
+    }
+
+    impl Actor for Station {
+        type Context = Context<Self>;
+
+        fn stopped(&mut self, _: &mut Self::Context) {
+            self.buffer.close(self.parts.outlet());
+        }
+    }
+
+    impl BufferOwner for Station {
+        fn batch_aged(&mut self, ctx: &mut Context<Self>) {
+            self.buffer.aged(self.parts.outlet(), ctx);
+        }
+    }
+
+    /// Samples for the buffer.
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Push(Vec<Sample>);
+
+    /// What is buffered.
+    #[derive(Message)]
+    #[rtype(result = "Vec<Sample>")]
+    struct Buffered;
+
+    /// The station goes away.
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Stop;
+
+    impl Handler<Push> for Station {
+        type Result = ();
+        fn handle(&mut self, Push(samples): Push, ctx: &mut Self::Context) {
+            self.buffer.push(samples, None, self.parts.outlet(), ctx);
+        }
+    }
+
+    impl Handler<Buffered> for Station {
+        type Result = MessageResult<Buffered>;
+        fn handle(&mut self, _: Buffered, _: &mut Self::Context) -> Self::Result {
+            MessageResult(self.buffer.samples().to_vec())
+        }
+    }
+
+    impl Handler<Stop> for Station {
+        type Result = ();
+        fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+            ctx.stop();
+        }
+    }
+
     fn sample(second: i64) -> Sample {
         Sample {
             timestamp: chrono::DateTime::from_timestamp(1_700_000_000 + second, 0).unwrap(),
@@ -227,7 +269,11 @@ mod tests {
     fn start(
         max_samples: usize,
         max_age: Duration,
-    ) -> (Addr<BufferActor>, Arc<Mutex<Vec<WriteBatch>>>) {
+    ) -> (
+        Addr<Station>,
+        Arc<Mutex<Vec<WriteBatch>>>,
+        Arc<IngestCounters>,
+    ) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let writer = FakeWriter(seen.clone()).start();
         let settings = BufferSettings {
@@ -238,10 +284,16 @@ mod tests {
         };
         let id = ChargePointId::parse("CP1").unwrap();
         let counters = Arc::new(IngestCounters::default());
-        (
-            BufferActor::new(id, settings, writer.recipient(), counters).start(),
-            seen,
-        )
+        let station = Station {
+            buffer: StationBuffer::open(&counters),
+            parts: Parts {
+                id,
+                settings,
+                writer: writer.recipient(),
+                counters: counters.clone(),
+            },
+        };
+        (station.start(), seen, counters)
     }
 
     fn sizes(seen: &Arc<Mutex<Vec<WriteBatch>>>) -> Vec<usize> {
@@ -254,9 +306,9 @@ mod tests {
 
     #[actix::test]
     async fn flushes_when_full() {
-        let (buffer, seen) = start(3, Duration::from_secs(3600));
+        let (buffer, seen, _) = start(3, Duration::from_secs(3600));
         buffer
-            .send(Push((0..7).map(sample).collect(), None))
+            .send(Push((0..7).map(sample).collect()))
             .await
             .unwrap();
         buffer.send(Buffered).await.unwrap();
@@ -268,10 +320,10 @@ mod tests {
     #[actix::test]
     async fn flushes_when_the_oldest_sample_is_max_age_old() {
         tokio::time::pause();
-        let (buffer, seen) = start(100, Duration::from_secs(30));
-        buffer.send(Push(vec![sample(0)], None)).await.unwrap();
+        let (buffer, seen, _) = start(100, Duration::from_secs(30));
+        buffer.send(Push(vec![sample(0)])).await.unwrap();
         actix::clock::sleep(Duration::from_secs(20)).await;
-        buffer.send(Push(vec![sample(1)], None)).await.unwrap();
+        buffer.send(Push(vec![sample(1)])).await.unwrap();
         assert!(sizes(&seen).is_empty(), "flushed before max_age");
         actix::clock::sleep(Duration::from_secs(11)).await;
         assert_eq!(
@@ -283,13 +335,13 @@ mod tests {
 
     #[actix::test]
     async fn flushes_everything_when_stopped() {
-        let (buffer, seen) = start(100, Duration::from_secs(3600));
-        buffer
-            .send(Push(vec![sample(0), sample(1)], None))
-            .await
-            .unwrap();
+        let (buffer, seen, counters) = start(100, Duration::from_secs(3600));
+        assert_eq!(counters.open_buffers.load(Ordering::SeqCst), 1);
+        buffer.send(Push(vec![sample(0), sample(1)])).await.unwrap();
         buffer.send(Stop).await.unwrap();
         actix::clock::sleep(Duration::from_millis(5)).await;
         assert_eq!(sizes(&seen), vec![2]);
+        assert_eq!(counters.open_buffers.load(Ordering::SeqCst), 0);
+        assert_eq!(counters.buffered_samples.load(Ordering::SeqCst), 0);
     }
 }

@@ -12,24 +12,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tokio::sync::mpsc::UnboundedSender;
+use futures_channel::mpsc::UnboundedSender;
 
 use crate::boot_metering::BootMetering;
-use crate::buffer::{BufferActor, BufferSettings, Buffered, Push, Stop};
+use crate::buffer::{BufferOwner, BufferSettings, Outlet, StationBuffer};
 use crate::counters::IngestCounters;
 use crate::dedupe::RecentSamples;
 use crate::exchange::{BootInfo, OpenTransaction, SessionEvent, StatusReport, StoreOp};
 use crate::id::ChargePointId;
+use crate::latest::LatestSamples;
 use crate::metering::MeteringProfile;
 use crate::registry::Registry;
-use crate::sample::{Measurand, Phase, Readings, Sample};
+use crate::sample::{Measurand, Readings, Sample};
 use crate::server_call::{Call, CallError, CallQueue, CallResult, ServerCall};
 use crate::stats::{ChargePointStats, LiveStats, PERSIST_INTERVAL};
 use crate::stream::{SampleBatch, SampleStream, SessionNotice};
 use crate::txn_ids::TransactionIds;
 use crate::wal::{Durable, Wal};
 use crate::writer::{WriteBatch, WriterStats};
-use crate::FastHashMap;
 
 /// A request from a charge point, already decoded and checked by the protocol edge.
 #[derive(Debug, Clone, PartialEq)]
@@ -336,10 +336,12 @@ pub enum CloseReason {
     Shutdown,
 }
 
-/// The actor's back channel to the connection that carries it. Commands travel boxed: a tokio
-/// channel allocates its slots 32 at a time when it is created and keeps them for its life, and
-/// 32 slots of a command were ~2.3 KiB per connected charge point where 32 boxes are 256 bytes
-/// (issue 13, memory per idle charge point). At most a call and a close are ever queued.
+/// The actor's back channel to the connection that carries it. At most a call and a close are
+/// ever queued, so what matters is what an empty channel costs, per connected charge point
+/// (issue 13, memory per idle charge point): a tokio channel allocates its slots 32 at a time
+/// when it is created and keeps them for its life (32 slots of a command were ~2.3 KiB, of a
+/// boxed command ~0.8 KiB with the channel's state); futures' channel allocates a node per
+/// message, and keeps one empty node, boxed so that it holds a pointer, not a command.
 pub type SessionCommands = UnboundedSender<Box<SessionCommand>>;
 
 /// What the actor asks of the connection that carries it.
@@ -421,9 +423,6 @@ pub struct CallAnswered {
     pub result: CallResult,
 }
 
-/// Key of the latest-sample map.
-type SeriesKey = (u32, Measurand, Option<Phase>);
-
 /// How a request is answered: at once, or once its write-ahead log record is on disk.
 enum Answer {
     /// Nothing to make durable (or the log is off).
@@ -462,8 +461,8 @@ pub struct ChargePointActor {
     session: u64,
     /// Shared services.
     services: Services,
-    /// The station's buffer, started with the actor and stopped (flushed) with it.
-    buffer: Option<Addr<BufferActor>>,
+    /// The station's unwritten samples, opened with the actor and flushed when it stops.
+    buffer: StationBuffer,
     /// Back channel to the connection.
     connection: SessionCommands,
     /// From BootNotification.
@@ -473,7 +472,7 @@ pub struct ChargePointActor {
     /// Open transactions by id.
     open_transactions: HashMap<i32, OpenTransaction>,
     /// Newest sample per series.
-    latest: FastHashMap<SeriesKey, Sample>,
+    latest: LatestSamples,
     /// Recently seen readings, to drop a retried MeterValues before anyone sees it twice.
     recent: RecentSamples,
     /// Last message of any kind.
@@ -511,12 +510,12 @@ impl ChargePointActor {
             id,
             session,
             services,
-            buffer: None,
+            buffer: StationBuffer::default(),
             connection,
             boot: None,
             connectors: BTreeMap::new(),
             open_transactions: HashMap::new(),
-            latest: FastHashMap::default(),
+            latest: LatestSamples::default(),
             recent,
             last_seen: now,
             connected_since: now,
@@ -542,7 +541,7 @@ impl ChargePointActor {
                 unique_id: unique_id.clone(),
                 call,
             });
-            if self.connection.send(command).is_err() {
+            if self.connection.unbounded_send(command).is_err() {
                 self.calls.finish(&unique_id, Err(CallError::NotConnected));
                 continue;
             }
@@ -615,7 +614,7 @@ impl ChargePointActor {
         }
         let snapshot = self.stats.snapshot(
             Utc::now(),
-            self.latest.values(),
+            self.latest.iter(),
             self.open_transactions.values(),
         );
         match serde_json::to_string(&snapshot) {
@@ -636,6 +635,7 @@ impl ChargePointActor {
         &mut self,
         mut readings: Readings,
         ops: Vec<StoreOp>,
+        ctx: &mut Context<Self>,
     ) -> Result<Option<Durable>, String> {
         let counters = &self.services.counters;
         if !readings.rejected.is_empty() {
@@ -704,15 +704,7 @@ impl ChargePointActor {
             .fetch_add(readings.samples.len() as u64, Ordering::Relaxed);
         self.stats
             .record_samples(readings.samples.len(), Utc::now());
-        for sample in &readings.samples {
-            let key = (sample.connector_id, sample.measurand, sample.phase);
-            match self.latest.get(&key) {
-                Some(seen) if seen.timestamp > sample.timestamp => {}
-                _ => {
-                    self.latest.insert(key, sample.clone());
-                }
-            }
-        }
+        self.latest.record(&readings.samples);
         if self.services.stream.has_subscribers() {
             self.services.stream.publish(SampleBatch {
                 charge_point: self.id.clone(),
@@ -721,14 +713,13 @@ impl ChargePointActor {
                 recorded_offline: readings.offline,
             });
         }
-        if let Some(buffer) = &self.buffer {
-            buffer.do_send(Push(readings.samples, raw));
-        }
+        self.buffer
+            .push(readings.samples, raw, outlet(&self.id, &self.services), ctx);
         Ok(durable)
     }
 
     /// Handles a request that needs no Redis round trip (all but StartTransaction).
-    fn answer(&mut self, request: Request) -> Answer {
+    fn answer(&mut self, request: Request, ctx: &mut Context<Self>) -> Answer {
         let reply = match request {
             Request::Boot(boot) => {
                 log::info!(
@@ -775,7 +766,7 @@ impl ChargePointActor {
                     timestamp,
                     reason,
                 };
-                let durable = match self.ingest(readings, vec![stopped]) {
+                let durable = match self.ingest(readings, vec![stopped], ctx) {
                     Ok(durable) => durable,
                     Err(error) => return Answer::Now(Reply::Failed(error)),
                 };
@@ -792,7 +783,7 @@ impl ChargePointActor {
             }
             Request::MeterValues { readings, .. } => {
                 self.stats.record_meter_values(Utc::now());
-                return match self.ingest(readings, Vec::new()) {
+                return match self.ingest(readings, Vec::new(), ctx) {
                     Ok(durable) => Answer::after(Reply::MeterValues, durable),
                     Err(error) => Answer::Now(Reply::Failed(error)),
                 };
@@ -847,9 +838,13 @@ impl ChargePointActor {
     /// Handles a [`StationTransaction`] event: finds the integer id the station's id maps onto
     /// (this session's map, then Redis, else a new one from [`TransactionIds`]), then applies
     /// the event. The mapping lookup is the only Redis round trip, and only at first sight.
-    fn station_transaction(&mut self, event: StationTransaction) -> ResponseActFuture<Self, Reply> {
+    fn station_transaction(
+        &mut self,
+        event: StationTransaction,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Reply> {
         if let Some(&id) = self.station_transactions.get(&event.station_transaction_id) {
-            let answer = self.apply_station_event(id, StationIdSource::Known(None), event);
+            let answer = self.apply_station_event(id, StationIdSource::Known(None), event, ctx);
             return match answer {
                 Answer::Now(reply) => Box::pin(actix::fut::ready(reply)),
                 answer => Box::pin(answer.settle().into_actor(self)),
@@ -871,8 +866,8 @@ impl ChargePointActor {
                 }
             }
             .into_actor(self)
-            .map(move |found, act, _| match found {
-                Ok((id, source)) => act.apply_station_event(id, source, event),
+            .map(move |found, act, ctx| match found {
+                Ok((id, source)) => act.apply_station_event(id, source, event, ctx),
                 Err(error) => {
                     log::error!(
                         "{}: transaction {:?} cannot be mapped to an id: {error}.",
@@ -895,6 +890,7 @@ impl ChargePointActor {
         transaction_id: i32,
         source: StationIdSource,
         event: StationTransaction,
+        ctx: &mut Context<Self>,
     ) -> Answer {
         let StationTransaction {
             station_transaction_id,
@@ -951,7 +947,7 @@ impl ChargePointActor {
         if stage == TransactionStage::Ended {
             let last_known = self
                 .latest
-                .get(&(connector_id, Measurand::EnergyActiveImportRegister, None))
+                .get(connector_id, Measurand::EnergyActiveImportRegister, None)
                 .filter(|s| s.transaction_id == Some(transaction_id))
                 .and_then(Sample::number)
                 .map(|wh| wh.round() as i64);
@@ -966,7 +962,7 @@ impl ChargePointActor {
             stopped = Some(meter_stop);
         }
         let has_readings = !readings.samples.is_empty();
-        let durable = match self.ingest(readings, ops) {
+        let durable = match self.ingest(readings, ops, ctx) {
             Ok(durable) => durable,
             // Nothing was taken, the start record included: the station's retry must find the
             // id unmapped again (an assigned id is simply skipped).
@@ -1012,23 +1008,31 @@ fn import_register(samples: &[Sample]) -> Option<i64> {
         .map(|(_, wh)| wh.round() as i64)
 }
 
+/// What the station's buffer needs to close a batch, lent from the actor's own fields.
+fn outlet<'a>(id: &'a ChargePointId, services: &'a Services) -> Outlet<'a> {
+    Outlet {
+        charge_point: id,
+        settings: &services.settings.buffer,
+        writer: &services.writer,
+        counters: &services.counters,
+    }
+}
+
+impl BufferOwner for ChargePointActor {
+    fn batch_aged(&mut self, ctx: &mut Context<Self>) {
+        self.buffer.aged(outlet(&self.id, &self.services), ctx);
+    }
+}
+
 impl Actor for ChargePointActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let _ = ctx; // the buffer runs on this actor's arbiter, next to it
         ctx.run_interval(PERSIST_INTERVAL, |act, _| {
             act.persist_stats(false);
             act.recent.expire();
         });
-        let buffer = BufferActor::new(
-            self.id.clone(),
-            self.services.settings.buffer.clone(),
-            self.services.writer.clone(),
-            self.services.counters.clone(),
-        )
-        .start();
-        self.buffer = Some(buffer);
+        self.buffer = StationBuffer::open(&self.services.counters);
         self.store(StoreOp::Presence {
             connected: true,
             at: self.connected_since,
@@ -1038,10 +1042,8 @@ impl Actor for ChargePointActor {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.calls.fail_all(CallError::NotConnected);
-        // The buffer flushes before it stops; its memory goes with it.
-        if let Some(buffer) = self.buffer.take() {
-            buffer.do_send(Stop);
-        }
+        // What the buffer holds goes to the writer; its memory goes with the actor.
+        self.buffer.close(outlet(&self.id, &self.services));
         // A replacement session has already recorded itself as connected; leave that be.
         let replaced = self
             .services
@@ -1084,7 +1086,7 @@ impl Handler<Request> for ChargePointActor {
             .messages
             .fetch_add(1, Ordering::Relaxed);
         let request = match request {
-            Request::StationTransaction(event) => return self.station_transaction(event),
+            Request::StationTransaction(event) => return self.station_transaction(event, ctx),
             other => other,
         };
         let Request::StartTransaction {
@@ -1095,7 +1097,7 @@ impl Handler<Request> for ChargePointActor {
             ..
         } = request
         else {
-            return match self.answer(request) {
+            return match self.answer(request, ctx) {
                 Answer::Now(reply) => Box::pin(actix::fut::ready(reply)),
                 answer => Box::pin(answer.settle().into_actor(self)),
             };
@@ -1105,7 +1107,7 @@ impl Handler<Request> for ChargePointActor {
         Box::pin(
             async move { ids.next().await }
                 .into_actor(self)
-                .map(move |allocated, act, _| match allocated {
+                .map(move |allocated, act, ctx| match allocated {
                     Ok(transaction_id) => {
                         let started = StoreOp::TransactionStarted {
                             transaction_id,
@@ -1115,7 +1117,7 @@ impl Handler<Request> for ChargePointActor {
                             timestamp,
                             station_transaction_id: None,
                         };
-                        let durable = match act.ingest(Readings::default(), vec![started]) {
+                        let durable = match act.ingest(Readings::default(), vec![started], ctx) {
                             Ok(durable) => durable,
                             Err(error) => return Answer::Now(Reply::Failed(error)),
                         };
@@ -1167,26 +1169,22 @@ impl Handler<Close> for ChargePointActor {
     fn handle(&mut self, Close(reason): Close, ctx: &mut Self::Context) {
         let _ = self
             .connection
-            .send(Box::new(SessionCommand::Close(reason)));
+            .unbounded_send(Box::new(SessionCommand::Close(reason)));
         ctx.stop();
     }
 }
 
 impl Handler<Handover> for ChargePointActor {
-    type Result = ResponseFuture<()>;
+    type Result = ();
 
-    fn handle(&mut self, _: Handover, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Handover, ctx: &mut Self::Context) {
         self.handed_over = true;
         let _ = self
             .connection
-            .send(Box::new(SessionCommand::Close(CloseReason::Replaced)));
-        let buffer = self.buffer.clone();
+            .unbounded_send(Box::new(SessionCommand::Close(CloseReason::Replaced)));
+        // The new owner reads what this instance stored: the open batch goes to the writer now.
+        self.buffer.flush(outlet(&self.id, &self.services), ctx);
         ctx.stop();
-        Box::pin(async move {
-            if let Some(buffer) = buffer {
-                let _ = buffer.send(crate::buffer::Flush).await;
-            }
-        })
     }
 }
 
@@ -1209,21 +1207,15 @@ impl Handler<Latest> for ChargePointActor {
     type Result = MessageResult<Latest>;
 
     fn handle(&mut self, _: Latest, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.latest.values().cloned().collect())
+        MessageResult(self.latest.iter().cloned().collect())
     }
 }
 
 impl Handler<BufferedSamples> for ChargePointActor {
-    type Result = ResponseFuture<Vec<Sample>>;
+    type Result = MessageResult<BufferedSamples>;
 
     fn handle(&mut self, _: BufferedSamples, _: &mut Self::Context) -> Self::Result {
-        let buffer = self.buffer.clone();
-        Box::pin(async move {
-            match buffer {
-                Some(buffer) => buffer.send(Buffered).await.unwrap_or_default(),
-                None => Vec::new(),
-            }
-        })
+        MessageResult(self.buffer.samples().to_vec())
     }
 }
 
@@ -1234,8 +1226,8 @@ impl Handler<Stats> for ChargePointActor {
         let now = Utc::now();
         let snapshot =
             self.stats
-                .snapshot(now, self.latest.values(), self.open_transactions.values());
-        MessageResult(snapshot.view(now, true, self.latest.values().cloned().collect()))
+                .snapshot(now, self.latest.iter(), self.open_transactions.values());
+        MessageResult(snapshot.view(now, true, self.latest.iter().cloned().collect()))
     }
 }
 

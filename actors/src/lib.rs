@@ -7,7 +7,7 @@
 //!  edge (src/ws.rs) --Request--> ChargePointActor --Reply--> edge
 //!                                   |  samples
 //!                                   +--> SampleStream --> subscribers (roll-ups, alerts, live feed)
-//!                                   +--> BufferActor (per station) --WriteBatch--> RedisWriter --> Redis
+//!                                   +--> its StationBuffer ---------WriteBatch--> RedisWriter --> Redis
 //!                                   +--StoreOp (boot, status, transactions)-------> RedisWriter
 //! ```
 //!
@@ -17,7 +17,8 @@
 //!   documents). It uses no actor module, so every actor can use it and the module graph has no
 //!   cycle (`docs/architecture.md` draws it, `tests/no_import_cycle.rs` keeps it so).
 //! - [`charge_point`]: requests, replies and the per-connection actor.
-//! - [`buffer`]: per-station batching and de-duplication.
+//! - [`latest`]: the newest reading per series of a connected charge point.
+//! - [`buffer`]: per-station batching, state of the station's actor (not an actor of its own).
 //! - [`writer`]: the Redis writer (pipelines, retry, bounded backlog).
 //! - [`stream`]: fan-out of live samples.
 //! - [`aggregator`]: hourly and daily roll-ups, merged into Redis by a Lua script.
@@ -41,6 +42,7 @@ pub mod dedupe;
 pub mod exchange;
 pub mod fleet;
 pub mod id;
+pub mod latest;
 pub mod metering;
 pub mod redis_pool;
 pub mod registry;
