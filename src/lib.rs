@@ -429,7 +429,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let ws_state = ws::WsState {
         auth,
         fleet: fleet.clone(),
-        services,
+        services: Arc::new(services),
         settings: Arc::new(ws::WsSettings {
             ping_interval: Duration::from_secs(config.ocpp.ping_interval_secs),
             idle_timeout: Duration::from_secs(config.ocpp.idle_timeout_secs),

@@ -104,8 +104,8 @@ pub struct WsSettings {
 /// What the WebSocket handler needs, shared by all workers.
 #[derive(Clone)]
 pub struct WsState {
-    /// Wiring into the actor core.
-    pub services: Services,
+    /// Wiring into the actor core, shared by every session's actor.
+    pub services: Arc<Services>,
     /// The fleet, where a new session claims its charge point before it starts.
     pub fleet: Fleet,
     /// Limits and timings.
@@ -498,15 +498,21 @@ impl ControlFrames {
 
 /// One write to the session, bounded by `limit`: `Stalled` when the outbound queue stayed full
 /// that long (the peer does not read), `PeerLeft` when the connection is gone.
-async fn bounded(
-    write: impl Future<Output = Result<(), Closed>>,
+///
+/// Boxed: the write and its timer are a few hundred bytes that exist only while a write waits,
+/// and unboxed they would be part of every session's future for its whole life, idle or not
+/// (issue 13, memory per idle charge point).
+fn bounded<'a>(
+    write: impl Future<Output = Result<(), Closed>> + 'a,
     limit: Duration,
-) -> Result<(), Ending> {
-    match tokio::time::timeout(limit, write).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(Closed)) => Err(Ending::PeerLeft),
-        Err(_) => Err(Ending::Stalled),
-    }
+) -> Pin<Box<dyn Future<Output = Result<(), Ending>> + 'a>> {
+    Box::pin(async move {
+        match tokio::time::timeout(limit, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(Closed)) => Err(Ending::PeerLeft),
+            Err(_) => Err(Ending::Stalled),
+        }
+    })
 }
 
 /// The per-connection loop. Frames are read as they arrive and answered one at a time, in order,
@@ -688,7 +694,11 @@ async fn run_session(
             description: Some(description.to_owned()),
         };
         // Bounded like every write: a flooder that does not read gets no close frame.
-        let _ = tokio::time::timeout(write_timeout, session.close(Some(reason))).await;
+        let _ = Box::pin(tokio::time::timeout(
+            write_timeout,
+            session.close(Some(reason)),
+        ))
+        .await;
     }
     actor.do_send(Disconnected);
 }

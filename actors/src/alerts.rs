@@ -7,6 +7,7 @@
 mod book;
 mod deadlines;
 mod rules;
+mod small_map;
 mod supervisor;
 
 pub use book::{AlertBook, Change};

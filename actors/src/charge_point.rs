@@ -459,8 +459,9 @@ pub struct ChargePointActor {
     id: ChargePointId,
     /// This connection's number in the registry.
     session: u64,
-    /// Shared services.
-    services: Services,
+    /// Shared services: one copy for all sessions (a copy per actor was 160 bytes and the
+    /// writer address's own allocation, per connected charge point).
+    services: Arc<Services>,
     /// The station's unwritten samples, opened with the actor and flushed when it stops.
     buffer: StationBuffer,
     /// Back channel to the connection.
@@ -498,7 +499,7 @@ impl ChargePointActor {
     pub fn new(
         id: ChargePointId,
         session: u64,
-        services: Services,
+        services: Arc<Services>,
         connection: SessionCommands,
     ) -> Self {
         let now = Utc::now();

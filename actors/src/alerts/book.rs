@@ -7,6 +7,7 @@ use crate::FastHashMap as HashMap;
 use chrono::{DateTime, Utc};
 
 use super::rules::{Check, Verdict};
+use super::small_map::SmallMap;
 use crate::exchange::{Alert, AlertState, Rule, Severity};
 use crate::id::ChargePointId;
 use crate::sample::{Measurand, Phase, Sample};
@@ -43,9 +44,9 @@ struct ChargePointAlerts {
     /// Active alerts by slot.
     active: HashMap<Slot, Alert>,
     /// Time of the newest reading checked per slot, so older (replayed) readings are ignored.
-    last_at: HashMap<Slot, DateTime<Utc>>,
+    last_at: SmallMap<Slot, DateTime<Utc>>,
     /// Newest reading of each energy register, to see it go down.
-    registers: HashMap<Register, (DateTime<Utc>, f64)>,
+    registers: SmallMap<Register, (DateTime<Utc>, f64)>,
 }
 
 /// Safety rules are critical, data quality is a warning.
