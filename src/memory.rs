@@ -9,7 +9,7 @@
 //!   glibc's per-thread arenas keep partly used pages of objects of every size side by side,
 //!   and freed chunks in the middle of a heap are returned only by `malloc_trim`. jemalloc
 //!   keeps objects of one size class together in slabs and returns whole free pages on its own:
-//!   18.3 KiB of RSS per idle charge point with the same binary (`scripts/fleet-rss.sh`,
+//!   18.1 KiB of RSS per idle charge point with the same code (`scripts/fleet-rss.sh`,
 //!   docs/performance.md, "Issue 13, memory round 3"). Its background threads are switched on
 //!   at start so that dirty pages are purged on jemalloc's decay schedule (10 s) even when no
 //!   thread allocates, which is exactly when a fleet has gone quiet.

@@ -404,6 +404,27 @@ async fn refused_charge_points_are_counted_as_auth_failures() {
     server.shutdown().await;
 }
 
+/// The process allocator is jemalloc (feature `jemalloc`, on by default; src/memory.rs) and its
+/// figures are on /metrics: what the server holds lives in jemalloc's heap, not glibc's, and
+/// what jemalloc maps covers what it hands out.
+#[actix_web::test]
+async fn the_allocators_bytes_are_reported() {
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let scraped = scrape(&server).await;
+    assert_eq!(scraped.types["ocpp_memory_allocated_bytes"], "gauge");
+    let allocated = scraped.value("ocpp_memory_allocated_bytes");
+    let resident = scraped.value("ocpp_memory_resident_bytes");
+    // A running server (actix, its pools, the read cache's tables) holds megabytes; a jemalloc
+    // linked in but not serving the process's allocations would report almost nothing.
+    assert!(allocated > 1_000_000.0, "allocated {allocated}");
+    assert!(
+        resident >= allocated,
+        "resident {resident} < allocated {allocated}"
+    );
+    server.shutdown().await;
+}
+
 #[test]
 fn the_parser_refuses_malformed_expositions() {
     let good = parse("# HELP a_total x\n# TYPE a_total counter\na_total{b=\"c\\\"d\"} 2\n");
