@@ -94,6 +94,8 @@ pub enum Pool {
     Standalone(deadpool_redis::Pool),
     /// A Redis Cluster.
     Cluster(ClusterPool),
+    /// One Redis server, for large reads (see [`Pool::reads_sibling`]).
+    Reads(managed::Pool<ReadsManager>),
 }
 
 /// A pool of cluster connections and its counters.
@@ -115,6 +117,7 @@ impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Pool::Standalone(_) => f.write_str("Pool::Standalone"),
+            Pool::Reads(_) => f.write_str("Pool::Reads"),
             Pool::Cluster(_) => f.write_str("Pool::Cluster"),
         }
     }
@@ -125,6 +128,7 @@ impl Pool {
     pub async fn get(&self) -> Result<Connection, GetError> {
         match self {
             Pool::Standalone(pool) => Ok(Connection::Standalone(pool.get().await?)),
+            Pool::Reads(pool) => Ok(Connection::Reads(pool.get().await?)),
             Pool::Cluster(cluster) => {
                 let conn = cluster.pool.get().await?;
                 Ok(Connection::Cluster(
@@ -144,7 +148,7 @@ impl Pool {
     /// The cluster counters, `None` for a standalone Redis.
     pub fn cluster_counters(&self) -> Option<Arc<ClusterCounters>> {
         match self {
-            Pool::Standalone(_) => None,
+            Pool::Standalone(_) | Pool::Reads(_) => None,
             Pool::Cluster(cluster) => Some(Arc::clone(&cluster.shared.counters)),
         }
     }
@@ -156,6 +160,8 @@ pub enum Connection {
     Standalone(deadpool_redis::Connection),
     /// To the cluster (multiplexed over one connection per node); boxed, being much larger.
     Cluster(Box<managed::Object<ClusterManager>>, Arc<ClusterShared>),
+    /// To the one Redis server, from a [`Pool::Reads`].
+    Reads(managed::Object<ReadsManager>),
 }
 
 impl Connection {
@@ -170,6 +176,13 @@ impl Connection {
                 let mut results = Vec::with_capacity(pipelines.len());
                 for pipeline in pipelines {
                     results.push(pipeline.query_async::<()>(&mut **conn).await);
+                }
+                results
+            }
+            Connection::Reads(_) => {
+                let mut results = Vec::with_capacity(pipelines.len());
+                for pipeline in pipelines {
+                    results.push(pipeline.query_async::<()>(&mut *self).await);
                 }
                 results
             }
@@ -211,6 +224,16 @@ impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Connection::Standalone(conn) => conn.req_packed_command(cmd),
+            Connection::Reads(conn) => Box::pin(async move {
+                let result = conn.conn.req_packed_command(cmd).await;
+                match result {
+                    Err(error) if ReadsConnection::may_retry(&error, !writes(cmd)) => {
+                        conn.reconnect(error).await?;
+                        conn.conn.req_packed_command(cmd).await
+                    }
+                    result => conn.note(result),
+                }
+            }),
             Connection::Cluster(conn, shared) => {
                 let conn: &mut ClusterConnection = conn;
                 let shared = Arc::clone(shared);
@@ -231,6 +254,17 @@ impl ConnectionLike for Connection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Connection::Standalone(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Connection::Reads(conn) => Box::pin(async move {
+                let result = conn.conn.req_packed_commands(pipeline, offset, count).await;
+                let reads_only = !pipeline.cmd_iter().any(writes);
+                match result {
+                    Err(error) if ReadsConnection::may_retry(&error, reads_only) => {
+                        conn.reconnect(error).await?;
+                        conn.conn.req_packed_commands(pipeline, offset, count).await
+                    }
+                    result => conn.note(result),
+                }
+            }),
             Connection::Cluster(conn, shared) => {
                 let conn: &mut ClusterConnection = conn;
                 let shared = Arc::clone(shared);
@@ -246,6 +280,7 @@ impl ConnectionLike for Connection {
     fn get_db(&self) -> i64 {
         match self {
             Connection::Standalone(conn) => conn.get_db(),
+            Connection::Reads(conn) => conn.conn.get_db(),
             Connection::Cluster(conn, _) => conn.get_db(),
         }
     }
@@ -467,6 +502,132 @@ impl managed::Manager for ClusterManager {
 /// spans about 1.3 s, longer than a replica's promotion with `cluster-node-timeout` 1 s; the
 /// writer's own backoff covers slower failovers.
 const CLUSTER_RETRIES: u32 = 6;
+
+/// A [`Pool::Reads`] connection handed out again within this long of its last hand-out skips
+/// the pool's `PING` (one round trip more per read, see [`ReadsManager`]).
+const READS_FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// Manager of a [`Pool::Reads`]: deadpool-redis's, except that a connection handed out within
+/// [`READS_FRESH_FOR`] that has not failed since is handed out again without the `UNWATCH` +
+/// `PING` round trip deadpool-redis makes at every hand-out. With the fleet running, every
+/// round trip to Redis is a chance to wait for a core (docs/performance.md, issue 13 reads,
+/// third round), and a warm read needs only one. A connection that dropped without a failure
+/// seen yet is caught by the retry in [`Connection`]'s `ConnectionLike` (reads only).
+pub struct ReadsManager(Arc<deadpool_redis::Manager>);
+
+/// A connection of a [`Pool::Reads`].
+pub struct ReadsConnection {
+    conn: deadpool_redis::redis::aio::MultiplexedConnection,
+    /// A command failed on it: the next hand-out drops it instead of trusting it.
+    failed: bool,
+    /// Where a replacement comes from (a dropped connection, see `reconnect`).
+    manager: Arc<deadpool_redis::Manager>,
+}
+
+impl ReadsConnection {
+    /// Whether a failed request may be sent again on a new connection: it read only (sending
+    /// it twice changes nothing) and the connection itself failed (a Redis restarted since
+    /// the connection's last use, which no `PING` checked).
+    fn may_retry(error: &RedisError, reads_only: bool) -> bool {
+        reads_only
+            && (error.is_connection_dropped()
+                || error.is_io_error()
+                || error.is_unrecoverable_error())
+    }
+
+    /// Replaces the connection after `error` with a new one; `error` (or the new one's) if
+    /// none can be made.
+    async fn reconnect(&mut self, error: RedisError) -> Result<(), RedisError> {
+        self.failed = true;
+        match managed::Manager::create(&*self.manager).await {
+            Ok(conn) => {
+                self.conn = conn;
+                self.failed = false;
+                Ok(())
+            }
+            Err(_) => Err(error),
+        }
+    }
+
+    /// Marks the connection failed on any error, so the pool drops it.
+    fn note<T>(&mut self, result: Result<T, RedisError>) -> Result<T, RedisError> {
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+}
+
+impl managed::Manager for ReadsManager {
+    type Type = ReadsConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<ReadsConnection, RedisError> {
+        Ok(ReadsConnection {
+            conn: managed::Manager::create(&*self.0).await?,
+            failed: false,
+            manager: Arc::clone(&self.0),
+        })
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut ReadsConnection,
+        metrics: &managed::Metrics,
+    ) -> managed::RecycleResult<RedisError> {
+        if conn.failed {
+            return Err(managed::RecycleError::message("a command failed on it"));
+        }
+        if metrics.last_used() < READS_FRESH_FOR {
+            return Ok(());
+        }
+        managed::Manager::recycle(&*self.0, &mut conn.conn, metrics).await
+    }
+}
+
+impl Pool {
+    /// A second pool to the same Redis for the admin API's large reads: as [`Pool::sibling`],
+    /// and on one server a [`Pool::Reads`], whose connections skip the `PING` at a hand-out
+    /// soon after the last (a cluster gets a plain sibling).
+    pub fn reads_sibling(&self, settings: &PoolSettings) -> Result<Pool, PoolError> {
+        let RedisTarget::Standalone(url) = &settings.target else {
+            return self.sibling(settings);
+        };
+        let connection = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.response_timeout));
+        let manager = ReadsManager(Arc::new(Manager::new_with_config(
+            url.as_str(),
+            connection,
+        )?));
+        let pool = managed::Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .wait_timeout(Some(settings.connect_timeout + settings.response_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.response_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| PoolError::Build(deadpool_redis::BuildError::from(e)))?;
+        Ok(Pool::Reads(pool))
+    }
+
+    /// A second pool to the same Redis, empty, sharing this one's cluster counters (so
+    /// `/metrics` counts both). Its connections are made lazily by whoever first needs one,
+    /// and a connection's I/O is driven by a task on the thread that made it: a thread that
+    /// keeps a sibling of its own (the admin API's workers, see `ocpp_meter::start`) has its
+    /// Redis round trips driven by itself, not by a busy thread that happened to make the
+    /// connection (docs/performance.md, issue 13 reads, third round).
+    pub fn sibling(&self, settings: &PoolSettings) -> Result<Pool, PoolError> {
+        let pool = build_pool(settings)?;
+        Ok(match (pool, self) {
+            (Pool::Cluster(new), Pool::Cluster(this)) => Pool::Cluster(ClusterPool {
+                pool: new.pool,
+                shared: Arc::clone(&this.shared),
+            }),
+            (pool, _) => pool,
+        })
+    }
+}
 
 /// Builds the pool without connecting; connections are made lazily and re-made after failures.
 pub fn build_pool(settings: &PoolSettings) -> Result<Pool, PoolError> {
