@@ -864,13 +864,36 @@ impl Fleet {
             .flatten())
     }
 
+    /// [`Fleet::holder`] read through `pool` (a pool to the same Redis that the caller's
+    /// thread drives, for the admin API's reads) instead of the fleet's own.
+    pub async fn holder_via(
+        &self,
+        pool: &Pool,
+        cp: &ChargePointId,
+    ) -> Result<Option<Owner>, ReadError> {
+        Ok(self
+            .holders_via(pool, std::slice::from_ref(&cp.as_str().to_owned()))
+            .await?
+            .pop()
+            .flatten())
+    }
+
     /// The holders of several charge points (one `GET` each, pipelined: one key per command,
     /// so Redis Cluster routes each to its slot).
     pub async fn holders(&self, cps: &[String]) -> Result<Vec<Option<Owner>>, ReadError> {
+        self.holders_via(&self.0.pool, cps).await
+    }
+
+    /// [`Fleet::holders`] read through `pool`.
+    pub async fn holders_via(
+        &self,
+        pool: &Pool,
+        cps: &[String],
+    ) -> Result<Vec<Option<Owner>>, ReadError> {
         if cps.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.0.pool.get().await?;
+        let mut conn = pool.get().await?;
         let mut pipe = redis::pipe();
         for cp in cps {
             pipe.cmd("GET").arg(keys::owner(cp));
@@ -879,11 +902,17 @@ impl Fleet {
         Ok(values
             .into_iter()
             .zip(cps)
-            .map(|(v, cp)| {
-                v.and_then(|v| serde_json::from_str::<Owner>(&v).ok())
-                    .filter(|o| self.holds(o, cp))
-            })
+            .map(|(v, cp)| self.holder_in(cp, v.as_deref()))
             .collect())
+    }
+
+    /// The instance holding `cp`'s session according to `record`, the value of its owner key
+    /// ([`keys::owner`]) read by the caller (`None`: no such key), as [`Fleet::holder`] would
+    /// answer: lets a read fetch the record in its own pipeline instead of a round trip more.
+    pub fn holder_in(&self, cp: &str, record: Option<&str>) -> Option<Owner> {
+        record
+            .and_then(|v| serde_json::from_str::<Owner>(v).ok())
+            .filter(|o| self.holds(o, cp))
     }
 
     /// Runs `call` on the instance holding `cp` and answers as if it were local: not

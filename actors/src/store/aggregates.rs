@@ -432,6 +432,28 @@ pub async fn read_buckets_cached(
     to: DateTime<Utc>,
     render: &(dyn Fn(&StoredBucket) -> String + Sync),
 ) -> Result<Vec<Arc<BucketEntry>>, ReadError> {
+    let (entries, _) =
+        read_buckets_cached_beside(pool, cache, charge_point, period, from, to, render, None)
+            .await?;
+    Ok(entries)
+}
+
+/// [`read_buckets_cached`], with a `GET` of the string key `beside` (one of the charge point's
+/// own keys) in its first pipeline: one round trip to Redis for a read that needs one more
+/// small value (the admin API's owner record). The second value is `Some(value of beside)`
+/// when it was read (`Some(None)`: no such key), `None` when not asked or no bucket is in
+/// the range.
+#[allow(clippy::too_many_arguments)] // the arguments of `read_buckets_cached` and the key
+pub async fn read_buckets_cached_beside(
+    pool: &Pool,
+    cache: &ReadCache,
+    charge_point: &str,
+    period: Period,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    render: &(dyn Fn(&StoredBucket) -> String + Sync),
+    beside: Option<&str>,
+) -> Result<(Vec<Arc<BucketEntry>>, Option<Option<String>>), ReadError> {
     let retention = cache.bucket_retention();
     let read = BucketRead {
         cache,
@@ -446,7 +468,7 @@ pub async fn read_buckets_cached(
         render,
     };
     if read.starts.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let mut found: Vec<Option<Arc<BucketEntry>>> = read
         .starts
@@ -461,7 +483,7 @@ pub async fn read_buckets_cached(
         .collect();
     let mut conn = pool.get().await?;
     let missing: Vec<usize> = (0..found.len()).filter(|&i| found[i].is_none()).collect();
-    let version = read.fetch(&mut conn, &missing, &mut found).await?;
+    let (version, beside) = read.fetch(&mut conn, &missing, &mut found, beside).await?;
     // Cached buckets are valid only under the version read now.
     let stale: Vec<usize> = (0..found.len())
         .filter(|&i| !missing.contains(&i))
@@ -479,9 +501,9 @@ pub async fn read_buckets_cached(
             cache.invalidate_bucket(charge_point, period, read.starts[i]);
             found[i] = None;
         }
-        read.fetch(&mut conn, &stale, &mut found).await?;
+        read.fetch(&mut conn, &stale, &mut found, None).await?;
     }
-    Ok(found.into_iter().flatten().collect())
+    Ok((found.into_iter().flatten().collect(), beside))
 }
 
 /// One cached roll-up read in progress (see [`read_buckets_cached`]).
@@ -506,18 +528,24 @@ impl BucketRead<'_> {
             && self.period.expires_at(start, self.keep_days) * 1000 > self.now_ms + EXPIRY_MARGIN_MS
     }
 
-    /// Reads the roll-up version, then the buckets `which` (indexes into `starts`), in one
-    /// pipeline; decodes and renders them into `found`, caching the cacheable ones under that
-    /// version. Returns the version (`None`: the state hash has none yet; nothing is cached).
+    /// Reads the roll-up version, the string key `beside` if given, then the buckets `which`
+    /// (indexes into `starts`), in one pipeline; decodes and renders them into `found`, caching
+    /// the cacheable ones under that version. Returns the version (`None`: the state hash has
+    /// none yet; nothing is cached) and `beside`'s value if it was asked for.
     async fn fetch(
         &self,
         conn: &mut crate::redis_pool::Connection,
         which: &[usize],
         found: &mut [Option<Arc<BucketEntry>>],
-    ) -> Result<Option<Arc<str>>, ReadError> {
+        beside: Option<&str>,
+    ) -> Result<(Option<Arc<str>>, Option<Option<String>>), ReadError> {
         let (cp, period) = (self.charge_point, self.period);
         let mut pipe = redis::pipe();
         pipe.hget(keys::aggregate_state(cp), ROLLUP_VERSION_FIELD);
+        if let Some(key) = beside {
+            pipe.get(key);
+        }
+        let head = 1 + usize::from(beside.is_some());
         for &i in which {
             pipe.hgetall(keys::aggregate_bucket(
                 cp,
@@ -528,10 +556,19 @@ impl BucketRead<'_> {
         let parse_error = |e: redis::ParsingError| ReadError::Redis(e.into());
         let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
         let hashes = replies
-            .split_off(1.min(replies.len()))
+            .split_off(head.min(replies.len()))
             .into_iter()
             .map(|reply| redis::from_redis_value(reply).map_err(parse_error))
             .collect::<Result<Vec<HashMap<String, String>>, ReadError>>()?;
+        let beside = match beside {
+            Some(_) => Some(match replies.pop() {
+                Some(reply) => {
+                    redis::from_redis_value::<Option<String>>(reply).map_err(parse_error)?
+                }
+                None => None,
+            }),
+            None => None,
+        };
         let version: Option<String> = match replies.pop() {
             Some(reply) => redis::from_redis_value(reply).map_err(parse_error)?,
             None => None,
@@ -558,7 +595,7 @@ impl BucketRead<'_> {
             }
             found[i] = Some(entry);
         }
-        Ok(version)
+        Ok((version, beside))
     }
 }
 

@@ -114,13 +114,31 @@ pub async fn hours_matching_cached(
     filter: &SampleFilter,
     render: Option<&RenderSample>,
 ) -> Result<Vec<Arc<HourSamples>>, ReadError> {
+    let (hours, _) =
+        hours_matching_cached_beside(pool, cache, charge_point, filter, render, None).await?;
+    Ok(hours)
+}
+
+/// [`hours_matching_cached`], with a `GET` of the string key `beside` (one of the charge
+/// point's own keys, so in its slot) in the same pipeline: a read that needs one more small
+/// value (the admin API's owner record) makes one round trip to Redis, not two. The second
+/// value is `Some(value of beside)` when it was read (`Some(None)`: no such key), `None` when
+/// not asked or the range covers no hour.
+pub async fn hours_matching_cached_beside(
+    pool: &Pool,
+    cache: &ReadCache,
+    charge_point: &str,
+    filter: &SampleFilter,
+    render: Option<&RenderSample>,
+    beside: Option<&str>,
+) -> Result<(Vec<Arc<HourSamples>>, Option<Option<String>>), ReadError> {
     let (Some(from), Some(to)) = (filter.from, filter.to) else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     };
     let hours: Vec<i64> =
         keys::hours_covering(from.timestamp_millis(), to.timestamp_millis()).collect();
     if hours.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let selection = SeriesSelection {
         measurand: filter.measurand,
@@ -150,8 +168,19 @@ pub async fn hours_matching_cached(
             }
         }
     }
+    if let Some(key) = beside {
+        pipe.cmd("GET").arg(key);
+    }
     let mut conn = pool.get().await?;
-    let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+    let mut replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+    let beside = match beside {
+        Some(_) => Some(match replies.pop() {
+            Some(reply) => redis::from_redis_value::<Option<String>>(reply)
+                .map_err(|e| ReadError::Redis(e.into()))?,
+            None => None,
+        }),
+        None => None,
+    };
     let mut replies = replies.into_iter();
 
     let hour_read = HourRead {
@@ -198,7 +227,7 @@ pub async fn hours_matching_cached(
         }
     }
     drop(conn);
-    Ok(decoded.into_iter().flatten().collect())
+    Ok((decoded.into_iter().flatten().collect(), beside))
 }
 
 /// One read's way of turning chunk bytes into cached hours.
