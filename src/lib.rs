@@ -146,14 +146,15 @@ fn bind(addr: &str) -> Result<TcpListener, StartError> {
 /// Starts the listeners and actors on the current actix system. Redis being down is not an
 /// error: the server accepts and buffers, reports not-ready, and writes once Redis is back.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
-    let pool = build_pool(&PoolSettings {
+    let pool_settings = PoolSettings {
         target: config.redis.target(),
         pool_size: config.redis.pool_size,
         connect_timeout: Duration::from_millis(config.redis.connect_timeout_ms),
         response_timeout: Duration::from_millis(config.redis.response_timeout_ms),
         wait_replicas: config.redis.wait_replicas,
         wait_timeout: Duration::from_millis(config.redis.wait_timeout_ms),
-    })?;
+    };
+    let pool = build_pool(&pool_settings)?;
     // The listeners are bound first: the instance id defaults to the OCPP listener's port.
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -450,6 +451,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         )),
     };
     let api_state = api::ApiState {
+        reads_pool: pool.clone(),
         pool,
         read_cache,
         registry: registry.clone(),
@@ -532,10 +534,33 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         source,
     })?
     .run();
+    // Each admin API worker reads Redis through pools of its own, made on its own thread: a
+    // connection's I/O is driven by the thread that made it, and the shared pool's are mostly
+    // made by the writer on the main thread, which the fleet keeps busy. The large reads have
+    // a second pool whose connections skip deadpool's PING round trip at each hand-out
+    // (docs/performance.md, issue 13 reads, third round). Half of `redis.pool_size` each.
+    let worker_pool_settings = PoolSettings {
+        pool_size: pool_settings.pool_size.div_ceil(2),
+        ..pool_settings.clone()
+    };
     let http_server = HttpServer::new(move || {
+        let (mut api_state, mut aggregates_state) = (api_state.clone(), aggregates_state.clone());
+        let own = api_state.pool.sibling(&worker_pool_settings);
+        let reads = api_state.pool.reads_sibling(&worker_pool_settings);
+        match (own, reads) {
+            (Ok(own), Ok(reads)) => {
+                api_state.pool = own;
+                api_state.reads_pool = reads.clone();
+                aggregates_state.pool = reads;
+            }
+            // Not reached: the same settings built the shared pool above.
+            (Err(error), _) | (_, Err(error)) => {
+                log::warn!("The admin API worker reads through the shared Redis pool ({error}).")
+            }
+        }
         App::new()
-            .app_data(web::Data::new(api_state.clone()))
-            .app_data(web::Data::new(aggregates_state.clone()))
+            .app_data(web::Data::new(api_state))
+            .app_data(web::Data::new(aggregates_state))
             .app_data(web::Data::new(commands_state.clone()))
             .app_data(web::Data::from(metrics.clone()))
             .app_data(web::Data::new(admin_tokens.clone()))

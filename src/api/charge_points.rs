@@ -7,11 +7,12 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::read_timing::ReadTiming;
 use super::{json, latest, meter_values_body, params, ApiError, ApiState};
 use actors::charge_point::{BufferedSamples, ChargePointState, Latest, Snapshot};
 use actors::id::ChargePointId;
 use actors::sample::Sample;
-use actors::store::{reads, SampleFilter};
+use actors::store::{keys, reads, SampleFilter};
 use actors::writer::PendingSamples;
 
 /// Default and largest `limit` of a meter-values query.
@@ -154,6 +155,7 @@ async fn meter_values(
     path: web::Path<String>,
     query: web::Query<RangeQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let mut timing = ReadTiming::start();
     let id = params::charge_point_id(&path)?;
     let measurand = params::measurand(query.measurand.as_deref())?;
     let phase = params::phase(query.phase.as_deref())?;
@@ -197,22 +199,29 @@ async fn meter_values(
             && phase.is_none_or(|p| s.phase == Some(p))
     };
     let mut samples = unwritten(&state, &id).await;
+    timing.mark("unwritten");
     // Through the cache, the body is spliced from rendered hours. Only for a range in whole
     // milliseconds: hours are kept with each reading once, which equals dropping repeats after
     // the range filter only if repeats (same millisecond) are all in range or all out.
     if state.read_cache.enabled() && whole_ms(from) && whole_ms(to) {
         samples.retain(wanted);
-        let hours = reads::hours_matching_cached(
-            &state.pool,
+        // The owner record rides in the same pipeline (one round trip: every hop between
+        // processes was a chance to wait, docs/performance.md, issue 13 reads, third round).
+        let (hours, owner) = reads::hours_matching_cached_beside(
+            &state.reads_pool,
             &state.read_cache,
             id.as_str(),
             &filter,
             Some(&json::render_sample),
+            Some(&keys::owner(id.as_str())),
         )
         .await?;
+        timing.mark("redis");
         let parts = meter_values_body::samples_parts(&hours, samples, from, to, limit);
+        timing.mark("splice");
         let (instance, buffered_elsewhere_secs) =
-            super::holder(&state, &id, state.lag.raw_secs).await;
+            super::holder_from(&state, &id, state.lag.raw_secs, owner).await;
+        timing.mark("holder");
         let head = meter_values_body::Head {
             buffered_elsewhere_secs,
             charge_point_id: id.as_str(),
@@ -220,7 +229,12 @@ async fn meter_values(
             instance,
         };
         return match meter_values_body::body(&head, parts, to) {
-            Ok(parts) => Ok(meter_values_body::response(parts)),
+            Ok(parts) => {
+                let response = meter_values_body::response(parts);
+                timing.mark("body");
+                timing.finish(id.as_str(), "meter-values");
+                Ok(response)
+            }
             Err(e) => {
                 log::error!("{id}: cannot render a meter-values response: {e}");
                 Ok(HttpResponse::InternalServerError().finish())

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod openapi;
 mod params;
 mod passwords;
+mod read_timing;
 mod schemas;
 mod stats;
 mod thresholds;
@@ -42,8 +43,11 @@ use actors::writer::{RedisWriter, WriterStats};
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
-    /// Redis, for reads.
+    /// Redis, for reads (each HTTP worker's own, see `ocpp_meter::start`).
     pub pool: Pool,
+    /// Redis, for the large reads (`/meter-values`; `/aggregates` has it in its own state):
+    /// the worker's [`Pool::reads_sibling`], whose connections skip the `PING` at hand-out.
+    pub reads_pool: Pool,
     /// Decoded raw hours (and roll-up buckets, through `AggregatesState`) kept between reads,
     /// checked against Redis at every use.
     pub read_cache: Arc<actors::store::read_cache::ReadCache>,
@@ -97,10 +101,36 @@ pub async fn holder(
     if state.registry.get(id).is_some() {
         return (Some(state.fleet.id().to_owned()), None);
     }
-    match state.fleet.holder(id).await {
-        Ok(Some(owner)) if owner.instance != state.fleet.id() => {
-            (Some(owner.instance), Some(lag_secs))
+    let owner = state.fleet.holder_via(&state.pool, id).await;
+    elsewhere(state, owner.ok().flatten(), lag_secs)
+}
+
+/// [`holder`] from the owner record a read fetched in its own pipeline (`Some(record)`, the
+/// key's value or `None` when it has none; `None`: not fetched, asked here).
+pub async fn holder_from(
+    state: &ApiState,
+    id: &actors::id::ChargePointId,
+    lag_secs: u64,
+    record: Option<Option<String>>,
+) -> (Option<String>, Option<u64>) {
+    match record {
+        Some(_) if state.registry.get(id).is_some() => (Some(state.fleet.id().to_owned()), None),
+        Some(record) => {
+            let owner = state.fleet.holder_in(id.as_str(), record.as_deref());
+            elsewhere(state, owner, lag_secs)
         }
+        None => holder(state, id, lag_secs).await,
+    }
+}
+
+/// The answer of [`holder`] for a charge point not connected here, held by `owner`.
+fn elsewhere(
+    state: &ApiState,
+    owner: Option<actors::fleet::Owner>,
+    lag_secs: u64,
+) -> (Option<String>, Option<u64>) {
+    match owner {
+        Some(owner) if owner.instance != state.fleet.id() => (Some(owner.instance), Some(lag_secs)),
         _ => (None, None),
     }
 }
