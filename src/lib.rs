@@ -558,6 +558,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
                 log::warn!("The admin API worker reads through the shared Redis pool ({error}).")
             }
         }
+        // One connection of each opened now, on this worker's thread: the first read does not
+        // wait for it, and Redis holds the worker's connections from the start.
+        for pool in [api_state.pool.clone(), api_state.reads_pool.clone()] {
+            actix_web::rt::spawn(async move {
+                if let Err(error) = pool.get().await {
+                    log::debug!("An admin API worker could not open a Redis connection yet ({error}); its first read will.");
+                }
+            });
+        }
         App::new()
             .app_data(web::Data::new(api_state))
             .app_data(web::Data::new(aggregates_state))

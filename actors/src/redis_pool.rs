@@ -229,7 +229,8 @@ impl ConnectionLike for Connection {
                 match result {
                     Err(error) if ReadsConnection::may_retry(&error, !writes(cmd)) => {
                         conn.reconnect(error).await?;
-                        conn.conn.req_packed_command(cmd).await
+                        let again = conn.conn.req_packed_command(cmd).await;
+                        conn.note(again)
                     }
                     result => conn.note(result),
                 }
@@ -260,7 +261,8 @@ impl ConnectionLike for Connection {
                 match result {
                     Err(error) if ReadsConnection::may_retry(&error, reads_only) => {
                         conn.reconnect(error).await?;
-                        conn.conn.req_packed_commands(pipeline, offset, count).await
+                        let again = conn.conn.req_packed_commands(pipeline, offset, count).await;
+                        conn.note(again)
                     }
                     result => conn.note(result),
                 }
