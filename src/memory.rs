@@ -27,6 +27,7 @@
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+#[cfg(not(feature = "jemalloc"))]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -34,11 +35,16 @@ use std::time::Duration;
 /// How long the charge points must be quiet before freed memory is returned.
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 
-/// OCPP messages received by all servers of this process, counted by the WebSocket sessions.
+/// OCPP messages received by all servers of this process, counted by the WebSocket sessions
+/// for the glibc trimmer's quiet check.
+#[cfg(not(feature = "jemalloc"))]
 static MESSAGES: AtomicU64 = AtomicU64::new(0);
 
-/// Counts one message from a charge point (a relaxed increment per frame).
+/// Counts one message from a charge point (a relaxed increment per frame) for the glibc
+/// trimmer; with jemalloc, which purges on its own timer, nothing reads the count and the
+/// call is empty, so the hot path does not touch a cache line both workers share.
 pub fn note_message() {
+    #[cfg(not(feature = "jemalloc"))]
     MESSAGES.fetch_add(1, Ordering::Relaxed);
 }
 

@@ -18,7 +18,6 @@ impl LatestSamples {
     /// Keeps each of `samples` that is at least as new as what its series holds (a replayed or
     /// late reading does not replace a newer one).
     pub fn record(&mut self, samples: &[Sample]) {
-        let mut grew = false;
         for sample in samples {
             let held = self.0.iter_mut().find(|held| {
                 held.connector_id == sample.connector_id
@@ -29,14 +28,11 @@ impl LatestSamples {
                 Some(held) if held.timestamp > sample.timestamp => {}
                 Some(held) => held.clone_from(sample),
                 None => {
+                    // A new series is rare (the first messages of a session): no spare slots.
+                    self.0.reserve_exact(1);
                     self.0.push(sample.clone());
-                    grew = true;
                 }
             }
-        }
-        if grew {
-            // A new series is rare (the first messages of a session): keep no spare slots.
-            self.0.shrink_to_fit();
         }
     }
 
