@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,13 +39,17 @@ struct Mosquitto {
 /// A port below the kernel's ephemeral range (32768 and up by default), where no outgoing
 /// connection takes its local port between this check and the broker's start; apart from the
 /// Redis Cluster tests' ports (20000-22699, bus 30000-32699, see `common::cluster`).
+///
+/// Each call in this process takes the next candidate of a walk that starts at a place given
+/// by the process id, so two tests running at once never pick the same port: with the same
+/// port, one test's broker answered the other's readiness check while its own exited, and the
+/// test that then stopped "its" broker cut the other's subscriber off (a CI failure).
 fn free_port() -> u16 {
-    let seed = u64::from(std::process::id())
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::from(d.subsec_nanos()));
-    for attempt in 0..2_000u64 {
-        let port = 23_000 + ((seed.wrapping_mul(2_654_435_761) + attempt * 7_919) % 6_000) as u16;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let seed = u64::from(std::process::id()).wrapping_mul(5_761);
+    for _ in 0..6_000 {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 23_000 + ((seed + step * 7_919) % 6_000) as u16;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
@@ -105,6 +110,13 @@ impl Mosquitto {
                 return false;
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                // Another process's listener on the port would answer too, while this broker
+                // exits on its failed bind: it must still be running a moment later.
+                std::thread::sleep(Duration::from_millis(100));
+                if child.try_wait().ok().flatten().is_some() {
+                    self.child = None;
+                    return false;
+                }
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -155,18 +167,49 @@ struct Subscriber {
 
 impl Subscriber {
     /// Connects to `broker`, subscribes to `filters` with QoS 1 and waits for the SUBACKs, so
-    /// everything published afterwards (and everything retained) arrives.
+    /// everything published afterwards (and everything retained) arrives. A connection that
+    /// fails before its SUBACKs is tried again on a new client, up to five times; the errors
+    /// are in the panic message when none succeeds.
     async fn connect(broker: &Mosquitto, filters: &[&str]) -> Subscriber {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut errors = Vec::new();
+        for _ in 0..5 {
+            match Self::try_connect(broker, filters).await {
+                Ok(subscriber) => return subscriber,
+                Err(error) => errors.push(error),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("the subscriber never got its SUBACKs: {errors:?}");
+    }
+
+    /// One client: polls its event loop here until every filter is acknowledged (messages
+    /// that come first are kept), then hands the loop to a task that forwards what arrives.
+    async fn try_connect(broker: &Mosquitto, filters: &[&str]) -> Result<Subscriber, String> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let mut options = MqttOptions::new(format!("test-sub-{n}"), "127.0.0.1", broker.port);
         options.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut eventloop) = AsyncClient::new(options, 16);
         for filter in filters {
-            client.subscribe(*filter, QoS::AtLeastOnce).await.unwrap();
+            client
+                .subscribe(*filter, QoS::AtLeastOnce)
+                .await
+                .map_err(|e| format!("subscribe {filter}: {e}"))?;
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let (subscribed_tx, mut subscribed) = mpsc::unbounded_channel();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut acknowledged = 0;
+        while acknowledged < filters.len() {
+            match tokio::time::timeout_at(deadline, eventloop.poll()).await {
+                Err(_) => return Err("no SUBACK within 10 s".to_owned()),
+                Ok(Err(e)) => return Err(format!("before the SUBACKs: {e:?}")),
+                Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => acknowledged += 1,
+                Ok(Ok(Event::Incoming(Packet::Publish(publish)))) => {
+                    let _ = tx.send(publish);
+                }
+                Ok(Ok(_)) => {}
+            }
+        }
         actix_web::rt::spawn(async move {
             loop {
                 match eventloop.poll().await {
@@ -175,25 +218,16 @@ impl Subscriber {
                             return;
                         }
                     }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        let _ = subscribed_tx.send(());
-                    }
                     Ok(_) => {}
                     Err(_) => return,
                 }
             }
         });
-        for _ in filters {
-            tokio::time::timeout(Duration::from_secs(10), subscribed.recv())
-                .await
-                .expect("SUBACK within 10 s")
-                .expect("subscriber connected");
-        }
-        Subscriber {
+        Ok(Subscriber {
             _client: client,
             rx,
             seen: Vec::new(),
-        }
+        })
     }
 
     /// The first message on `topic`, waiting up to 10 s for it.
