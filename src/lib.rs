@@ -313,15 +313,18 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
                 .as_ref()
                 .map(|wal| keys::wal_rollup_mark_field(wal.id())),
         };
-        Supervisor::start(move |_| Aggregator::new(pool, settings, stats))
+        let backlog = services.stream.rollups();
+        Supervisor::start(move |_| Aggregator::new(pool, settings, stats, backlog.clone()))
     };
-    services.stream.subscribe(aggregator.clone().recipient());
+    services
+        .stream
+        .subscribe_tracked(aggregator.clone().recipient());
     let retention = (
         u32::try_from(config.retention.hourly_days).unwrap_or(u32::MAX),
         u32::try_from(config.retention.daily_days).unwrap_or(u32::MAX),
     );
     repair_fleet_rollup(&pool, &replay, retention).await;
-    replay_into(replay, &writer, &aggregator).await;
+    replay_into(replay, &writer, &aggregator, &services.stream.rollups()).await;
     // One cache, one memory bound, for both large reads (meter values and roll-ups).
     let read_cache = Arc::new(ReadCache::new(
         usize::try_from(config.reads.cache_bytes).unwrap_or(usize::MAX),
@@ -334,6 +337,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let aggregates_state = api::aggregates::AggregatesState {
         pool: pool.clone(),
         aggregator: aggregator.clone(),
+        backlog: services.stream.rollups(),
         cache: read_cache.clone(),
     };
 
@@ -404,6 +408,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         counters: counters.clone(),
         writer: writer_stats.clone(),
         aggregator: aggregator_stats.clone(),
+        rollup_backlog: services.stream.rollups(),
         event_hub: event_hub_counters.clone(),
         webhook: webhook_stats,
         wal: wal.as_ref().map(|wal| wal.stats().clone()),
@@ -691,6 +696,7 @@ async fn replay_into(
     replay: Vec<Replayed>,
     writer: &Addr<RedisWriter>,
     aggregator: &Addr<Aggregator>,
+    rollups: &actors::backlog::Backlog,
 ) {
     for Replayed {
         mut record,
@@ -706,6 +712,7 @@ async fn replay_into(
                 wal: rollup,
                 recorded_offline: false,
             };
+            rollups.add(&batch.charge_point);
             if aggregator.send(batch).await.is_err() {
                 log::error!("WAL replay: the aggregator is gone; the rest stays in the log.");
                 return;

@@ -437,6 +437,63 @@ async fn readings_from_a_clock_far_in_the_future_stay_out_of_the_rollups() {
     server.shutdown().await;
 }
 
+/// The stream counts every batch it sends to the aggregator, and the aggregator counts it off
+/// once Redis has it (or once nothing of it is to be written): a read skips asking the
+/// aggregator only for a charge point with nothing counted, so the count must cover a reading
+/// from the moment it is answered until the read that flushes it, and must not stay behind
+/// for a batch with nothing to roll up. The production flush interval (30 s) is far longer
+/// than this test, so only the read flushes.
+#[actix_web::test]
+async fn a_charge_point_is_pending_in_the_rollups_until_its_readings_are_in_redis() {
+    let redis = RedisServer::start();
+    let server = start_server(test_config(&redis)).await;
+    let pending = "rollup_pending_charge_points";
+    assert_eq!(metric_value(&server, pending).await, 0.0);
+    let mut a = ChargePoint::connect(&server, "CP-PEND-A").await;
+    let mut b = ChargePoint::connect(&server, "CP-PEND-B").await;
+    let now = Utc::now().timestamp_millis();
+    send_register(&mut a, now - 20 * 60_000, 1000.0).await;
+    send_register(&mut a, now - 10 * 60_000, 1500.0).await;
+    // Only a reading from a clock two hours ahead: nothing of it is rolled up.
+    send_register(&mut b, now + 2 * H, 900_000.0).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            metric_value(&server, pending).await == 1.0
+        })
+        .await,
+        "A is pending from its answer on, B's batch is counted off as it holds nothing: {}",
+        metric_value(&server, pending).await
+    );
+    // Still pending a moment later: nothing flushes A but a read.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(metric_value(&server, pending).await, 1.0);
+
+    let query = format!(
+        "period=day&measurand={REGISTER}&from={}&to={}",
+        iso(now - 2 * D),
+        iso(now + 2 * D)
+    );
+    let buckets = aggregates(&server, "CP-PEND-A", &query).await;
+    let count: i64 = buckets.iter().map(|b| b["count"].as_i64().unwrap()).sum();
+    assert_eq!(count, 2, "read-your-writes: {buckets:?}");
+    assert_eq!(
+        metric_value(&server, pending).await,
+        0.0,
+        "the read's flush counted A off"
+    );
+    // A later reading is counted again, and a read without it pending (skipping the
+    // aggregator) still shows everything answered.
+    send_register(&mut a, now - 5 * 60_000, 1700.0).await;
+    assert_eq!(metric_value(&server, pending).await, 1.0);
+    let buckets = aggregates(&server, "CP-PEND-A", &query).await;
+    let count: i64 = buckets.iter().map(|b| b["count"].as_i64().unwrap()).sum();
+    assert_eq!(count, 3, "{buckets:?}");
+    let again = aggregates(&server, "CP-PEND-A", &query).await;
+    assert_eq!(again, buckets, "a read that skips the aggregator serves the same");
+    assert!(aggregates(&server, "CP-PEND-B", &query).await.is_empty());
+    server.shutdown().await;
+}
+
 /// Read-your-writes with per-charge-point flushes: a read flushes only its own charge point's
 /// roll-ups, so a reading answered to any charge point must still be in that charge point's
 /// aggregates at once, also when reads of other charge points (whose flushes are in flight) run

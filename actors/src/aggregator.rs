@@ -28,6 +28,7 @@ use actix::prelude::*;
 use deadpool_redis::redis::{self, ErrorKind, ServerErrorKind};
 use tokio::sync::oneshot;
 
+use crate::backlog::Backlog;
 use crate::id::ChargePointId;
 use crate::store::aggregates::{Period, Rollup, SeriesKey, MAX_PLAUSIBLE_POWER_W, MERGE_SCRIPT};
 use crate::store::fleet_rollup::{self, FLEET_SCRIPT};
@@ -130,6 +131,8 @@ struct Partial {
     /// When the first sample of this partial arrived; it is due a flush interval later. Also
     /// names the partial's entry in the due queue (an entry whose time differs is stale).
     since: Option<Instant>,
+    /// Batches folded in, counted off the [`Backlog`] once this partial is written.
+    batches: u32,
 }
 
 impl Partial {
@@ -186,12 +189,21 @@ pub struct Aggregator {
     conn: Option<crate::redis_pool::Connection>,
     /// Shared counters.
     stats: Arc<AggregatorStats>,
+    /// Batches on their way per charge point (the stream counts them in, this actor off).
+    backlog: Arc<Backlog>,
 }
 
 impl Aggregator {
     /// Creates the aggregator; start it with `actix::Supervisor::start` and subscribe it to the
-    /// sample stream.
-    pub fn new(pool: Pool, settings: AggregatorSettings, stats: Arc<AggregatorStats>) -> Self {
+    /// sample stream with [`crate::stream::SampleStream::subscribe_tracked`], passing that
+    /// stream's [`crate::stream::SampleStream::rollups`] as `backlog`. A batch sent to it any
+    /// other way must be counted in `backlog` first.
+    pub fn new(
+        pool: Pool,
+        settings: AggregatorSettings,
+        stats: Arc<AggregatorStats>,
+        backlog: Arc<Backlog>,
+    ) -> Self {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         hasher.write_u32(std::process::id());
         if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
@@ -216,6 +228,7 @@ impl Aggregator {
             want_all: false,
             conn: None,
             stats,
+            backlog,
         }
     }
 
@@ -542,7 +555,11 @@ impl Aggregator {
     }
 
     fn finished(&mut self, calls: u64, ctx: &mut Context<Self>) {
-        let seq = self.in_flight.take().map_or(0, |f| f.seq);
+        let flight = self.in_flight.take();
+        let seq = flight.as_ref().map_or(0, |f| f.seq);
+        for (cp, partial) in flight.iter().flat_map(|f| &f.partials) {
+            self.backlog.done(cp, partial.batches);
+        }
         self.backoff = self.settings.retry_initial;
         self.stats.flushes_ok.fetch_add(1, Ordering::Relaxed);
         self.stats.script_calls.fetch_add(calls, Ordering::Relaxed);
@@ -680,6 +697,7 @@ impl Handler<SampleBatch> for Aggregator {
                 batch.charge_point,
                 self.pending_entries
             );
+            self.backlog.done(&batch.charge_point, 1);
             return;
         }
         let latest_plausible = chrono::Utc::now()
@@ -724,6 +742,12 @@ impl Handler<SampleBatch> for Aggregator {
             counted += 1;
         }
         self.pending_entries += partial.entries() - before;
+        if counted == 0 {
+            // Nothing of it to write: no number, or only readings from a clock far ahead.
+            self.backlog.done(&batch.charge_point, 1);
+        } else {
+            partial.batches += 1;
+        }
         if partial.entries() == 0 {
             self.pending.remove(&batch.charge_point);
         } else if partial.since.is_none() {

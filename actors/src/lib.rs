@@ -22,6 +22,8 @@
 //! - [`writer`]: the Redis writer (pipelines, retry, bounded backlog).
 //! - [`stream`]: fan-out of live samples.
 //! - [`aggregator`]: hourly and daily roll-ups, merged into Redis by a Lua script.
+//! - [`backlog`]: which charge points have batches on their way to Redis through the roll-ups
+//!   (a read skips asking the aggregator for the others).
 //! - [`stats`]: real-time statistics per charge point (memory, snapshot in Redis).
 //! - [`registry`]: connected charge points.
 //! - [`server_call`]: calls the server makes to a charge point (TriggerMessage,
@@ -34,6 +36,7 @@
 
 pub mod aggregator;
 pub mod alerts;
+pub mod backlog;
 pub mod boot_metering;
 pub mod buffer;
 pub mod charge_point;

@@ -14,6 +14,7 @@ use actix::prelude::*;
 
 use chrono::{DateTime, Utc};
 
+use crate::backlog::Backlog;
 use crate::exchange::{Alert, SessionEvent};
 use crate::id::ChargePointId;
 use crate::sample::Sample;
@@ -60,6 +61,11 @@ pub struct AlertNotice(pub Alert);
 pub struct SampleStream {
     /// Subscribers to sample batches.
     subscribers: Subscribers<SampleBatch>,
+    /// Subscribers that write each batch to Redis later and count it off [`Self::rollups`]
+    /// once written (the roll-up aggregator).
+    tracked_subscribers: Subscribers<SampleBatch>,
+    /// Batches sent to the tracked subscribers and not yet in Redis, per charge point.
+    rollups: Arc<Backlog>,
     /// Subscribers to session events.
     event_subscribers: Subscribers<SessionNotice>,
     /// Subscribers to alerts raised and cleared.
@@ -114,9 +120,28 @@ impl SampleStream {
         self.subscribers.add(recipient);
     }
 
+    /// Adds a subscriber that writes every batch to Redis later, and calls
+    /// [`Backlog::done`] on [`SampleStream::rollups`] for each batch once Redis has it (or never
+    /// will); each batch is counted there before it is sent.
+    pub fn subscribe_tracked(&self, recipient: Recipient<SampleBatch>) {
+        self.tracked_subscribers.add(recipient);
+    }
+
     /// Sends a batch to every subscriber without waiting.
     pub fn publish(&self, batch: SampleBatch) {
+        if let Ok(tracked) = self.tracked_subscribers.0.read() {
+            for subscriber in tracked.iter() {
+                self.rollups.add(&batch.charge_point);
+                subscriber.do_send(batch.clone());
+            }
+        }
         self.subscribers.send(batch);
+    }
+
+    /// What the tracked subscribers (the roll-up aggregator) have not yet written, per charge
+    /// point: shared with them, and with the reads that would otherwise ask them.
+    pub fn rollups(&self) -> Arc<Backlog> {
+        self.rollups.clone()
     }
 
     /// Adds a subscriber to session events.
@@ -164,6 +189,6 @@ impl SampleStream {
 
     /// Whether anybody listens; lets publishers skip building batches nobody reads.
     pub fn has_subscribers(&self) -> bool {
-        !self.subscribers.is_empty()
+        !self.subscribers.is_empty() || !self.tracked_subscribers.is_empty()
     }
 }

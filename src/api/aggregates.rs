@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::read_timing::ReadTiming;
 use super::{json, params, ApiError};
 use actors::aggregator::{Aggregator, FlushChargePoint};
+use actors::backlog::Backlog;
 use actors::redis_pool::Pool;
 use actors::store::aggregates::{self, StoredBucket};
 use actors::store::keys;
@@ -29,6 +30,9 @@ pub struct AggregatesState {
     pub pool: Pool,
     /// The aggregator, flushed before a read so it shows every sample received.
     pub aggregator: Addr<Aggregator>,
+    /// Which charge points the aggregator holds something of: a read of any other skips the
+    /// flush (the stream's [`actors::stream::SampleStream::rollups`]).
+    pub backlog: Arc<Backlog>,
     /// Closed buckets, decoded and rendered, kept between reads (checked against the charge
     /// point's roll-up version at every use); shared with the meter-values read.
     pub cache: Arc<ReadCache>,
@@ -78,9 +82,12 @@ async fn aggregates_of(
     // Read-your-writes: let the aggregator write what it holds of this charge point, then read
     // Redis. Flushing rather than merging its partials avoids counting a flush twice that lands
     // between the two; flushing only this charge point keeps the read from waiting on one
-    // script call per charge point of the fleet.
-    let flush = state.aggregator.send(FlushChargePoint(id.clone()));
-    let _ = tokio::time::timeout(FLUSH_WAIT, flush).await;
+    // script call per charge point of the fleet. When it holds nothing of it (counted before
+    // every batch is sent to it), the round trip through its busy mailbox is skipped.
+    if !state.backlog.is_clear(&id) {
+        let flush = state.aggregator.send(FlushChargePoint(id.clone()));
+        let _ = tokio::time::timeout(FLUSH_WAIT, flush).await;
+    }
     timing.mark("flush");
     // The owner record rides in the same pipeline (one round trip less, see meter-values).
     let (entries, owner) = aggregates::read_buckets_cached_beside(

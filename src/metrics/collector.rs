@@ -34,6 +34,8 @@ pub struct Sources {
     pub writer: Arc<WriterStats>,
     /// Roll-up writes.
     pub aggregator: Arc<AggregatorStats>,
+    /// Charge points whose roll-up batches are not yet in Redis.
+    pub rollup_backlog: Arc<actors::backlog::Backlog>,
     /// SSE clients of `GET /api/v1/events`.
     pub event_hub: Arc<EventHubCounters>,
     /// Alert webhook deliveries, when a webhook is configured.
@@ -170,6 +172,12 @@ impl Collector for StatsCollector {
             "writer_pending_samples",
             "Samples queued in the Redis writer, not yet confirmed written",
             load(&s.writer.samples_pending),
+        )?;
+        gauge(
+            &mut e,
+            "rollup_pending_charge_points",
+            "Charge points with readings sent to the roll-up aggregator and not yet in Redis; a roll-up read of any other is answered without asking the aggregator",
+            s.rollup_backlog.charge_points() as u64,
         )?;
         gauge(
             &mut e,

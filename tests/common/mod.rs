@@ -434,6 +434,25 @@ pub async fn get(server: &RunningServer, path: &str) -> (u16, Value) {
     (status, value)
 }
 
+/// An unlabelled metric's value in the Prometheus text of `/metrics`; panics when it is
+/// missing.
+pub async fn metric_value(server: &RunningServer, name: &str) -> f64 {
+    let url = format!("http://{}/metrics", server.http_addr);
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
+    let mut response = client.get(&url).send().await.expect("http request");
+    let body = response.body().limit(16 << 20).await.expect("body");
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+}
+
 /// A MeterValues payload with one meterValue of the given sampled values.
 pub fn meter_values(
     connector: u32,
