@@ -39,6 +39,11 @@
 #   scripts/bench.sh --scenario protocols --runs 3 --secs 10  # 1.6 and 2.0.1 side by side
 #   scripts/bench.sh --bin-dir /tmp/old-build        # binaries copied from another build (A/B)
 #   scripts/bench.sh --bin-dir /tmp/old-build --config /tmp/old-config.toml
+#
+# The server logs at warn; BENCH_RUST_LOG replaces that filter and BENCH_KEEP_LOG=FILE keeps the
+# server's log of the last start there, e.g. where the slow reads' time went:
+#   BENCH_RUST_LOG=warn,ocpp_meter::api::read_timing=debug BENCH_KEEP_LOG=/tmp/reads.log \
+#     scripts/bench.sh --scenario reads
 #                    # a build from before a config key existed needs its own config.toml
 #   OCPP_METER_WAL_ENABLED=false scripts/bench.sh      # environment reaches the server: the
 #                    # same build without its write-ahead log
@@ -97,6 +102,9 @@ work="$(mktemp -d /tmp/ocpp-meter-bench.XXXXXX)"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  if [ -n "${BENCH_KEEP_LOG:-}" ] && [ -f "$work/server.log" ]; then
+    cp "$work/server.log" "$BENCH_KEEP_LOG"
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -150,7 +158,7 @@ start_meter() {
   if grep -q '^connects_per_address_per_sec' "$config"; then
     rate_env=(OCPP_METER_LIMITS_CONNECTS_PER_ADDRESS_PER_SEC=1000000 OCPP_METER_LIMITS_CONNECT_BURST=1000000)
   fi
-  env RUST_LOG=warn "${wal_env[@]}" "${rate_env[@]}" "$@" "$bin/ocpp-meter" --config "$config" \
+  env RUST_LOG="${BENCH_RUST_LOG:-warn}" "${wal_env[@]}" "${rate_env[@]}" "$@" "$bin/ocpp-meter" --config "$config" \
     --ws-addr "127.0.0.1:$ws_port" --http-addr "127.0.0.1:$http_port" \
     --redis-url "redis+unix://$work/redis.sock" >"$work/server.log" 2>&1 &
   server_pid=$!
