@@ -31,13 +31,8 @@ fn storage(c: &mut Criterion) {
 
     #[allow(clippy::expect_used)] // a literal, valid id
     let charge_point = ChargePointId::parse("CP-000042").expect("valid id");
-    let flush = WriteBatch {
-        charge_point,
-        samples: batch.clone(),
-        ops: Vec::new(),
-        wal: None,
-        wal_last: 0,
-    };
+    let unwritten = std::sync::Arc::new(actors::backlog::Backlog::default());
+    let flush = WriteBatch::samples(charge_point, batch.clone(), Vec::new(), None, 0, &unwritten);
 
     let mut group = c.benchmark_group("store");
     group.throughput(Throughput::Elements(FLUSH_SAMPLES as u64));

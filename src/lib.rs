@@ -247,6 +247,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     );
     let registry = Registry::default();
     let counters = Arc::new(IngestCounters::default());
+    let unwritten = Arc::new(actors::backlog::Backlog::default());
     let services = Services {
         settings: Arc::new(ChargePointSettings {
             heartbeat_interval_secs: config.ocpp.heartbeat_interval_secs,
@@ -270,6 +271,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         pool: pool.clone(),
         wal: wal.clone(),
         writer_stats: writer_stats.clone(),
+        unwritten: unwritten.clone(),
         fleet: Arc::new(fleet.clone()),
     };
     // Remote commands and metering profiles (src/api/commands.rs, src/api/metering.rs).
@@ -324,7 +326,14 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         u32::try_from(config.retention.daily_days).unwrap_or(u32::MAX),
     );
     repair_fleet_rollup(&pool, &replay, retention).await;
-    replay_into(replay, &writer, &aggregator, &services.stream.rollups()).await;
+    replay_into(
+        replay,
+        &writer,
+        &aggregator,
+        &services.stream.rollups(),
+        &unwritten,
+    )
+    .await;
     // One cache, one memory bound, for both large reads (meter values and roll-ups).
     let read_cache = Arc::new(ReadCache::new(
         usize::try_from(config.reads.cache_bytes).unwrap_or(usize::MAX),
@@ -409,6 +418,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         writer: writer_stats.clone(),
         aggregator: aggregator_stats.clone(),
         rollup_backlog: services.stream.rollups(),
+        unwritten: unwritten.clone(),
         event_hub: event_hub_counters.clone(),
         webhook: webhook_stats,
         wal: wal.as_ref().map(|wal| wal.stats().clone()),
@@ -461,6 +471,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         read_cache,
         registry: registry.clone(),
         writer: writer.clone(),
+        unwritten,
         writer_stats: writer_stats.clone(),
         counters: counters.clone(),
         max_pending_samples: config.buffer.max_pending_samples,
@@ -697,6 +708,7 @@ async fn replay_into(
     writer: &Addr<RedisWriter>,
     aggregator: &Addr<Aggregator>,
     rollups: &actors::backlog::Backlog,
+    unwritten: &Arc<actors::backlog::Backlog>,
 ) {
     for Replayed {
         mut record,
@@ -727,13 +739,14 @@ async fn replay_into(
             } else {
                 record.lsn
             };
-            let batch = WriteBatch {
-                charge_point: record.charge_point,
-                samples: record.samples,
-                ops: record.ops,
-                wal: raw,
+            let batch = WriteBatch::samples(
+                record.charge_point,
+                record.samples,
+                record.ops,
+                raw,
                 wal_last,
-            };
+                unwritten,
+            );
             if writer.send(batch).await.is_err() {
                 log::error!("WAL replay: the writer is gone; the rest stays in the log.");
                 return;

@@ -489,7 +489,10 @@ async fn a_charge_point_is_pending_in_the_rollups_until_its_readings_are_in_redi
     let count: i64 = buckets.iter().map(|b| b["count"].as_i64().unwrap()).sum();
     assert_eq!(count, 3, "{buckets:?}");
     let again = aggregates(&server, "CP-PEND-A", &query).await;
-    assert_eq!(again, buckets, "a read that skips the aggregator serves the same");
+    assert_eq!(
+        again, buckets,
+        "a read that skips the aggregator serves the same"
+    );
     assert!(aggregates(&server, "CP-PEND-B", &query).await.is_empty());
     server.shutdown().await;
 }

@@ -16,7 +16,7 @@ use actors::redis_pool::{build_pool, Pool, PoolSettings, RedisTarget};
 use chrono::DateTime;
 use common::cluster::{cluster_config, migrate_slot, RedisCluster};
 use common::stored::{acked_total, assert_stored, base, reading, writer_drained, Acked};
-use common::{connect_with, eventually, get, spawn_request, start_server};
+use common::{connect_with, eventually, get, metric_value, spawn_request, start_server};
 use ocpp_meter::RunningServer;
 use serde_json::{json, Value};
 
@@ -83,21 +83,6 @@ fn pool(cluster: &RedisCluster) -> Pool {
         wait_timeout: Duration::from_secs(1),
     })
     .unwrap()
-}
-
-/// A metric's value in the Prometheus text of `/metrics`.
-async fn metric(server: &RunningServer, name: &str) -> f64 {
-    let url = format!("http://{}/metrics", server.http_addr);
-    let mut response = awc::Client::default().get(&url).send().await.unwrap();
-    let body = response.body().await.unwrap();
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix(' '))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
 }
 
 fn ids(prefix: &str, count: usize) -> Vec<String> {
@@ -170,7 +155,7 @@ async fn readings_from_many_charge_points_are_stored_once_across_the_masters() {
     )
     .await;
     assert_eq!(code, 200, "{latest}");
-    assert!(metric(&server, "redis_cluster_split_pipelines_total").await > 0.0);
+    assert!(metric_value(&server, "redis_cluster_split_pipelines_total").await > 0.0);
 
     // The fleet queries work on the cluster: the fleet roll-up (its own slot) holds every charge
     // point's energy (149 readings 10 Wh apart each) and samples, fleet-wide and for a group.

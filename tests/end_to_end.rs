@@ -305,3 +305,72 @@ async fn a_charge_points_transactions_are_listed_newest_first() {
     drop((cp, idle));
     server.shutdown().await;
 }
+
+/// A raw read asks the writer for a charge point's queued samples only while some are counted
+/// as not yet in Redis (each batch counts itself until the writer has written it). With Redis
+/// holding writes back, a reading flushed to the writer must still be in the read; once it is
+/// written the charge point is counted off, and the read, now without the writer, serves the
+/// same from Redis.
+#[actix_web::test]
+async fn a_reading_queued_in_the_writer_is_read_until_redis_has_it() {
+    let redis = RedisServer::start();
+    let mut config = test_config(&redis);
+    config.buffer.max_age_secs = 1;
+    let server = start_server(config).await;
+    let pending = "writer_pending_charge_points";
+    let mut cp = ChargePoint::connect(&server, "CP-UNW").await;
+    cp.boot().await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            metric_value(&server, "writer_pending_samples").await == 0.0
+        })
+        .await
+    );
+    assert_eq!(metric_value(&server, pending).await, 0.0);
+
+    // Writes wait (reads go on) until unpaused, 30 s at most.
+    redis.cli(&["CLIENT", "PAUSE", "30000", "WRITE"]);
+    let at = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    let payload = meter_values(
+        1,
+        None,
+        &at,
+        json!([{"value": "231.5", "measurand": "Voltage", "unit": "V"}]),
+    );
+    assert_eq!(cp.call("MeterValues", payload).await, json!({}));
+    // The session ends: its buffer goes to the writer, which cannot write it yet.
+    drop(cp);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            metric_value(&server, "writer_pending_samples").await == 1.0
+        })
+        .await,
+        "the reading waits in the writer"
+    );
+    assert_eq!(metric_value(&server, pending).await, 1.0);
+    let read = "/api/v1/charge-points/CP-UNW/meter-values?measurand=Voltage";
+    let (code, body) = get(&server, read).await;
+    assert_eq!(code, 200, "{body}");
+    let samples = body["samples"].as_array().unwrap().clone();
+    assert_eq!(
+        samples.len(),
+        1,
+        "read-your-writes from the writer's queue: {body}"
+    );
+    assert_eq!(samples[0]["value"], json!(231.5), "{body}");
+
+    redis.cli(&["CLIENT", "UNPAUSE"]);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            metric_value(&server, pending).await == 0.0
+        })
+        .await,
+        "counted off once written"
+    );
+    assert_eq!(metric_value(&server, "writer_pending_samples").await, 0.0);
+    let (_, again) = get(&server, read).await;
+    assert_eq!(again["samples"], json!(samples), "the same, now from Redis");
+    server.shutdown().await;
+}

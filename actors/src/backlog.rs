@@ -1,18 +1,18 @@
 //! Which charge points have sample batches on their way to Redis through the roll-up
-//! aggregator: published to it (perhaps still in its mailbox), folded into its partials, or in
-//! a flush not yet answered.
+//! aggregator (published to it, perhaps still in its mailbox, folded into its partials, or in
+//! a flush not yet answered) or through the raw-sample writer (a [`Ticket`] in each batch).
 //!
 //! A read of a charge point's roll-ups must show every reading answered before it began
 //! (read-your-writes), so it used to ask the aggregator to flush that charge point first, even
 //! when the aggregator held nothing of it: a round trip through a mailbox that 19,000 charge
 //! points keep busy, which was the part of a warm 30-day read's tail not spent in Redis
-//! (docs/performance.md, issue 13). With this count a read asks only when something is on its
-//! way. The count is raised before the batch is sent, so a reading that has been answered is
+//! (docs/performance.md, issue 13); a raw read asked the writer for its queued samples the
+//! same way. With this count a read asks only when something is on its way. The count is raised before the batch is sent, so a reading that has been answered is
 //! always counted, and lowered only once Redis has it: an error leaves a charge point counted
 //! (reads ask, as before), never uncounted too early.
 
 use std::hash::BuildHasher;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::id::ChargePointId;
 use crate::FastHashMap;
@@ -37,6 +37,14 @@ impl Default for Backlog {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: foldhash::fast::RandomState::default(),
         }
+    }
+}
+
+impl std::fmt::Debug for Backlog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backlog")
+            .field("charge_points", &self.charge_points())
+            .finish()
     }
 }
 
@@ -93,6 +101,44 @@ impl Backlog {
     }
 }
 
+/// One batch counted in a [`Backlog`] for as long as it lives: counted when made, counted off
+/// when dropped, which the writer does once Redis has the batch (or the batch is given up).
+/// Carried inside the batch, so no path that ends a batch can forget to count it off; a clone
+/// (a copied batch) counts once more.
+pub struct Ticket {
+    backlog: Arc<Backlog>,
+    cp: ChargePointId,
+}
+
+impl Ticket {
+    /// Counts a batch of `cp` in `backlog`; made before the batch is sent.
+    pub fn new(backlog: &Arc<Backlog>, cp: &ChargePointId) -> Self {
+        backlog.add(cp);
+        Ticket {
+            backlog: backlog.clone(),
+            cp: cp.clone(),
+        }
+    }
+}
+
+impl Clone for Ticket {
+    fn clone(&self) -> Self {
+        Ticket::new(&self.backlog, &self.cp)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.backlog.done(&self.cp, 1);
+    }
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Ticket").field(&self.cp).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,10 +158,16 @@ mod tests {
         assert!(!backlog.is_clear(&a));
         assert_eq!(backlog.charge_points(), 2);
         backlog.done(&a, 1);
-        assert!(!backlog.is_clear(&a), "one batch of two is still on its way");
+        assert!(
+            !backlog.is_clear(&a),
+            "one batch of two is still on its way"
+        );
         backlog.done(&a, 1);
         assert!(backlog.is_clear(&a));
-        assert!(!backlog.is_clear(&b), "another charge point's batch is its own");
+        assert!(
+            !backlog.is_clear(&b),
+            "another charge point's batch is its own"
+        );
         assert_eq!(backlog.charge_points(), 1);
     }
 
@@ -128,6 +180,19 @@ mod tests {
         backlog.add(&a);
         backlog.done(&a, 0);
         assert!(!backlog.is_clear(&a));
+    }
+
+    #[test]
+    fn a_ticket_counts_its_batch_while_it_lives_and_a_clone_counts_again() {
+        let backlog = Arc::new(Backlog::default());
+        let a = id("CP-A");
+        let ticket = Ticket::new(&backlog, &a);
+        assert!(!backlog.is_clear(&a));
+        let copy = ticket.clone();
+        drop(ticket);
+        assert!(!backlog.is_clear(&a), "the copy still counts");
+        drop(copy);
+        assert!(backlog.is_clear(&a));
     }
 
     #[test]

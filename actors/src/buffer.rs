@@ -48,6 +48,8 @@ pub struct Outlet<'a> {
     pub settings: &'a BufferSettings,
     /// Where full batches go.
     pub writer: &'a Recipient<WriteBatch>,
+    /// Where each batch is counted until the writer has it in Redis.
+    pub unwritten: &'a Arc<crate::backlog::Backlog>,
     /// Shared gauges: open buffers and buffered samples.
     pub counters: &'a IngestCounters,
 }
@@ -142,13 +144,14 @@ impl StationBuffer {
         out.counters
             .buffered_samples
             .fetch_sub(self.samples.len(), Ordering::Relaxed);
-        out.writer.do_send(WriteBatch {
-            charge_point: out.charge_point.clone(),
-            samples: std::mem::take(&mut self.samples),
-            ops: Vec::new(),
-            wal: self.wal.take(),
-            wal_last: std::mem::take(&mut self.wal_last),
-        });
+        out.writer.do_send(WriteBatch::samples(
+            out.charge_point.clone(),
+            std::mem::take(&mut self.samples),
+            Vec::new(),
+            self.wal.take(),
+            std::mem::take(&mut self.wal_last),
+            out.unwritten,
+        ));
     }
 
     /// A copy of the buffered samples, for reads that must see what is not yet in Redis.
@@ -188,6 +191,7 @@ mod tests {
         id: ChargePointId,
         settings: BufferSettings,
         writer: Recipient<WriteBatch>,
+        unwritten: Arc<crate::backlog::Backlog>,
         counters: Arc<IngestCounters>,
     }
 
@@ -197,6 +201,7 @@ mod tests {
                 charge_point: &self.id,
                 settings: &self.settings,
                 writer: &self.writer,
+                unwritten: &self.unwritten,
                 counters: &self.counters,
             }
         }
@@ -290,6 +295,7 @@ mod tests {
                 id,
                 settings,
                 writer: writer.recipient(),
+                unwritten: Arc::default(),
                 counters: counters.clone(),
             },
         };

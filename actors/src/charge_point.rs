@@ -313,6 +313,9 @@ pub struct Services {
     pub wal: Option<Wal>,
     /// The writer's backlog, checked against `max_pending_samples` before accepting readings.
     pub writer_stats: Arc<WriterStats>,
+    /// Charge points with samples handed to the writer and not yet in Redis (each batch
+    /// counts itself, see [`WriteBatch::samples`]); raw reads of the others skip the writer.
+    pub unwritten: Arc<crate::backlog::Backlog>,
     /// The fleet: the owner record this session claimed is turned into a "left" record when
     /// it ends.
     pub fleet: Arc<dyn OwnerRecords>,
@@ -598,13 +601,9 @@ impl ChargePointActor {
     /// Hands a record change the write-ahead log does not keep (boot, status, presence,
     /// statistics: each is reported again) to the writer.
     fn store(&self, op: StoreOp) {
-        self.services.writer.do_send(WriteBatch {
-            charge_point: self.id.clone(),
-            samples: Vec::new(),
-            ops: vec![op],
-            wal: None,
-            wal_last: 0,
-        });
+        self.services
+            .writer
+            .do_send(WriteBatch::ops(self.id.clone(), vec![op], None));
     }
 
     /// Sends the statistics snapshot to Redis, when something changed since the last one (or
@@ -688,13 +687,9 @@ impl ChargePointActor {
             None => (None, None, None),
         };
         if !ops.is_empty() {
-            self.services.writer.do_send(WriteBatch {
-                charge_point: self.id.clone(),
-                samples: Vec::new(),
-                ops,
-                wal: raw.clone(),
-                wal_last: 0,
-            });
+            self.services
+                .writer
+                .do_send(WriteBatch::ops(self.id.clone(), ops, raw.clone()));
         }
         if readings.samples.is_empty() {
             return Ok(durable);
@@ -1015,6 +1010,7 @@ fn outlet<'a>(id: &'a ChargePointId, services: &'a Services) -> Outlet<'a> {
         charge_point: id,
         settings: &services.settings.buffer,
         writer: &services.writer,
+        unwritten: &services.unwritten,
         counters: &services.counters,
     }
 }

@@ -25,6 +25,7 @@ use deadpool_redis::redis::{self, Pipeline};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tokio::sync::oneshot;
 
+use crate::backlog::{Backlog, Ticket};
 use crate::exchange::StoreOp;
 use crate::id::ChargePointId;
 use crate::sample::Sample;
@@ -68,6 +69,46 @@ pub struct WriteBatch {
     /// Highest log sequence number among the records whose samples this batch carries (0:
     /// none); the writer records it per charge point ([`keys::wal_raw_marks`]).
     pub wal_last: u64,
+    /// Counts the batch's samples as not yet in Redis while it lives (the writer drops the
+    /// batch once Redis has it), so a raw read asks the writer for them only when there are
+    /// any. Private: batches with samples are made by [`WriteBatch::samples`], which counts.
+    _ticket: Option<Ticket>,
+}
+
+impl WriteBatch {
+    /// A batch of record changes only (boot, status, transactions): reads of raw samples need
+    /// not wait for it, so it is not counted.
+    pub fn ops(charge_point: ChargePointId, ops: Vec<StoreOp>, wal: Option<Arc<WalPin>>) -> Self {
+        WriteBatch {
+            charge_point,
+            samples: Vec::new(),
+            ops,
+            wal,
+            wal_last: 0,
+            _ticket: None,
+        }
+    }
+
+    /// A batch with samples (and perhaps record changes), counted in `unwritten` until the
+    /// writer has put it in Redis.
+    pub fn samples(
+        charge_point: ChargePointId,
+        samples: Vec<Sample>,
+        ops: Vec<StoreOp>,
+        wal: Option<Arc<WalPin>>,
+        wal_last: u64,
+        unwritten: &Arc<Backlog>,
+    ) -> Self {
+        let ticket = (!samples.is_empty()).then(|| Ticket::new(unwritten, &charge_point));
+        WriteBatch {
+            charge_point,
+            samples,
+            ops,
+            wal,
+            wal_last,
+            _ticket: ticket,
+        }
+    }
 }
 
 /// Resolve once every batch queued so far is in Redis; used by shutdown. Answers `false` if the

@@ -128,13 +128,17 @@ pub(super) async fn unwritten(state: &ApiState, id: &ChargePointId) -> Vec<Sampl
                 .unwrap_or_default(),
         );
     }
-    samples.extend(
-        state
-            .writer
-            .send(PendingSamples(id.clone()))
-            .await
-            .unwrap_or_default(),
-    );
+    // Each batch with samples counts itself until Redis has it: with none counted, the round
+    // trip through the writer's busy mailbox would bring nothing back.
+    if !state.unwritten.is_clear(id) {
+        samples.extend(
+            state
+                .writer
+                .send(PendingSamples(id.clone()))
+                .await
+                .unwrap_or_default(),
+        );
+    }
     samples
 }
 

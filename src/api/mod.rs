@@ -55,6 +55,9 @@ pub struct ApiState {
     pub registry: Registry<ChargePointActor>,
     /// The writer, for samples not yet in Redis.
     pub writer: Addr<RedisWriter>,
+    /// Charge points with samples handed to the writer and not yet in Redis: a raw read of
+    /// any other skips asking the writer.
+    pub unwritten: Arc<actors::backlog::Backlog>,
     /// Writer health, for `/ready`.
     pub writer_stats: Arc<WriterStats>,
     /// Ingest counters.

@@ -36,6 +36,8 @@ pub struct Sources {
     pub aggregator: Arc<AggregatorStats>,
     /// Charge points whose roll-up batches are not yet in Redis.
     pub rollup_backlog: Arc<actors::backlog::Backlog>,
+    /// Charge points whose raw samples, handed to the writer, are not yet in Redis.
+    pub unwritten: Arc<actors::backlog::Backlog>,
     /// SSE clients of `GET /api/v1/events`.
     pub event_hub: Arc<EventHubCounters>,
     /// Alert webhook deliveries, when a webhook is configured.
@@ -172,6 +174,12 @@ impl Collector for StatsCollector {
             "writer_pending_samples",
             "Samples queued in the Redis writer, not yet confirmed written",
             load(&s.writer.samples_pending),
+        )?;
+        gauge(
+            &mut e,
+            "writer_pending_charge_points",
+            "Charge points with samples handed to the Redis writer and not yet confirmed written; a raw read of any other is answered without asking the writer",
+            s.unwritten.charge_points() as u64,
         )?;
         gauge(
             &mut e,
