@@ -7,9 +7,10 @@
 //! when the aggregator held nothing of it: a round trip through a mailbox that 19,000 charge
 //! points keep busy, which was the part of a warm 30-day read's tail not spent in Redis
 //! (docs/performance.md, issue 13); a raw read asked the writer for its queued samples the
-//! same way. With this count a read asks only when something is on its way. The count is raised before the batch is sent, so a reading that has been answered is
-//! always counted, and lowered only once Redis has it: an error leaves a charge point counted
-//! (reads ask, as before), never uncounted too early.
+//! same way. With this count a read asks only when something is on its way. The count is
+//! raised before the batch is sent, so a reading that has been answered is always counted, and
+//! lowered only once Redis has it: an error leaves a charge point counted (reads ask, as
+//! before), never uncounted too early.
 
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,8 +25,8 @@ const SHARDS: usize = 64;
 /// the idle process keeps no table sized for every charge point.
 const SHRINK_ABOVE: usize = 256;
 
-/// Batches published to the aggregator and not yet in Redis, per charge point; a charge point
-/// with none has no entry.
+/// Batches handed to one actor (the aggregator, or the writer) and not yet in Redis, per charge
+/// point; a charge point with none has no entry.
 pub struct Backlog {
     shards: Box<[Mutex<FastHashMap<ChargePointId, u32>>]>,
     hasher: foldhash::fast::RandomState,
@@ -79,7 +80,8 @@ impl Backlog {
         }
     }
 
-    /// Whether nothing of `cp` is on its way: a read may then skip asking the aggregator.
+    /// Whether nothing of `cp` is on its way: a read may then skip asking the actor that would
+    /// hold it.
     pub fn is_clear(&self, cp: &ChargePointId) -> bool {
         !self.shard(cp).contains_key(cp)
     }
