@@ -114,6 +114,20 @@ impl<M: Message<Result = ()> + Send + Clone + 'static> Subscribers<M> {
     }
 }
 
+impl Subscribers<SampleBatch> {
+    /// [`Subscribers::send`], counting the batch in `backlog` before each send (the subscriber
+    /// counts it off once Redis has it).
+    fn send_counted(&self, batch: &SampleBatch, backlog: &Backlog) {
+        let Ok(subscribers) = self.0.read() else {
+            return;
+        };
+        for subscriber in subscribers.iter() {
+            backlog.add(&batch.charge_point);
+            subscriber.do_send(batch.clone());
+        }
+    }
+}
+
 impl SampleStream {
     /// Adds a subscriber; it receives every batch published from now on.
     pub fn subscribe(&self, recipient: Recipient<SampleBatch>) {
@@ -129,12 +143,7 @@ impl SampleStream {
 
     /// Sends a batch to every subscriber without waiting.
     pub fn publish(&self, batch: SampleBatch) {
-        if let Ok(tracked) = self.tracked_subscribers.0.read() {
-            for subscriber in tracked.iter() {
-                self.rollups.add(&batch.charge_point);
-                subscriber.do_send(batch.clone());
-            }
-        }
+        self.tracked_subscribers.send_counted(&batch, &self.rollups);
         self.subscribers.send(batch);
     }
 
