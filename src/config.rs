@@ -235,7 +235,15 @@ pub struct ReadsConfig {
     /// everything again; each use is still checked against Redis (`store::read_cache`). 0 turns
     /// the cache off.
     pub cache_bytes: u64,
+    /// How long a large read, once Redis confirmed it over a tracked connection, is answered
+    /// from memory while Redis reports no change to the keys it read (client tracking,
+    /// `store::tracked_reads`): a bound for a tracking connection that dies without a word.
+    /// 0 asks Redis at every read. Standalone Redis only; a cluster's reads always ask.
+    pub tracked_secs: u64,
 }
+
+/// Default of `reads.tracked_secs`.
+pub const DEFAULT_TRACKED_SECS: u64 = 10;
 
 /// Default of `reads.cache_bytes`: 64 MiB, about twenty 30-day hourly reads (~3 MB each) or
 /// ninety 24 h series reads (~0.7 MB each).
@@ -249,6 +257,7 @@ impl Default for ReadsConfig {
     fn default() -> Self {
         ReadsConfig {
             cache_bytes: DEFAULT_READ_CACHE_BYTES,
+            tracked_secs: DEFAULT_TRACKED_SECS,
         }
     }
 }

@@ -49,6 +49,7 @@ use actors::redis_pool::{build_pool, PoolSettings};
 use actors::registry::Registry;
 use actors::store::aggregates::BucketRetention;
 use actors::store::read_cache::{ReadCache, ReadCacheStats};
+use actors::store::tracked_reads::{TrackedLink, TrackedReads, TrackedSettings, TrackedStats};
 use actors::store::{keys, reads};
 use actors::stream::SampleStream;
 use actors::txn_ids::TransactionIds;
@@ -111,6 +112,9 @@ pub struct RunningServer {
     aggregator: Addr<Aggregator>,
     /// The API's read cache counters (hits, misses, bytes), also in `/metrics`.
     pub read_cache_stats: Arc<ReadCacheStats>,
+    /// Counters of the reads answered from memory under Redis's client tracking, also in
+    /// `/metrics`.
+    pub tracked_stats: Arc<TrackedStats>,
     /// The alert supervisor, whose pending alert writes are flushed on shutdown.
     alert_supervisor: Addr<actors::alerts::AlertSupervisor>,
     /// This instance in the fleet: its id and counters; its lease is removed on shutdown.
@@ -343,11 +347,32 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         },
     ));
     let read_cache_stats = read_cache.stats();
+    // Large reads Redis vouches for through client tracking are answered from memory; a batch
+    // counted on its way to Redis forgets its charge point's (store::tracked_reads).
+    let tracked_reads = Arc::new(TrackedReads::new(&TrackedSettings {
+        url: match &pool_settings.target {
+            actors::redis_pool::RedisTarget::Standalone(url) if read_cache.enabled() => {
+                Some(url.clone())
+            }
+            _ => None,
+        },
+        max_age: Duration::from_secs(config.reads.tracked_secs),
+        budget_bytes: usize::try_from(config.reads.cache_bytes / 4).unwrap_or(usize::MAX),
+        connect_timeout: pool_settings.connect_timeout,
+        response_timeout: pool_settings.response_timeout,
+    }));
+    services
+        .stream
+        .rollups()
+        .forget_marks_in(tracked_reads.clone());
+    unwritten.forget_marks_in(tracked_reads.clone());
+    let tracked_link = Arc::new(TrackedLink::new(tracked_reads.clone()));
     let aggregates_state = api::aggregates::AggregatesState {
         pool: pool.clone(),
         aggregator: aggregator.clone(),
         backlog: services.stream.rollups(),
         cache: read_cache.clone(),
+        tracked: tracked_link.clone(),
     };
 
     // Threshold and data-quality alerts, fed by the sample stream and the session events;
@@ -425,6 +450,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         cluster: pool.cluster_counters(),
         fleet: (fleet.id().to_owned(), fleet.counters().clone()),
         read_cache: read_cache_stats.clone(),
+        tracked: tracked_reads.stats(),
         mqtt: mqtt_stats,
     }));
     {
@@ -488,6 +514,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             rollup_secs: config.buffer.rollup_interval_secs,
             stats_secs: actors::stats::PERSIST_INTERVAL.as_secs(),
         },
+        tracked: tracked_link,
     };
 
     let hostile = metrics.hostile_closed.clone();
@@ -561,6 +588,10 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     };
     let http_server = HttpServer::new(move || {
         let (mut api_state, mut aggregates_state) = (api_state.clone(), aggregates_state.clone());
+        // Each worker's tracked connection is its own too, made by its first large read.
+        let tracked = Arc::new(TrackedLink::new(api_state.tracked.reads().clone()));
+        api_state.tracked = tracked.clone();
+        aggregates_state.tracked = tracked;
         let own = api_state.pool.sibling(&worker_pool_settings);
         let reads = api_state.pool.reads_sibling(&worker_pool_settings);
         match (own, reads) {
@@ -643,6 +674,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         aggregator_stats,
         aggregator,
         read_cache_stats,
+        tracked_stats: tracked_reads.stats(),
         alert_supervisor,
         fleet,
         wal_stats: wal.as_ref().map(|wal| wal.stats().clone()),

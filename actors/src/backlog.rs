@@ -13,9 +13,10 @@
 //! before), never uncounted too early.
 
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::id::ChargePointId;
+use crate::store::tracked_reads::TrackedReads;
 use crate::FastHashMap;
 
 /// Shards, so the two workers' sessions and the aggregator rarely meet on one lock.
@@ -30,6 +31,9 @@ const SHRINK_ABOVE: usize = 256;
 pub struct Backlog {
     shards: Box<[Mutex<FastHashMap<ChargePointId, u32>>]>,
     hasher: foldhash::fast::RandomState,
+    /// Reads answered from memory, forgotten for a charge point as soon as one more of its
+    /// batches is counted (see [`crate::store::tracked_reads`]).
+    marks: OnceLock<Arc<TrackedReads>>,
 }
 
 impl Default for Backlog {
@@ -37,6 +41,7 @@ impl Default for Backlog {
         Backlog {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: foldhash::fast::RandomState::default(),
+            marks: OnceLock::new(),
         }
     }
 }
@@ -50,14 +55,27 @@ impl std::fmt::Debug for Backlog {
 }
 
 impl Backlog {
-    /// One more batch of `cp` is on its way; called before it is sent.
+    /// Reads of a charge point answered from memory are forgotten when one more of its
+    /// batches is counted here; set once, at start.
+    pub fn forget_marks_in(&self, marks: Arc<TrackedReads>) {
+        let _ = self.marks.set(marks);
+    }
+
+    /// One more batch of `cp` is on its way; called before it is sent. Counted first, then
+    /// the charge point's reads answered from memory are forgotten: a read that opened its
+    /// mark before this finds the mark gone, one that opens it after finds the count.
     pub fn add(&self, cp: &ChargePointId) {
-        let mut shard = self.shard(cp);
-        match shard.get_mut(cp) {
-            Some(count) => *count = count.saturating_add(1),
-            None => {
-                shard.insert(cp.clone(), 1);
+        {
+            let mut shard = self.shard(cp);
+            match shard.get_mut(cp) {
+                Some(count) => *count = count.saturating_add(1),
+                None => {
+                    shard.insert(cp.clone(), 1);
+                }
             }
+        }
+        if let Some(marks) = self.marks.get() {
+            marks.forget(cp.as_str());
         }
     }
 
@@ -171,6 +189,48 @@ mod tests {
             "another charge point's batch is its own"
         );
         assert_eq!(backlog.charge_points(), 1);
+    }
+
+    #[test]
+    fn counting_a_batch_forgets_its_charge_points_kept_reads() {
+        use crate::store::read_cache::SeriesSelection;
+        use crate::store::tracked_reads::{Confirmed, Held, ReadKey, TrackedSettings};
+        let marks = Arc::new(TrackedReads::new(&TrackedSettings {
+            url: Some("redis://127.0.0.1:1".into()),
+            max_age: std::time::Duration::from_secs(60),
+            budget_bytes: 1 << 20,
+            connect_timeout: std::time::Duration::from_secs(1),
+            response_timeout: std::time::Duration::from_secs(1),
+        }));
+        let backlog = Backlog::default();
+        backlog.forget_marks_in(marks.clone());
+        let key = ReadKey::Hours {
+            selection: SeriesSelection {
+                measurand: None,
+                connector_id: None,
+                phase: None,
+            },
+            first_hour: 1,
+            last_hour: 2,
+            rendered: true,
+        };
+        let kept = || Confirmed {
+            held: Held::Hours(Arc::from(Vec::new())),
+            beside: None,
+        };
+        for cp in ["CP-A", "CP-B"] {
+            let opened = marks.open(cp, key).unwrap();
+            marks.confirm(opened, kept());
+        }
+        backlog.add(&id("CP-A"));
+        assert!(marks.confirmed("CP-A", &key).is_none());
+        assert!(marks.confirmed("CP-B", &key).is_some());
+
+        // A read at Redis while a batch is counted is not kept.
+        let opened = marks.open("CP-B", key).unwrap();
+        backlog.add(&id("CP-B"));
+        marks.confirm(opened, kept());
+        assert!(marks.confirmed("CP-B", &key).is_none());
     }
 
     #[test]

@@ -10,13 +10,14 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::read_timing::ReadTiming;
-use super::{json, params, ApiError};
+use super::{json, params, tracked_read, ApiError};
 use actors::aggregator::{Aggregator, FlushChargePoint};
 use actors::backlog::Backlog;
 use actors::redis_pool::Pool;
 use actors::store::aggregates::{self, StoredBucket};
 use actors::store::keys;
 use actors::store::read_cache::ReadCache;
+use actors::store::tracked_reads::{Confirmed, Held, ReadKey, TrackedLink};
 use std::sync::Arc;
 
 /// How long a read waits for the aggregator to write its partials (read-your-writes); past it
@@ -36,6 +37,9 @@ pub struct AggregatesState {
     /// Closed buckets, decoded and rendered, kept between reads (checked against the charge
     /// point's roll-up version at every use); shared with the meter-values read.
     pub cache: Arc<ReadCache>,
+    /// This worker's tracked connection and the marks of reads Redis vouches for (shared with
+    /// `ApiState::tracked`).
+    pub tracked: Arc<TrackedLink>,
 }
 
 /// Registers the route.
@@ -79,28 +83,77 @@ async fn aggregates_of(
     let phase = params::phase(query.phase.as_deref())?;
     let (from, to) = params::rollup_range(period, query.from.as_deref(), query.to.as_deref())?;
 
-    // Read-your-writes: let the aggregator write what it holds of this charge point, then read
-    // Redis. Flushing rather than merging its partials avoids counting a flush twice that lands
-    // between the two; flushing only this charge point keeps the read from waiting on one
-    // script call per charge point of the fleet. When it holds nothing of it (counted before
-    // every batch is sent to it), the round trip through its busy mailbox is skipped.
-    if !state.backlog.is_clear(&id) {
-        let flush = state.aggregator.send(FlushChargePoint(id.clone()));
-        let _ = tokio::time::timeout(FLUSH_WAIT, flush).await;
-    }
-    timing.mark("flush");
-    // The owner record rides in the same pipeline (one round trip less, see meter-values).
-    let (entries, owner) = aggregates::read_buckets_cached_beside(
-        &state.pool,
-        &state.cache,
-        id.as_str(),
+    let key = ReadKey::Buckets {
         period,
-        from,
-        to,
-        &render_bucket,
-        Some(&keys::owner(id.as_str())),
-    )
-    .await?;
+        from_ms: from.timestamp_millis(),
+        to_ms: to.timestamp_millis(),
+    };
+    let owner_key = keys::owner(id.as_str());
+    // A read Redis confirmed and nothing changed since is answered from memory; otherwise the
+    // mark is opened before the aggregator's count is looked at.
+    let (entries, owner) = match tracked_read::begin(&state.tracked, &state.cache, id.as_str(), key)
+    {
+        tracked_read::Step::Answered(confirmed) => {
+            timing.mark("flush");
+            match confirmed.held {
+                Held::Buckets(entries) => (entries, confirmed.beside),
+                Held::Hours(_) => unreachable!("a buckets key holds buckets"),
+            }
+        }
+        tracked_read::Step::Ask(opened) => {
+            // Read-your-writes: let the aggregator write what it holds of this charge point,
+            // then read Redis. Flushing rather than merging its partials avoids counting a
+            // flush twice that lands between the two; flushing only this charge point keeps
+            // the read from waiting on one script call per charge point of the fleet. When it
+            // holds nothing of it (counted before every batch is sent to it), the round trip
+            // through its busy mailbox is skipped.
+            let clear = state.backlog.is_clear(&id);
+            if !clear {
+                let flush = state.aggregator.send(FlushChargePoint(id.clone()));
+                let _ = tokio::time::timeout(FLUSH_WAIT, flush).await;
+            }
+            timing.mark("flush");
+            // The owner record rides in the same pipeline (one round trip less, see
+            // meter-values).
+            tracked_read::redis_step(
+                &state.tracked,
+                opened,
+                clear,
+                async |conn| {
+                    aggregates::read_buckets_cached_on(
+                        conn,
+                        &state.cache,
+                        id.as_str(),
+                        period,
+                        from,
+                        to,
+                        &render_bucket,
+                        Some(&owner_key),
+                    )
+                    .await
+                },
+                async || {
+                    aggregates::read_buckets_cached_beside(
+                        &state.pool,
+                        &state.cache,
+                        id.as_str(),
+                        period,
+                        from,
+                        to,
+                        &render_bucket,
+                        Some(&owner_key),
+                    )
+                    .await
+                },
+                |(entries, owner)| Confirmed {
+                    held: Held::Buckets(Arc::from(entries.as_slice())),
+                    beside: owner.clone(),
+                },
+            )
+            .await
+            .map(|(entries, owner)| (Arc::<[_]>::from(entries), owner))?
+        }
+    };
     timing.mark("redis");
     let keep = |b: &StoredBucket| {
         measurand.is_none_or(|m| b.series.measurand == m)

@@ -1,6 +1,7 @@
 //! `/api/v1/charge-points`: the fleet, one charge point, its meter values and latest readings.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
@@ -8,10 +9,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::read_timing::ReadTiming;
-use super::{json, latest, meter_values_body, params, ApiError, ApiState};
+use super::{json, latest, meter_values_body, params, tracked_read, ApiError, ApiState};
 use actors::charge_point::{BufferedSamples, ChargePointState, Latest, Snapshot};
 use actors::id::ChargePointId;
 use actors::sample::Sample;
+use actors::store::read_cache::SeriesSelection;
+use actors::store::tracked_reads::{Confirmed, Held, ReadKey};
 use actors::store::{keys, reads, SampleFilter};
 use actors::writer::PendingSamples;
 
@@ -202,24 +205,72 @@ async fn meter_values(
             && query.connector.is_none_or(|c| s.connector_id == c)
             && phase.is_none_or(|p| s.phase == Some(p))
     };
-    let mut samples = unwritten(&state, &id).await;
-    timing.mark("unwritten");
     // Through the cache, the body is spliced from rendered hours. Only for a range in whole
     // milliseconds: hours are kept with each reading once, which equals dropping repeats after
     // the range filter only if repeats (same millisecond) are all in range or all out.
     if state.read_cache.enabled() && whole_ms(from) && whole_ms(to) {
+        let hours = reads::hours_of(&filter);
+        let key = ReadKey::Hours {
+            selection: SeriesSelection {
+                measurand,
+                connector_id: query.connector,
+                phase,
+            },
+            first_hour: hours.first().copied().unwrap_or_default(),
+            last_hour: hours.last().copied().unwrap_or_default(),
+            rendered: true,
+        };
+        // The mark is opened before the writer's count is looked at (in `unwritten`).
+        let step = tracked_read::begin(&state.tracked, &state.read_cache, id.as_str(), key);
+        let mut samples = unwritten(&state, &id).await;
+        timing.mark("unwritten");
         samples.retain(wanted);
         // The owner record rides in the same pipeline (one round trip: every hop between
         // processes was a chance to wait, docs/performance.md, issue 13 reads, third round).
-        let (hours, owner) = reads::hours_matching_cached_beside(
-            &state.reads_pool,
-            &state.read_cache,
-            id.as_str(),
-            &filter,
-            Some(&json::render_sample),
-            Some(&keys::owner(id.as_str())),
-        )
-        .await?;
+        let owner_key = keys::owner(id.as_str());
+        let (hours, owner) = match step {
+            tracked_read::Step::Answered(confirmed) => match confirmed.held {
+                Held::Hours(hours) => (hours, confirmed.beside),
+                Held::Buckets(_) => unreachable!("an hours key holds hours"),
+            },
+            tracked_read::Step::Ask(opened) => {
+                let clear = state.unwritten.is_clear(&id);
+                let (hours, owner) = tracked_read::redis_step(
+                    &state.tracked,
+                    opened,
+                    clear,
+                    async |conn| {
+                        reads::hours_matching_cached_on(
+                            conn,
+                            &state.read_cache,
+                            id.as_str(),
+                            &filter,
+                            Some(&json::render_sample),
+                            Some(&owner_key),
+                        )
+                        .await
+                    },
+                    async || {
+                        reads::hours_matching_cached_beside(
+                            &state.reads_pool,
+                            &state.read_cache,
+                            id.as_str(),
+                            &filter,
+                            Some(&json::render_sample),
+                            Some(&owner_key),
+                        )
+                        .await
+                    },
+                    |(hours, owner)| Confirmed {
+                        held: Held::Hours(Arc::from(hours.as_slice())),
+                        beside: owner.clone(),
+                    },
+                )
+                .await
+                .map(|(hours, owner)| (Arc::<[_]>::from(hours), owner))?;
+                (hours, owner)
+            }
+        };
         timing.mark("redis");
         let parts = meter_values_body::samples_parts(&hours, samples, from, to, limit);
         timing.mark("splice");
@@ -245,6 +296,7 @@ async fn meter_values(
             }
         };
     }
+    let mut samples = unwritten(&state, &id).await;
     samples.extend(
         reads::samples_matching_cached(&state.pool, &state.read_cache, id.as_str(), &filter, limit)
             .await?,

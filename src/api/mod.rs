@@ -24,6 +24,7 @@ mod read_timing;
 mod schemas;
 mod stats;
 mod thresholds;
+mod tracked_read;
 mod transactions;
 mod writeback;
 
@@ -74,6 +75,9 @@ pub struct ApiState {
     pub fleet: actors::fleet::Fleet,
     /// How far Redis may lag behind a charge point held by another instance, per kind of read.
     pub lag: ReadLag,
+    /// This worker's tracked connection and the marks of large reads Redis vouches for
+    /// (`actors::store::tracked_reads`), so a warm read needs no round trip.
+    pub tracked: Arc<actors::store::tracked_reads::TrackedLink>,
 }
 
 /// The read rule for a charge point held by another instance: answers come from Redis, which

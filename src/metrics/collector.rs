@@ -12,6 +12,7 @@ use actors::fleet::FleetCounters;
 use actors::redis_pool::ClusterCounters;
 use actors::registry::Registry;
 use actors::store::read_cache::ReadCacheStats;
+use actors::store::tracked_reads::TrackedStats;
 use actors::wal::WalStats;
 use actors::writer::WriterStats;
 use prometheus_client::collector::Collector;
@@ -51,6 +52,8 @@ pub struct Sources {
     pub fleet: (String, Arc<FleetCounters>),
     /// The API's read cache.
     pub read_cache: Arc<ReadCacheStats>,
+    /// The large reads answered from memory under Redis's client tracking.
+    pub tracked: Arc<TrackedStats>,
     /// MQTT publication, when `[mqtt] url` is set.
     pub mqtt: Option<Arc<MqttStats>>,
 }
@@ -286,6 +289,31 @@ impl Collector for StatsCollector {
             "ocpp_read_cache_entries",
             "Entries held by the read cache",
             load(&cache.entries),
+        )?;
+        let tracked = &s.tracked;
+        counter(
+            &mut e,
+            "ocpp_read_tracked_answers",
+            "Large reads answered from memory, without Redis, because Redis's client tracking reported no change since it confirmed them (reads.tracked_secs)",
+            load(&tracked.answered),
+        )?;
+        counter(
+            &mut e,
+            "ocpp_read_tracked_confirmations",
+            "Large reads confirmed by Redis over a tracked connection, and kept to answer the next ones",
+            load(&tracked.confirmed),
+        )?;
+        counter(
+            &mut e,
+            "ocpp_read_tracked_invalidated_keys",
+            "Keys Redis reported changed to the tracked read connections (each forgets its charge point's kept reads)",
+            load(&tracked.invalidated_keys),
+        )?;
+        counter(
+            &mut e,
+            "ocpp_read_tracked_lost_connections",
+            "Tracked read connections lost or failed (each forgets every kept read)",
+            load(&tracked.lost_connections),
         )?;
         if let Some((allocated, resident)) = crate::memory::allocator_bytes() {
             gauge(

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed set-up should stop the test loudly
 
 pub mod cluster;
+pub mod late;
 pub mod reference;
 pub mod stored;
 

@@ -454,6 +454,36 @@ pub async fn read_buckets_cached_beside(
     render: &(dyn Fn(&StoredBucket) -> String + Sync),
     beside: Option<&str>,
 ) -> Result<(Vec<Arc<BucketEntry>>, Option<Option<String>>), ReadError> {
+    if period.starts_in(from, to).is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let mut conn = pool.get().await?;
+    read_buckets_cached_on(
+        &mut conn,
+        cache,
+        charge_point,
+        period,
+        from,
+        to,
+        render,
+        beside,
+    )
+    .await
+}
+
+/// [`read_buckets_cached_beside`] over a connection the caller holds (the admin API's tracked
+/// connection, `store::tracked_reads`).
+#[allow(clippy::too_many_arguments)] // the arguments of `read_buckets_cached_beside`
+pub async fn read_buckets_cached_on<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    cache: &ReadCache,
+    charge_point: &str,
+    period: Period,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    render: &(dyn Fn(&StoredBucket) -> String + Sync),
+    beside: Option<&str>,
+) -> Result<(Vec<Arc<BucketEntry>>, Option<Option<String>>), ReadError> {
     let retention = cache.bucket_retention();
     let read = BucketRead {
         cache,
@@ -481,9 +511,8 @@ pub async fn read_buckets_cached_beside(
             }
         })
         .collect();
-    let mut conn = pool.get().await?;
     let missing: Vec<usize> = (0..found.len()).filter(|&i| found[i].is_none()).collect();
-    let (version, beside) = read.fetch(&mut conn, &missing, &mut found, beside).await?;
+    let (version, beside) = read.fetch(conn, &missing, &mut found, beside).await?;
     // Cached buckets are valid only under the version read now.
     let stale: Vec<usize> = (0..found.len())
         .filter(|&i| !missing.contains(&i))
@@ -501,7 +530,7 @@ pub async fn read_buckets_cached_beside(
             cache.invalidate_bucket(charge_point, period, read.starts[i]);
             found[i] = None;
         }
-        read.fetch(&mut conn, &stale, &mut found, None).await?;
+        read.fetch(conn, &stale, &mut found, None).await?;
     }
     Ok((found.into_iter().flatten().collect(), beside))
 }
@@ -532,9 +561,9 @@ impl BucketRead<'_> {
     /// (indexes into `starts`), in one pipeline; decodes and renders them into `found`, caching
     /// the cacheable ones under that version. Returns the version (`None`: the state hash has
     /// none yet; nothing is cached) and `beside`'s value if it was asked for.
-    async fn fetch(
+    async fn fetch<C: redis::aio::ConnectionLike + Send>(
         &self,
-        conn: &mut crate::redis_pool::Connection,
+        conn: &mut C,
         which: &[usize],
         found: &mut [Option<Arc<BucketEntry>>],
         beside: Option<&str>,

@@ -46,6 +46,7 @@ pub mod keys;
 pub mod metering;
 pub mod read_cache;
 pub mod reads;
+pub mod tracked_reads;
 pub mod transactions;
 mod varint;
 

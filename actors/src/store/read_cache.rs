@@ -85,6 +85,22 @@ pub struct BucketEntry {
     pub series: Vec<(StoredBucket, Box<str>)>,
 }
 
+impl BucketEntry {
+    /// Heap the entry keeps, counted against the cache's bound.
+    pub fn heap_bytes(&self) -> usize {
+        self.version.len()
+            + self
+                .series
+                .iter()
+                .map(|(b, json)| {
+                    std::mem::size_of::<(StoredBucket, Box<str>)>()
+                        + b.series.unit.len()
+                        + json.len()
+                })
+                .sum::<usize>()
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Value {
     Raw(RawEntry),
@@ -236,17 +252,7 @@ impl ReadCache {
         start_ms: i64,
         entry: Arc<BucketEntry>,
     ) {
-        let bytes = 96
-            + entry.version.len()
-            + entry
-                .series
-                .iter()
-                .map(|(b, json)| {
-                    std::mem::size_of::<(StoredBucket, Box<str>)>()
-                        + b.series.unit.len()
-                        + json.len()
-                })
-                .sum::<usize>();
+        let bytes = 96 + entry.heap_bytes();
         let key = Key::Bucket(charge_point.into(), period, start_ms);
         self.insert(key, Value::Bucket(entry), bytes);
     }

@@ -132,11 +132,35 @@ pub async fn hours_matching_cached_beside(
     render: Option<&RenderSample>,
     beside: Option<&str>,
 ) -> Result<(Vec<Arc<HourSamples>>, Option<Option<String>>), ReadError> {
-    let (Some(from), Some(to)) = (filter.from, filter.to) else {
+    if hours_of(filter).is_empty() {
         return Ok((Vec::new(), None));
-    };
-    let hours: Vec<i64> =
-        keys::hours_covering(from.timestamp_millis(), to.timestamp_millis()).collect();
+    }
+    let mut conn = pool.get().await?;
+    hours_matching_cached_on(&mut conn, cache, charge_point, filter, render, beside).await
+}
+
+/// The hours (indexes, as in `keys::raw_chunk`) whose chunks a read of `filter`'s range
+/// reads, oldest first; none without both ends.
+pub fn hours_of(filter: &SampleFilter) -> Vec<i64> {
+    match (filter.from, filter.to) {
+        (Some(from), Some(to)) => {
+            keys::hours_covering(from.timestamp_millis(), to.timestamp_millis()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// [`hours_matching_cached_beside`] over a connection the caller holds (the admin API's
+/// tracked connection, `store::tracked_reads`).
+pub async fn hours_matching_cached_on<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    cache: &ReadCache,
+    charge_point: &str,
+    filter: &SampleFilter,
+    render: Option<&RenderSample>,
+    beside: Option<&str>,
+) -> Result<(Vec<Arc<HourSamples>>, Option<Option<String>>), ReadError> {
+    let hours = hours_of(filter);
     if hours.is_empty() {
         return Ok((Vec::new(), None));
     }
@@ -171,8 +195,7 @@ pub async fn hours_matching_cached_beside(
     if let Some(key) = beside {
         pipe.cmd("GET").arg(key);
     }
-    let mut conn = pool.get().await?;
-    let mut replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+    let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
     let beside = match beside {
         Some(_) => Some(match replies.pop() {
             Some(reply) => redis::from_redis_value::<Option<String>>(reply)
@@ -221,12 +244,11 @@ pub async fn hours_matching_cached_beside(
         for &i in &refetch {
             pipe.cmd("GET").arg(keys::raw_chunk(charge_point, hours[i]));
         }
-        let chunks: Vec<Option<Vec<u8>>> = pipe.query_async(&mut conn).await?;
+        let chunks: Vec<Option<Vec<u8>>> = pipe.query_async(conn).await?;
         for (&i, bytes) in refetch.iter().zip(chunks) {
             decoded[i] = Some(hour_read.whole(hours[i], bytes));
         }
     }
-    drop(conn);
     Ok((decoded.into_iter().flatten().collect(), beside))
 }
 
