@@ -237,13 +237,14 @@ pub struct ReadsConfig {
     pub cache_bytes: u64,
     /// How long a large read, once Redis confirmed it over a tracked connection, is answered
     /// from memory while Redis reports no change to the keys it read (client tracking,
-    /// `store::tracked_reads`): a bound for a tracking connection that dies without a word.
-    /// 0 asks Redis at every read. Standalone Redis only; a cluster's reads always ask.
+    /// `store::tracked_reads`). Changes end it at once and a silent connection within two
+    /// seconds (pings), so this only bounds how long a read is trusted at all. 0 asks Redis
+    /// at every read. Standalone Redis only; a cluster's reads always ask.
     pub tracked_secs: u64,
 }
 
 /// Default of `reads.tracked_secs`.
-pub const DEFAULT_TRACKED_SECS: u64 = 10;
+pub const DEFAULT_TRACKED_SECS: u64 = 60;
 
 /// Default of `reads.cache_bytes`: 64 MiB, about twenty 30-day hourly reads (~3 MB each) or
 /// ninety 24 h series reads (~0.7 MB each).

@@ -255,6 +255,36 @@ async fn a_lost_tracking_connection_forgets_every_kept_read() {
 }
 
 #[actix_web::test]
+async fn a_tracking_connection_that_stops_answering_forgets_every_kept_read() {
+    let redis = RedisServer::start();
+    let server = server(&redis).await;
+    let now = Utc::now().timestamp_millis();
+    let hour = (now - 2 * D).div_euclid(H) * H;
+    store_through_another_instance(&redis, "CP-MUTE", vec![voltages(&[hour], 230.0)]).await;
+    for _ in 0..2 {
+        assert_eq!(samples(&server, "CP-MUTE", now).await.len(), 1);
+    }
+    assert_eq!(answered(&server), 1);
+    // Redis answers nobody for 2.5 s, as a stalled server or a cut network would: the
+    // connection still stands, but its pushes could be held back, so its kept reads go.
+    redis.cli(&["CLIENT", "PAUSE", "2500", "ALL"]);
+    assert!(
+        eventually(Duration::from_secs(4), || async {
+            server
+                .tracked_stats
+                .lost_connections
+                .load(Ordering::Relaxed)
+                > 0
+        })
+        .await,
+        "a ping went unanswered"
+    );
+    assert_eq!(samples(&server, "CP-MUTE", now).await.len(), 1);
+    assert_eq!(answered(&server), 1, "asked Redis again");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
 async fn with_tracked_secs_0_every_read_asks_redis() {
     let redis = RedisServer::start();
     let mut config = test_config(&redis);

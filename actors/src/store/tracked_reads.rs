@@ -20,8 +20,10 @@
 //!   here is in the next read at once, not when Redis's push comes back after the write.
 //! - The tracked connection is lost, or a read on it fails: the pushes it would have carried
 //!   are gone, so every mark goes ([`TrackedReads::forget_all`]).
-//! - `max_age` has passed since Redis confirmed it: a bound for a connection that died
-//!   without a word.
+//! - The connection does not answer its once-a-second `PING` within a second: one that died
+//!   without a word (a network partition, a stalled Redis) has its marks forgotten within two
+//!   seconds. Replies come in order, so a `PONG` also shows every earlier push has arrived.
+//! - `max_age` (`reads.tracked_secs`) has passed since Redis confirmed it.
 //!
 //! **Ordering.** A read opens its mark ([`TrackedReads::open`]) before it checks the backlog
 //! and sends its pipeline, and confirms it after the reply only if nothing forgot the mark in
@@ -390,9 +392,18 @@ impl TrackedReads {
         self.marked.store(0, Ordering::Release);
     }
 
-    /// Handles one push of a tracked connection (called in its reader, in order with its
-    /// replies).
-    fn on_push(&self, push: PushInfo) {
+    /// The connection made under `generation` is lost: every mark goes (once, however many
+    /// of its watchers notice).
+    fn lost(&self, generation: u64) {
+        if self.generation.load(Ordering::Acquire) == generation {
+            self.stats.lost_connections.fetch_add(1, Ordering::Relaxed);
+            self.forget_all();
+        }
+    }
+
+    /// Handles one push of the tracked connection made under `generation` (called in its
+    /// reader, in order with its replies).
+    fn on_push(&self, push: PushInfo, generation: u64) {
         match push.kind {
             PushKind::Invalidate => match push.data.first() {
                 Some(Value::Array(keys)) => {
@@ -409,10 +420,8 @@ impl TrackedReads {
                 // Nil: the database was flushed.
                 _ => self.forget_all(),
             },
-            PushKind::Disconnection => {
-                self.stats.lost_connections.fetch_add(1, Ordering::Relaxed);
-                self.forget_all();
-            }
+            // Only a loss of the connection in use counts: a replaced one's ends nothing.
+            PushKind::Disconnection => self.lost(generation),
             _ => {}
         }
     }
@@ -500,6 +509,15 @@ pub struct TrackedLink {
 /// How long reads go through the pool after the tracked connection could not be made.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// How often each tracked connection is pinged. Redis answers a connection in order, so a
+/// `PONG` shows that every invalidation of a write before the `PING` has arrived: a
+/// connection that died without a word (a network partition, a stalled Redis) forgets every
+/// mark within this plus [`PING_TIMEOUT`], however long `reads.tracked_secs` is.
+const PING_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a ping may take before the connection counts as lost.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl std::fmt::Debug for TrackedLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TrackedLink")
@@ -544,7 +562,7 @@ impl TrackedLink {
             .set_connection_timeout(Some(self.reads.connect_timeout))
             .set_response_timeout(Some(self.reads.response_timeout))
             .set_push_sender(move |push: PushInfo| {
-                reads.on_push(push);
+                reads.on_push(push, generation);
                 Ok::<(), std::convert::Infallible>(())
             });
         let made = async {
@@ -563,7 +581,14 @@ impl TrackedLink {
         match &made {
             // Made under the generation read before connecting: a loss while connecting moved
             // it, and the next read makes another.
-            Ok(conn) => *slot = Some((conn.clone(), generation)),
+            Ok(conn) => {
+                *slot = Some((conn.clone(), generation));
+                tokio::spawn(keep_alive(
+                    Arc::clone(&self.reads),
+                    conn.clone(),
+                    generation,
+                ));
+            }
             Err(error) => {
                 log::warn!("Large reads ask Redis every time for the next {} s: no tracked connection ({error}).", RETRY_AFTER.as_secs());
                 *self
@@ -591,6 +616,34 @@ impl TrackedLink {
             .fetch_add(1, Ordering::Relaxed);
         self.reads.forget_all();
         *self.connection.lock().await = None;
+    }
+}
+
+/// Pings the tracked connection made under `generation` until a ping fails or times out (then
+/// every mark goes, and the next read makes another connection) or another connection
+/// replaced it.
+async fn keep_alive(reads: Arc<TrackedReads>, mut conn: MultiplexedConnection, generation: u64) {
+    loop {
+        tokio::time::sleep(PING_EVERY).await;
+        if reads.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<()>(&mut conn);
+        match tokio::time::timeout(PING_TIMEOUT, ping).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                log::debug!("The tracked Redis connection for reads failed a ping ({error}).");
+                return reads.lost(generation);
+            }
+            Err(_) => {
+                log::debug!(
+                    "The tracked Redis connection for reads did not answer a ping in {} ms.",
+                    PING_TIMEOUT.as_millis()
+                );
+                return reads.lost(generation);
+            }
+        }
     }
 }
 
@@ -696,26 +749,48 @@ mod tests {
             let opened = reads.open(cp, key(0)).unwrap();
             reads.confirm(opened, result(1));
         }
-        reads.on_push(PushInfo {
-            kind: PushKind::Invalidate,
-            data: vec![Value::Array(vec![Value::BulkString(
-                b"ocpp:{CP1}:raw:0".to_vec(),
-            )])],
-        });
+        reads.on_push(
+            PushInfo {
+                kind: PushKind::Invalidate,
+                data: vec![Value::Array(vec![Value::BulkString(
+                    b"ocpp:{CP1}:raw:0".to_vec(),
+                )])],
+            },
+            0,
+        );
         assert!(reads.confirmed("CP1", &key(0)).is_none());
         assert!(reads.confirmed("CP2", &key(0)).is_some());
-        reads.on_push(PushInfo {
-            kind: PushKind::Invalidate,
-            data: vec![Value::Nil],
-        });
+        reads.on_push(
+            PushInfo {
+                kind: PushKind::Invalidate,
+                data: vec![Value::Nil],
+            },
+            0,
+        );
         assert!(reads.confirmed("CP2", &key(0)).is_none());
         let opened = reads.open("CP3", key(0)).unwrap();
         reads.confirm(opened, result(1));
-        reads.on_push(PushInfo {
-            kind: PushKind::Disconnection,
-            data: vec![],
-        });
+        reads.on_push(
+            PushInfo {
+                kind: PushKind::Disconnection,
+                data: vec![],
+            },
+            1,
+        );
         assert!(reads.confirmed("CP3", &key(0)).is_none());
+        let opened = reads.open("CP3", key(0)).unwrap();
+        reads.confirm(opened, result(1));
+        reads.on_push(
+            PushInfo {
+                kind: PushKind::Disconnection,
+                data: vec![],
+            },
+            1,
+        );
+        assert!(
+            reads.confirmed("CP3", &key(0)).is_some(),
+            "the end of a connection already replaced forgets nothing"
+        );
     }
 
     #[test]
