@@ -17,43 +17,6 @@ use common::*;
 use ocpp_meter::RunningServer;
 use serde_json::{json, Value};
 
-async fn meter_values_of(server: &RunningServer, id: &str, now: i64) -> Vec<Value> {
-    let (code, body) = get(
-        server,
-        &format!(
-            "/api/v1/charge-points/{id}/meter-values?measurand=Voltage&phase=L1-N&from={}&to={}&limit=10000",
-            iso(now - 3 * D),
-            iso(now + 60_000)
-        ),
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
-    body["samples"].as_array().unwrap().clone()
-}
-
-async fn buckets_of(server: &RunningServer, id: &str, period: &str, now: i64) -> Vec<Value> {
-    let (code, body) = get(
-        server,
-        &format!(
-            "/api/v1/charge-points/{id}/aggregates?period={period}&from={}&to={}",
-            iso(now - 5 * D),
-            iso(now + 60_000)
-        ),
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
-    body["buckets"].as_array().unwrap().clone()
-}
-
-/// Count of readings in the bucket starting at `start`.
-fn count_at(buckets: &[Value], start: i64) -> u64 {
-    buckets
-        .iter()
-        .filter(|b| b["start"] == json!(iso(start)))
-        .map(|b| b["count"].as_u64().unwrap())
-        .sum()
-}
-
 #[actix_web::test]
 async fn a_late_reading_into_a_cached_closed_hour_or_day_is_in_the_next_read() {
     let redis = RedisServer::start();

@@ -25,45 +25,6 @@ async fn server(redis: &RedisServer) -> RunningServer {
     start_server(config).await
 }
 
-/// The 24 h-style read of the Voltage L1-N series over the last three days.
-async fn samples(server: &RunningServer, id: &str, now: i64) -> Vec<Value> {
-    let (code, body) = get(
-        server,
-        &format!(
-            "/api/v1/charge-points/{id}/meter-values?measurand=Voltage&phase=L1-N&from={}&to={}&limit=10000",
-            iso(now - 3 * D),
-            iso(now + 60_000)
-        ),
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
-    body["samples"].as_array().unwrap().clone()
-}
-
-/// Hourly buckets over the last three days.
-async fn hourly(server: &RunningServer, id: &str, now: i64) -> Vec<Value> {
-    let (code, body) = get(
-        server,
-        &format!(
-            "/api/v1/charge-points/{id}/aggregates?period=hour&from={}&to={}",
-            iso(now - 3 * D),
-            iso(now + 60_000)
-        ),
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
-    body["buckets"].as_array().unwrap().clone()
-}
-
-/// Count of readings in the bucket starting at `start`.
-fn count_at(buckets: &[Value], start: i64) -> u64 {
-    buckets
-        .iter()
-        .filter(|b| b["start"] == json!(iso(start)))
-        .map(|b| b["count"].as_u64().unwrap())
-        .sum()
-}
-
 /// Calls Redis served of the commands only the large reads send.
 fn read_commands(redis: &RedisServer) -> u64 {
     let calls = redis.command_calls();
@@ -87,8 +48,11 @@ async fn a_repeated_read_asks_redis_nothing_until_someone_changes_what_it_read()
     store_through_another_instance(&redis, "CP-TR", vec![voltages(&first, 230.0)]).await;
 
     // The first reads ask Redis over the tracked connection and are kept.
-    assert_eq!(samples(&server, "CP-TR", now).await.len(), 10);
-    assert_eq!(count_at(&hourly(&server, "CP-TR", now).await, hour), 10);
+    assert_eq!(meter_values_of(&server, "CP-TR", now).await.len(), 10);
+    assert_eq!(
+        count_at(&buckets_of(&server, "CP-TR", "hour", now).await, hour),
+        10
+    );
     assert!(
         redis.cli(&["CLIENT", "LIST"]).lines().any(|client| client
             .split(' ')
@@ -98,8 +62,11 @@ async fn a_repeated_read_asks_redis_nothing_until_someone_changes_what_it_read()
     );
     // The same reads again: answered from memory, no read command reaches Redis.
     let (before, commands) = (answered(&server), read_commands(&redis));
-    assert_eq!(samples(&server, "CP-TR", now).await.len(), 10);
-    assert_eq!(count_at(&hourly(&server, "CP-TR", now).await, hour), 10);
+    assert_eq!(meter_values_of(&server, "CP-TR", now).await.len(), 10);
+    assert_eq!(
+        count_at(&buckets_of(&server, "CP-TR", "hour", now).await, hour),
+        10
+    );
     assert_eq!(answered(&server), before + 2, "both reads from memory");
     assert_eq!(read_commands(&redis), commands, "Redis was asked nothing");
     assert!(
@@ -110,10 +77,10 @@ async fn a_repeated_read_asks_redis_nothing_until_someone_changes_what_it_read()
     // Another instance writes a late reading into the hour: Redis tells, the next reads have it.
     let late = hour + 30 * 60_000;
     store_through_another_instance(&redis, "CP-TR", vec![voltages(&[late], 240.0)]).await;
-    let read = samples(&server, "CP-TR", now).await;
+    let read = meter_values_of(&server, "CP-TR", now).await;
     assert_eq!(read.len(), 11, "the late raw reading is read: {read:?}");
     assert!(read.iter().any(|s| s["value"] == json!(240.0)), "{read:?}");
-    let buckets = hourly(&server, "CP-TR", now).await;
+    let buckets = buckets_of(&server, "CP-TR", "hour", now).await;
     assert_eq!(count_at(&buckets, hour), 11, "{buckets:?}");
     assert!(
         server
@@ -124,14 +91,14 @@ async fn a_repeated_read_asks_redis_nothing_until_someone_changes_what_it_read()
     );
 
     // Kept again, then the chunk goes (an expiry, an operator's DEL): the next read lacks it.
-    assert_eq!(samples(&server, "CP-TR", now).await.len(), 11);
+    assert_eq!(meter_values_of(&server, "CP-TR", now).await.len(), 11);
     let before = answered(&server);
-    assert_eq!(samples(&server, "CP-TR", now).await.len(), 11);
+    assert_eq!(meter_values_of(&server, "CP-TR", now).await.len(), 11);
     assert_eq!(answered(&server), before + 1);
     let chunk = actors::store::keys::raw_chunk("CP-TR", hour / H);
     assert_eq!(redis.cli(&["DEL", &chunk]).trim(), "1");
     assert_eq!(
-        samples(&server, "CP-TR", now).await,
+        meter_values_of(&server, "CP-TR", now).await,
         Vec::<Value>::new(),
         "the deleted chunk is not served from memory"
     );
@@ -147,8 +114,11 @@ async fn a_reading_answered_here_is_never_hidden_behind_a_kept_read() {
     let first: Vec<i64> = (0..10).map(|i| hour + i * 60_000).collect();
     store_through_another_instance(&redis, "CP-RW", vec![voltages(&first, 230.0)]).await;
     for _ in 0..2 {
-        assert_eq!(samples(&server, "CP-RW", now).await.len(), 10);
-        assert_eq!(count_at(&hourly(&server, "CP-RW", now).await, hour), 10);
+        assert_eq!(meter_values_of(&server, "CP-RW", now).await.len(), 10);
+        assert_eq!(
+            count_at(&buckets_of(&server, "CP-RW", "hour", now).await, hour),
+            10
+        );
     }
     let kept = answered(&server);
     assert_eq!(kept, 2, "the second reads were kept ones");
@@ -172,10 +142,13 @@ async fn a_reading_answered_here_is_never_hidden_behind_a_kept_read() {
     );
     // Counted on their way to Redis, they forgot the kept reads: both reads ask again and
     // show them (from the writer's queue and the aggregator's flush, which waits for Redis).
-    assert_eq!(samples(&server, "CP-RW", now).await.len(), 110);
+    assert_eq!(meter_values_of(&server, "CP-RW", now).await.len(), 110);
     assert_eq!(answered(&server), kept, "not answered from memory");
     redis.cli(&["CLIENT", "UNPAUSE"]);
-    assert_eq!(count_at(&hourly(&server, "CP-RW", now).await, hour), 110);
+    assert_eq!(
+        count_at(&buckets_of(&server, "CP-RW", "hour", now).await, hour),
+        110
+    );
     assert!(
         eventually(Duration::from_secs(10), || async {
             metric_value(&server, "writer_pending_samples").await == 0.0
@@ -185,8 +158,11 @@ async fn a_reading_answered_here_is_never_hidden_behind_a_kept_read() {
     );
     // Once in Redis they are kept like the rest: read, then answered from memory.
     for _ in 0..2 {
-        assert_eq!(samples(&server, "CP-RW", now).await.len(), 110);
-        assert_eq!(count_at(&hourly(&server, "CP-RW", now).await, hour), 110);
+        assert_eq!(meter_values_of(&server, "CP-RW", now).await.len(), 110);
+        assert_eq!(
+            count_at(&buckets_of(&server, "CP-RW", "hour", now).await, hour),
+            110
+        );
     }
     assert!(answered(&server) >= kept + 2);
     server.shutdown().await;
@@ -201,7 +177,7 @@ async fn a_lost_tracking_connection_forgets_every_kept_read() {
     let first: Vec<i64> = (0..10).map(|i| hour + i * 60_000).collect();
     store_through_another_instance(&redis, "CP-LOST", vec![voltages(&first, 230.0)]).await;
     for _ in 0..2 {
-        assert_eq!(samples(&server, "CP-LOST", now).await.len(), 10);
+        assert_eq!(meter_values_of(&server, "CP-LOST", now).await.len(), 10);
     }
     assert_eq!(answered(&server), 1);
 
@@ -230,11 +206,11 @@ async fn a_lost_tracking_connection_forgets_every_kept_read() {
         "the loss is noticed"
     );
     let commands = read_commands(&redis);
-    assert_eq!(samples(&server, "CP-LOST", now).await.len(), 10);
+    assert_eq!(meter_values_of(&server, "CP-LOST", now).await.len(), 10);
     assert_eq!(answered(&server), 1, "asked Redis again");
     assert!(read_commands(&redis) > commands);
     // A new tracking connection keeps reads again.
-    assert_eq!(samples(&server, "CP-LOST", now).await.len(), 10);
+    assert_eq!(meter_values_of(&server, "CP-LOST", now).await.len(), 10);
     assert_eq!(answered(&server), 2);
 
     // Redis restarts, empty: the connection's loss forgets the kept read, which now finds
@@ -242,14 +218,14 @@ async fn a_lost_tracking_connection_forgets_every_kept_read() {
     redis.restart();
     assert!(
         eventually(Duration::from_secs(10), || async {
-            samples(&server, "CP-LOST", now).await.is_empty()
+            meter_values_of(&server, "CP-LOST", now).await.is_empty()
         })
         .await,
         "nothing is served from before the restart"
     );
     let before = answered(&server);
-    assert!(samples(&server, "CP-LOST", now).await.is_empty());
-    assert!(samples(&server, "CP-LOST", now).await.is_empty());
+    assert!(meter_values_of(&server, "CP-LOST", now).await.is_empty());
+    assert!(meter_values_of(&server, "CP-LOST", now).await.is_empty());
     assert!(answered(&server) > before, "kept again after the restart");
     server.shutdown().await;
 }
@@ -262,7 +238,7 @@ async fn a_tracking_connection_that_stops_answering_forgets_every_kept_read() {
     let hour = (now - 2 * D).div_euclid(H) * H;
     store_through_another_instance(&redis, "CP-MUTE", vec![voltages(&[hour], 230.0)]).await;
     for _ in 0..2 {
-        assert_eq!(samples(&server, "CP-MUTE", now).await.len(), 1);
+        assert_eq!(meter_values_of(&server, "CP-MUTE", now).await.len(), 1);
     }
     assert_eq!(answered(&server), 1);
     // Redis answers nobody for 2.5 s, as a stalled server or a cut network would: the
@@ -279,7 +255,7 @@ async fn a_tracking_connection_that_stops_answering_forgets_every_kept_read() {
         .await,
         "a ping went unanswered"
     );
-    assert_eq!(samples(&server, "CP-MUTE", now).await.len(), 1);
+    assert_eq!(meter_values_of(&server, "CP-MUTE", now).await.len(), 1);
     assert_eq!(answered(&server), 1, "asked Redis again");
     server.shutdown().await;
 }
@@ -295,7 +271,7 @@ async fn with_tracked_secs_0_every_read_asks_redis() {
     store_through_another_instance(&redis, "CP-OFF", vec![voltages(&[hour], 230.0)]).await;
     let commands = read_commands(&redis);
     for _ in 0..3 {
-        assert_eq!(samples(&server, "CP-OFF", now).await.len(), 1);
+        assert_eq!(meter_values_of(&server, "CP-OFF", now).await.len(), 1);
     }
     assert_eq!(answered(&server), 0);
     assert!(read_commands(&redis) >= commands + 3);

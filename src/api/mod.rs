@@ -50,7 +50,7 @@ pub struct ApiState {
     /// the worker's [`Pool::reads_sibling`], whose connections skip the `PING` at hand-out.
     pub reads_pool: Pool,
     /// Decoded raw hours (and roll-up buckets, through `AggregatesState`) kept between reads,
-    /// checked against Redis at every use.
+    /// checked against Redis at every use (or vouched for by its client tracking, `tracked`).
     pub read_cache: Arc<actors::store::read_cache::ReadCache>,
     /// Connected charge points, for live state.
     pub registry: Registry<ChargePointActor>,
