@@ -73,6 +73,12 @@ async fn a_repeated_read_asks_redis_nothing_until_someone_changes_what_it_read()
         metric_value(&server, "ocpp_read_tracked_answers_total").await >= 2.0,
         "answers are counted in /metrics"
     );
+    // A range ending now (the default) is the same read until the next bucket starts.
+    let today = "/api/v1/charge-points/CP-TR/aggregates?period=day";
+    assert_eq!(get(&server, today).await.0, 200);
+    let before = answered(&server);
+    assert_eq!(get(&server, today).await.0, 200);
+    assert_eq!(answered(&server), before + 1, "a moving range is kept too");
 
     // Another instance writes a late reading into the hour: Redis tells, the next reads have it.
     let late = hour + 30 * 60_000;

@@ -83,10 +83,11 @@ async fn aggregates_of(
     let phase = params::phase(query.phase.as_deref())?;
     let (from, to) = params::rollup_range(period, query.from.as_deref(), query.to.as_deref())?;
 
+    let starts = period.starts_in(from, to);
     let key = ReadKey::Buckets {
         period,
-        from_ms: from.timestamp_millis(),
-        to_ms: to.timestamp_millis(),
+        first_start: starts.first().copied().unwrap_or_default(),
+        last_start: starts.last().copied().unwrap_or_default(),
     };
     let owner_key = keys::owner(id.as_str());
     // A read Redis confirmed and nothing changed since is answered from memory; otherwise the

@@ -68,14 +68,16 @@ pub enum ReadKey {
         /// Whether the hours carry their JSON rendering.
         rendered: bool,
     },
-    /// The roll-up buckets of `period` in `from_ms..to_ms`.
+    /// The roll-up buckets of `period` starting `first_start..=last_start` (unix ms): what a
+    /// read of any range with those buckets reads, so a range ending "now" is the same read
+    /// until the next bucket starts.
     Buckets {
         /// Hour or day.
         period: Period,
-        /// Start of the range, unix ms.
-        from_ms: i64,
-        /// End of the range, unix ms.
-        to_ms: i64,
+        /// Start of the first bucket.
+        first_start: i64,
+        /// Start of the last bucket.
+        last_start: i64,
     },
 }
 
@@ -139,6 +141,10 @@ struct Mark {
     generation: u64,
     state: State,
 }
+
+/// Reads kept per charge point at most (the oldest goes): ranges that move with the clock
+/// make a new read each bucket or hour.
+const MARKS_PER_CHARGE_POINT: usize = 8;
 
 #[derive(Default)]
 struct Marks {
@@ -298,6 +304,9 @@ impl TrackedReads {
             }
             keep
         });
+        if list.len() >= MARKS_PER_CHARGE_POINT {
+            freed += list.remove(0).bytes();
+        }
         list.push(Mark {
             key,
             token,
@@ -816,6 +825,23 @@ mod tests {
         reads.confirm(too_big, result(1000));
         assert!(reads.confirmed("CP4", &key(0)).is_none());
         assert!(reads.confirmed("CP3", &key(0)).is_some());
+    }
+
+    #[test]
+    fn a_charge_point_keeps_its_latest_reads_only() {
+        let reads = reads(1 << 20, Duration::from_secs(60));
+        for hour in 0..=MARKS_PER_CHARGE_POINT as i64 {
+            let opened = reads.open("CP1", key(hour)).unwrap();
+            reads.confirm(opened, result(1));
+        }
+        assert!(reads.confirmed("CP1", &key(0)).is_none(), "the oldest went");
+        for hour in 1..=MARKS_PER_CHARGE_POINT as i64 {
+            assert!(reads.confirmed("CP1", &key(hour)).is_some());
+        }
+        assert_eq!(
+            reads.lock().bytes,
+            MARKS_PER_CHARGE_POINT * result(1).held.bytes()
+        );
     }
 
     #[test]
