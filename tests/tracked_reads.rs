@@ -267,6 +267,32 @@ async fn a_tracking_connection_that_stops_answering_forgets_every_kept_read() {
 }
 
 #[actix_web::test]
+async fn reads_go_through_the_pool_when_redis_refuses_tracking() {
+    let redis = RedisServer::start();
+    // An ACL that refuses `CLIENT TRACKING` (as a Redis without RESP3 would fail the
+    // connection): reads answer as before, through the pool.
+    assert_eq!(
+        redis
+            .cli(&["ACL", "SETUSER", "default", "-client|tracking"])
+            .trim(),
+        "OK"
+    );
+    let server = server(&redis).await;
+    let now = Utc::now().timestamp_millis();
+    let hour = (now - 2 * D).div_euclid(H) * H;
+    store_through_another_instance(&redis, "CP-ACL", vec![voltages(&[hour], 230.0)]).await;
+    for _ in 0..3 {
+        assert_eq!(meter_values_of(&server, "CP-ACL", now).await.len(), 1);
+        assert_eq!(
+            count_at(&buckets_of(&server, "CP-ACL", "hour", now).await, hour),
+            1
+        );
+    }
+    assert_eq!(answered(&server), 0);
+    server.shutdown().await;
+}
+
+#[actix_web::test]
 async fn with_tracked_secs_0_every_read_asks_redis() {
     let redis = RedisServer::start();
     let mut config = test_config(&redis);

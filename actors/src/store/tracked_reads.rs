@@ -599,11 +599,18 @@ impl TrackedLink {
                 ));
             }
             Err(error) => {
-                log::warn!("Large reads ask Redis every time for the next {} s: no tracked connection ({error}).", RETRY_AFTER.as_secs());
-                *self
+                let mut failed_at = self
                     .failed_at
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                // Said once at warn (a Redis without RESP3, or an ACL user without `CLIENT`,
+                // fails every time), then at debug.
+                if failed_at.is_none() {
+                    log::warn!("Large reads ask Redis every time: no tracked connection ({error}); tried again every {} s.", RETRY_AFTER.as_secs());
+                } else {
+                    log::debug!("Still no tracked connection for large reads ({error}).");
+                }
+                *failed_at = Some(Instant::now());
             }
         }
         Some(made)
