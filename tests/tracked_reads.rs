@@ -25,6 +25,17 @@ async fn server(redis: &RedisServer) -> RunningServer {
     start_server(config).await
 }
 
+/// [`server`], after another instance stored `readings` Voltage readings of `id`, a minute
+/// apart, from the start of the hour two days back; returns it, the test's "now" and that hour.
+async fn seeded(redis: &RedisServer, id: &str, readings: i64) -> (RunningServer, i64, i64) {
+    let server = server(redis).await;
+    let now = Utc::now().timestamp_millis();
+    let hour = (now - 2 * D).div_euclid(H) * H;
+    let times: Vec<i64> = (0..readings).map(|i| hour + i * 60_000).collect();
+    store_through_another_instance(redis, id, vec![voltages(&times, 230.0)]).await;
+    (server, now, hour)
+}
+
 /// Calls Redis served of the commands only the large reads send.
 fn read_commands(redis: &RedisServer) -> u64 {
     let calls = redis.command_calls();
@@ -41,11 +52,7 @@ fn answered(server: &RunningServer) -> u64 {
 #[actix_web::test]
 async fn a_repeated_read_asks_redis_nothing_until_someone_changes_what_it_read() {
     let redis = RedisServer::start();
-    let server = server(&redis).await;
-    let now = Utc::now().timestamp_millis();
-    let hour = (now - 2 * D).div_euclid(H) * H;
-    let first: Vec<i64> = (0..10).map(|i| hour + i * 60_000).collect();
-    store_through_another_instance(&redis, "CP-TR", vec![voltages(&first, 230.0)]).await;
+    let (server, now, hour) = seeded(&redis, "CP-TR", 10).await;
 
     // The first reads ask Redis over the tracked connection and are kept.
     assert_eq!(meter_values_of(&server, "CP-TR", now).await.len(), 10);
@@ -114,11 +121,7 @@ async fn a_repeated_read_asks_redis_nothing_until_someone_changes_what_it_read()
 #[actix_web::test]
 async fn a_reading_answered_here_is_never_hidden_behind_a_kept_read() {
     let redis = RedisServer::start();
-    let server = server(&redis).await;
-    let now = Utc::now().timestamp_millis();
-    let hour = (now - 2 * D).div_euclid(H) * H;
-    let first: Vec<i64> = (0..10).map(|i| hour + i * 60_000).collect();
-    store_through_another_instance(&redis, "CP-RW", vec![voltages(&first, 230.0)]).await;
+    let (server, now, hour) = seeded(&redis, "CP-RW", 10).await;
     for _ in 0..2 {
         assert_eq!(meter_values_of(&server, "CP-RW", now).await.len(), 10);
         assert_eq!(
@@ -177,11 +180,7 @@ async fn a_reading_answered_here_is_never_hidden_behind_a_kept_read() {
 #[actix_web::test]
 async fn a_lost_tracking_connection_forgets_every_kept_read() {
     let mut redis = RedisServer::start();
-    let server = server(&redis).await;
-    let now = Utc::now().timestamp_millis();
-    let hour = (now - 2 * D).div_euclid(H) * H;
-    let first: Vec<i64> = (0..10).map(|i| hour + i * 60_000).collect();
-    store_through_another_instance(&redis, "CP-LOST", vec![voltages(&first, 230.0)]).await;
+    let (server, now, _) = seeded(&redis, "CP-LOST", 10).await;
     for _ in 0..2 {
         assert_eq!(meter_values_of(&server, "CP-LOST", now).await.len(), 10);
     }
@@ -239,10 +238,7 @@ async fn a_lost_tracking_connection_forgets_every_kept_read() {
 #[actix_web::test]
 async fn a_tracking_connection_that_stops_answering_forgets_every_kept_read() {
     let redis = RedisServer::start();
-    let server = server(&redis).await;
-    let now = Utc::now().timestamp_millis();
-    let hour = (now - 2 * D).div_euclid(H) * H;
-    store_through_another_instance(&redis, "CP-MUTE", vec![voltages(&[hour], 230.0)]).await;
+    let (server, now, _) = seeded(&redis, "CP-MUTE", 1).await;
     for _ in 0..2 {
         assert_eq!(meter_values_of(&server, "CP-MUTE", now).await.len(), 1);
     }
@@ -277,10 +273,7 @@ async fn reads_go_through_the_pool_when_redis_refuses_tracking() {
             .trim(),
         "OK"
     );
-    let server = server(&redis).await;
-    let now = Utc::now().timestamp_millis();
-    let hour = (now - 2 * D).div_euclid(H) * H;
-    store_through_another_instance(&redis, "CP-ACL", vec![voltages(&[hour], 230.0)]).await;
+    let (server, now, hour) = seeded(&redis, "CP-ACL", 1).await;
     for _ in 0..3 {
         assert_eq!(meter_values_of(&server, "CP-ACL", now).await.len(), 1);
         assert_eq!(
