@@ -24,9 +24,7 @@ pub(super) fn begin(
 ) -> Step {
     let marks = link.reads();
     if let Some(confirmed) = marks.confirmed(charge_point, &key) {
-        for _ in 0..confirmed.held.entries() {
-            cache.hit();
-        }
+        cache.hits(confirmed.held.entries());
         return Step::Answered(confirmed);
     }
     Step::Ask(marks.open(charge_point, key))

@@ -522,9 +522,7 @@ pub async fn read_buckets_cached_on<C: redis::aio::ConnectionLike + Send>(
                 .is_none_or(|entry| version.as_deref() != Some(&*entry.version))
         })
         .collect();
-    for _ in 0..found.len() - missing.len() - stale.len() {
-        cache.hit();
-    }
+    cache.hits(found.len() - missing.len() - stale.len());
     if !stale.is_empty() {
         for &i in &stale {
             cache.invalidate_bucket(charge_point, period, read.starts[i]);

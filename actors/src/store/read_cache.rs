@@ -264,7 +264,12 @@ impl ReadCache {
 
     /// Counts a lookup that Redis confirmed.
     pub fn hit(&self) {
-        self.stats.hits.fetch_add(1, Ordering::Relaxed);
+        self.hits(1);
+    }
+
+    /// Counts `n` lookups served from memory at once (a read answered whole from memory).
+    pub fn hits(&self, n: usize) {
+        self.stats.hits.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Counts a lookup that had to read and decode in full.
